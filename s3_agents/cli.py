@@ -1,0 +1,229 @@
+"""The ``s3`` command line: build indexes, serve and query them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="s3",
+    help="s3-agents: search agents for retrieval-augmented generation.\n\n"
+         "Start with `s3 serve` (serves a demo corpus) and `s3 retrieve \"question\"`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+index_app = typer.Typer(help="Build and inspect retrieval indexes.", no_args_is_help=True)
+corpus_app = typer.Typer(help="Check corpora and export the demo corpus.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+app.add_typer(corpus_app, name="corpus")
+
+
+class BackendName(str, Enum):
+    faiss = "faiss"
+    qdrant = "qdrant"
+    bm25 = "bm25"
+
+
+class IndexTypeName(str, Enum):
+    flat = "flat"
+    hnsw = "hnsw"
+    ivf = "ivf"
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+def _info(message: str) -> None:
+    typer.secho(message, err=True, fg=typer.colors.BRIGHT_BLACK)
+
+
+def _demo_retriever(embedder_spec: str) -> Any:
+    from s3_agents.corpus import load_demo_corpus
+    from s3_agents.embedders import load_embedder
+    from s3_agents.retrievers import FaissRetriever
+
+    corpus = load_demo_corpus()
+    _info(f"no index given: indexing the demo corpus ({len(corpus)} passages) in memory with {embedder_spec}")
+    return FaissRetriever.from_passages(corpus.passages, load_embedder(embedder_spec))
+
+
+EmbedderOpt = Annotated[str, typer.Option(
+    "--embedder", "-e",
+    help="Embedder spec: minilm (offline default), hashing[:dim], e5:<hf-model>, or any "
+         "sentence-transformers model id / directory.")]
+
+
+@index_app.command("build")
+def index_build(
+    corpus: Annotated[Path, typer.Argument(help="JSONL corpus ({id, contents} or {id, title, text}).")],
+    out: Annotated[Path, typer.Argument(help="Index directory to create or update.")],
+    backend: Annotated[BackendName, typer.Option(help="Index backend.")] = BackendName.faiss,
+    index_type: Annotated[IndexTypeName, typer.Option(help="FAISS index type.")] = IndexTypeName.flat,
+    embedder: EmbedderOpt = "minilm",
+    batch_size: Annotated[int, typer.Option(min=1, help="Texts per embedding batch.")] = 64,
+    chunk_size: Annotated[int, typer.Option(min=1, help="Passages per saved (resumable) chunk.")] = 2048,
+    skip_bad_lines: Annotated[bool, typer.Option(help="Skip malformed corpus lines (counted) instead of stopping.")] = False,
+    restart: Annotated[bool, typer.Option(help="Discard the saved work of an interrupted build.")] = False,
+    collection: Annotated[str, typer.Option(help="Qdrant collection (alias) name.")] = "s3",
+    qdrant_url: Annotated[str | None, typer.Option(help="Qdrant server URL; default: local on-disk storage in OUT.")] = None,
+    qdrant_api_key: Annotated[str | None, typer.Option(envvar="QDRANT_API_KEY", help="Qdrant API key (never stored).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Build a FAISS, Qdrant or BM25 index from a corpus (atomic; resumes an interrupted build)."""
+    from s3_agents.corpus import load_corpus
+    from s3_agents.embedders import SentenceTransformerEmbedder, load_embedder
+    from s3_agents.retrievers import build_index
+
+    data = load_corpus(corpus, skip_bad_lines=skip_bad_lines)
+    _info(data.summary())
+    if not data.passages:
+        _fail(f"{corpus} holds no passages")
+    options: dict[str, Any] = {"show_progress": not quiet}
+    emb = None
+    if backend is not BackendName.bm25:
+        emb = load_embedder(embedder)
+        if isinstance(emb, SentenceTransformerEmbedder):
+            emb.batch_size = batch_size
+        options.update(chunk_size=chunk_size, restart=restart)
+    if backend is BackendName.faiss:
+        options["index_type"] = index_type.value
+    if backend is BackendName.qdrant:
+        options.update(collection=collection, url=qdrant_url, api_key=qdrant_api_key)
+    gen = build_index(data.passages, out, backend=backend.value, embedder=emb, **options)
+    typer.echo(f"built {backend.value} index of {len(data.passages)} passages at {out} ({gen.name})")
+    if data.bad_lines:
+        typer.echo(f"skipped {len(data.bad_lines)} bad line(s) in {corpus}")
+
+
+@index_app.command("info")
+def index_info(path: Annotated[Path, typer.Argument(help="Index directory.")]) -> None:
+    """Print an index directory's metadata."""
+    from s3_agents.retrievers._store import IndexStore
+
+    typer.echo(json.dumps(IndexStore(path).read_meta(), indent=2))
+
+
+@app.command()
+def serve(
+    index: Annotated[str | None, typer.Option("--index", "-i", help="Index directory; default: the demo corpus.")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1 keeps it local).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port (s3 scripts use 3000).")] = 3000,
+    api_key: Annotated[str | None, typer.Option(envvar="S3_API_KEY", help="Require this key on /retrieve.")] = None,
+    embedder: EmbedderOpt = "minilm",
+    max_queries: Annotated[int, typer.Option(min=1, help="Queries per request.")] = 512,
+    max_topk: Annotated[int, typer.Option(min=1, help="Largest topk.")] = 100,
+    default_topk: Annotated[int, typer.Option(min=1, help="topk when a request sends none.")] = 3,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="Largest request body.")] = 1_000_000,
+    max_batch: Annotated[int, typer.Option(min=1, help="Queries per batched index call.")] = 256,
+) -> None:
+    """Serve POST /retrieve (s3 / Search-R1 compatible) and GET /health."""
+    from s3_agents.retrievers import load_retriever
+    from s3_agents.server import ServerLimits
+    from s3_agents.server import serve as run_server
+
+    if default_topk > max_topk:
+        raise typer.BadParameter("--default-topk must not exceed --max-topk")
+    retriever = load_retriever(index) if index else _demo_retriever(embedder)
+    limits = ServerLimits(max_queries=max_queries, max_topk=max_topk, default_topk=default_topk,
+                          max_body_bytes=max_body_bytes, max_batch=max_batch)
+    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        _info(f"warning: binding {host} without --api-key exposes the index to the network")
+    _info(f"serving {index or 'the demo corpus'} on http://{host}:{port}/retrieve")
+    run_server(retriever, host=host, port=port, api_key=api_key, limits=limits,
+               info={"index": index or "demo"})
+
+
+@app.command()
+def retrieve(
+    queries: Annotated[list[str], typer.Argument(help="One or more queries.")],
+    index: Annotated[str | None, typer.Option("--index", "-i", help="Index directory.")] = None,
+    url: Annotated[str | None, typer.Option(help="Retrieval server URL instead of an index.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="Passages per query.")] = 3,
+    api_key: Annotated[str | None, typer.Option(envvar="S3_API_KEY", help="API key for --url.")] = None,
+    embedder: EmbedderOpt = "minilm",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the s3 JSON reply shape.")] = False,
+) -> None:
+    """Print the top-k passages for each query (demo corpus when no --index or --url)."""
+    from s3_agents.retrievers import RemoteRetriever, load_retriever
+
+    if index and url:
+        raise typer.BadParameter("give --index or --url, not both")
+    if url:
+        retriever = RemoteRetriever(url, api_key=api_key)
+    else:
+        retriever = load_retriever(index) if index else _demo_retriever(embedder)
+    with retriever:
+        results = retriever.search(queries, k)
+    if as_json:
+        typer.echo(json.dumps({"result": [[{"document": p.to_document(), "score": p.score} for p in hits]
+                                          for hits in results]}, indent=2))
+        return
+    for query, hits in zip(queries, results):
+        typer.secho(f"? {query}", bold=True)
+        for rank, p in enumerate(hits, 1):
+            score = "" if p.score is None else f"{p.score:.3f}  "
+            typer.echo(f"  {rank}. {score}[{p.id}] {p.title}: {p.text[:160]}")
+
+
+@corpus_app.command("check")
+def corpus_check(
+    path: Annotated[Path, typer.Argument(help="JSONL corpus.")],
+    show: Annotated[int, typer.Option(help="Bad lines to list.")] = 10,
+) -> None:
+    """Validate a corpus; list bad lines with their numbers (exit 1 if any)."""
+    from s3_agents.corpus import load_corpus
+
+    data = load_corpus(path, skip_bad_lines=True)
+    typer.echo(data.summary())
+    for bad in data.bad_lines[:show]:
+        typer.echo(f"  line {bad.line_no}: {bad.reason}")
+    if data.bad_lines:
+        raise typer.Exit(code=1)
+
+
+@corpus_app.command("demo")
+def corpus_demo(out: Annotated[Path, typer.Argument(help="Folder to write into.")]) -> None:
+    """Write the demo corpus and its multi-hop questions to a folder."""
+    from s3_agents.demo_world import write_demo_files
+
+    for path in write_demo_files(out):
+        typer.echo(f"wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``s3`` console script; turns known errors into one-line messages."""
+    from s3_agents.errors import S3Error
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(args=argv, prog_name="s3", standalone_mode=False)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except (S3Error, FileNotFoundError, ValueError, ImportError) as err:
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.secho("interrupted", err=True)
+        sys.exit(130)
+    except Exception as err:  # click usage errors and the like
+        import click
+
+        if isinstance(err, click.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Exceptions raised by s3-agents.
+
+Caller mistakes (a wrong argument type, an unknown option) raise the closest built-in
+exception with the fix in the message. Failures of the world outside the caller's
+control (a malformed corpus file, a retrieval server that does not answer) raise a
+subclass of :class:`S3Error`, always chained with ``raise ... from err``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "S3Error",
+    "CorpusFormatError",
+    "IndexNotFoundError",
+    "RetrieverError",
+    "RetrieverUnavailableError",
+]
+
+
+class S3Error(Exception):
+    """Base class of every error that s3-agents raises on purpose."""
+
+
+class CorpusFormatError(S3Error, ValueError):
+    """A corpus line that is not a passage.
+
+    Attributes:
+        path: The corpus file.
+        line_no: 1-based line number of the bad line.
+        reason: What is wrong with it.
+    """
+
+    def __init__(self, path: str | Path, line_no: int, reason: str) -> None:
+        self.path = str(path)
+        self.line_no = line_no
+        self.reason = reason
+        super().__init__(
+            f"{self.path}, line {line_no}: {reason} "
+            "(pass skip_bad_lines=True / --skip-bad-lines to skip such lines and count them)"
+        )
+
+
+class IndexNotFoundError(S3Error, FileNotFoundError):
+    """No complete index at the given path (never built, or every build was interrupted)."""
+
+
+class RetrieverError(S3Error):
+    """A retriever answered with an error, or with something that is not a result."""
+
+
+class RetrieverUnavailableError(RetrieverError):
+    """A remote retriever could not be reached after all retries.
+
+    Attributes:
+        url: The endpoint that was called.
+    """
+
+    def __init__(self, url: str, message: str) -> None:
+        self.url = url
+        super().__init__(message)

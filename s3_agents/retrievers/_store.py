@@ -1,0 +1,237 @@
+"""On-disk index layout with atomic publishing and resumable embedding.
+
+An index directory holds complete *generations* and a pointer to the live one::
+
+    my-index/
+      CURRENT              name of the live generation, replaced atomically (os.replace)
+      gen-<stamp>/         meta.json, passages.jsonl and the backend's files
+      .partial/            embeddings of an unfinished build, one .npy per chunk
+      .tmp-<stamp>/        a generation being written (removed on failure or next build)
+
+A build writes a fresh ``.tmp-*`` folder, fsyncs it, renames it to ``gen-*`` and only then
+points ``CURRENT`` at it. A build killed at any moment therefore leaves either the previous
+index or none, never a half-written one that loads. Embeddings are saved chunk by chunk in
+``.partial/`` under a fingerprint of corpus and embedder, so a new build of the same corpus
+resumes where the killed one stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from s3_agents.corpus import load_corpus, write_corpus
+from s3_agents.errors import IndexNotFoundError
+from s3_agents.types import Passage
+
+__all__ = ["IndexStore", "META_FILE", "PASSAGES_FILE"]
+
+logger = logging.getLogger(__name__)
+
+META_FILE = "meta.json"
+PASSAGES_FILE = "passages.jsonl"
+_CURRENT = "CURRENT"
+_PARTIAL = ".partial"
+FORMAT_VERSION = 1
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            with open(os.path.join(dirpath, name), "rb") as handle:
+                os.fsync(handle.fileno())
+        _fsync_dir(Path(dirpath))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class IndexStore:
+    """Generations of one index directory.
+
+    Args:
+        root: The index directory (created on the first build).
+
+    Example:
+        >>> store = IndexStore("/tmp/demo-index")               # doctest: +SKIP
+        >>> with store.new_generation() as gen:                  # doctest: +SKIP
+        ...     (gen / "index.bin").write_bytes(data)            # published on success only
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    # -- reading ---------------------------------------------------------------------------
+    def current(self) -> Path | None:
+        """The live generation, or ``None`` when no build has completed."""
+        pointer = self.root / _CURRENT
+        if not pointer.is_file():
+            return None
+        gen = self.root / pointer.read_text(encoding="utf-8").strip()
+        return gen if (gen / META_FILE).is_file() else None
+
+    def require_current(self) -> Path:
+        """The live generation; raises :class:`IndexNotFoundError` with a hint when there is none."""
+        gen = self.current()
+        if gen is None:
+            hint = (" (an interrupted build left partial work there; run `s3 index build` again "
+                    "to resume it)" if (self.root / _PARTIAL).exists() else "")
+            raise IndexNotFoundError(
+                f"no complete index at {self.root}{hint}; build one with "
+                "`s3 index build CORPUS.jsonl " + str(self.root) + "`"
+            )
+        return gen
+
+    def read_meta(self) -> dict[str, Any]:
+        """``meta.json`` of the live generation."""
+        return json.loads((self.require_current() / META_FILE).read_text(encoding="utf-8"))
+
+    @staticmethod
+    def read_passages(gen: Path) -> list[Passage]:
+        """The passages stored with a generation, in index order."""
+        return load_corpus(gen / PASSAGES_FILE).passages
+
+    # -- writing ---------------------------------------------------------------------------
+    @contextmanager
+    def new_generation(self) -> Iterator[Path]:
+        """Yield an empty folder; publish it as the live generation if the block succeeds."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        tmp = self.root / f".tmp-{stamp}"
+        tmp.mkdir()
+        try:
+            yield tmp
+            _fsync_tree(tmp)
+            gen = self.root / f"gen-{stamp}"
+            os.rename(tmp, gen)
+            _fsync_dir(self.root)
+            _write_atomic(self.root / _CURRENT, gen.name.encode("utf-8"))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self._remove_stale(keep=gen.name)
+
+    def _remove_stale(self, keep: str) -> None:
+        for child in self.root.iterdir():
+            if child.name == keep:
+                continue
+            if child.name.startswith(("gen-", ".tmp-")) and child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+
+    @staticmethod
+    def write_meta(gen: Path, meta: dict[str, Any], passages: Sequence[Passage]) -> None:
+        """Write ``meta.json`` and ``passages.jsonl`` into a generation being built."""
+        write_corpus(passages, gen / PASSAGES_FILE, form="plain")
+        full = {"format_version": FORMAT_VERSION, "count": len(passages),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **meta}
+        (gen / META_FILE).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
+
+    # -- resumable embedding ---------------------------------------------------------------
+    def embed_resumable(
+        self,
+        texts: Sequence[str],
+        embed: Callable[[Sequence[str]], np.ndarray],
+        *,
+        fingerprint: str,
+        chunk_size: int = 2048,
+        restart: bool = False,
+        show_progress: bool = True,
+        on_chunk: Callable[[int, int], None] | None = None,
+    ) -> tuple[np.ndarray, int]:
+        """Embed ``texts`` in chunks saved under ``.partial/`` so a killed build can resume.
+
+        Args:
+            texts: Passage texts in index order.
+            embed: Function from a list of texts to a ``(n, dim)`` float32 array.
+            fingerprint: Identifies corpus + embedder + chunk size; chunks saved under another
+                fingerprint are discarded.
+            chunk_size: Texts per saved chunk.
+            restart: Discard any saved chunks first.
+            show_progress: Show a progress bar over chunks.
+            on_chunk: Called as ``on_chunk(done, total)`` after each chunk is saved.
+
+        Returns:
+            The stacked embeddings and how many chunks were reused from an earlier run.
+        """
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        partial = self.root / _PARTIAL
+        manifest = partial / "manifest.json"
+        if restart and partial.exists():
+            shutil.rmtree(partial)
+        if partial.exists():
+            try:
+                saved = json.loads(manifest.read_text(encoding="utf-8")).get("fingerprint")
+            except (OSError, ValueError):
+                saved = None
+            if saved != fingerprint:
+                logger.info("discarding partial embeddings of a different corpus or embedder")
+                shutil.rmtree(partial)
+        partial.mkdir(parents=True, exist_ok=True)
+        _write_atomic(manifest, json.dumps({"fingerprint": fingerprint}).encode("utf-8"))
+
+        n_chunks = (len(texts) + chunk_size - 1) // chunk_size
+        parts: list[np.ndarray] = []
+        reused = 0
+        bar = tqdm(total=len(texts), desc="embedding", unit="passage", disable=not show_progress)
+        for i in range(n_chunks):
+            lo, hi = i * chunk_size, min(len(texts), (i + 1) * chunk_size)
+            path = partial / f"chunk-{i:06d}.npy"
+            block = None
+            if path.is_file():
+                try:
+                    block = np.load(path)
+                except (OSError, ValueError):
+                    block = None
+                if block is not None and block.shape[0] != hi - lo:
+                    block = None
+                if block is not None:
+                    reused += 1
+            if block is None:
+                block = np.ascontiguousarray(embed(list(texts[lo:hi])), dtype=np.float32)
+                tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+                with open(tmp, "wb") as handle:
+                    np.save(handle, block)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, path)
+            parts.append(block)
+            bar.update(hi - lo)
+            if on_chunk is not None:
+                on_chunk(i + 1, n_chunks)
+        bar.close()
+        if reused:
+            logger.info("resumed %d of %d embedding chunks from an interrupted build", reused, n_chunks)
+        if not parts:
+            return np.zeros((0, 0), dtype=np.float32), 0
+        return np.concatenate(parts), reused
+
+    def clear_partial(self) -> None:
+        """Remove the saved embeddings of a finished build."""
+        shutil.rmtree(self.root / _PARTIAL, ignore_errors=True)

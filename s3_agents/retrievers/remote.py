@@ -1,0 +1,182 @@
+"""HTTP client for an s3 / Search-R1 compatible retrieval server (``POST /retrieve``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from s3_agents.corpus import parse_passage
+from s3_agents.errors import RetrieverError, RetrieverUnavailableError
+from s3_agents.retrievers.base import Retriever
+from s3_agents.types import Passage
+
+__all__ = ["RemoteRetriever", "build_request", "parse_response"]
+
+logger = logging.getLogger(__name__)
+
+_RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+
+
+def build_request(queries: Sequence[str], k: int, *, return_scores: bool = True) -> dict[str, Any]:
+    """The JSON body of ``POST /retrieve``: ``{"queries", "topk", "return_scores"}``."""
+    return {"queries": list(queries), "topk": int(k), "return_scores": bool(return_scores)}
+
+
+def parse_response(payload: Any, n_queries: int) -> list[list[Passage]]:
+    """Turn a ``/retrieve`` reply into passages.
+
+    Accepts both reply shapes: with scores, ``{"result": [[{"document": doc, "score": s}, ...]]}``;
+    without, ``{"result": [[doc, ...]]}``. ``doc`` is ``{"id", "contents"}`` (wiki-18) or
+    ``{"id", "title", "text"}``.
+
+    Raises:
+        RetrieverError: If the reply has another shape or the wrong number of result lists.
+    """
+    if not isinstance(payload, dict) or not isinstance(payload.get("result"), list):
+        raise RetrieverError(f'expected {{"result": [...]}} from the retrieval server, got {str(payload)[:200]}')
+    result = payload["result"]
+    if len(result) != n_queries:
+        raise RetrieverError(f"sent {n_queries} queries but the server returned {len(result)} result lists")
+    out: list[list[Passage]] = []
+    for hits in result:
+        if not isinstance(hits, list):
+            raise RetrieverError(f"a result list is {type(hits).__name__}, expected a list")
+        passages = []
+        for hit in hits:
+            try:
+                if isinstance(hit, dict) and "document" in hit:
+                    passage = parse_passage(hit["document"])
+                    if hit.get("score") is not None:
+                        passage = passage.with_score(float(hit["score"]))
+                else:
+                    passage = parse_passage(hit)
+            except (ValueError, TypeError) as err:
+                raise RetrieverError(f"unreadable document in the server reply: {err}") from err
+            passages.append(passage)
+        out.append(passages)
+    return out
+
+
+def _endpoint(url: str) -> str:
+    url = url.rstrip("/")
+    return url if url.endswith("/retrieve") else url + "/retrieve"
+
+
+class RemoteRetriever(Retriever):
+    """Retrieval through an s3 / Search-R1 retrieval server, such as ``s3 serve``.
+
+    Transport failures (connection refused, timeouts, HTTP 408/429/5xx) are retried with
+    exponential backoff; after the last attempt a :class:`RetrieverUnavailableError` names the URL.
+    Other HTTP errors (a wrong API key, a request over the server's limits) raise
+    :class:`RetrieverError` at once, with the server's explanation.
+
+    Args:
+        url: The server (``http://127.0.0.1:3000``) or its endpoint (``.../retrieve``).
+        api_key: Sent as ``Authorization: Bearer <key>`` when given.
+        timeout: Seconds per attempt.
+        retries: Attempts after the first one.
+        backoff: First retry delay in seconds; doubles after each attempt.
+
+    Example:
+        >>> r = RemoteRetriever("http://127.0.0.1:3000/retrieve")   # doctest: +SKIP
+        >>> r.search(["Who founded Gritia?"], k=3)                   # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https://, got {url!r}")
+        if retries < 0 or timeout <= 0:
+            raise ValueError("retries must be >= 0 and timeout > 0")
+        self.url = _endpoint(url)
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(timeout=timeout, headers=self._headers)
+
+    def _unavailable(self, err: Exception | str) -> RetrieverUnavailableError:
+        return RetrieverUnavailableError(
+            self.url,
+            f"retrieval server at {self.url} did not answer after {self.retries + 1} attempt(s) "
+            f"(timeout {self.timeout:g} s each): {err}. Is it running? Start one with `s3 serve`.",
+        )
+
+    def _check(self, response: httpx.Response, n: int) -> list[list[Passage]]:
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise RetrieverError(f"retrieval server at {self.url} answered HTTP {response.status_code}: {detail}")
+        try:
+            payload = response.json()
+        except ValueError as err:
+            raise RetrieverError(f"retrieval server at {self.url} sent a reply that is not JSON") from err
+        return parse_response(payload, n)
+
+    def _search(self, queries: list[str], k: int) -> list[list[Passage]]:
+        body = build_request(queries, k)
+        last: Exception | str = "no attempt made"
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                response = self._client.post(self.url, json=body)
+            except httpx.TransportError as err:
+                last = err
+                logger.info("retrieval server %s: attempt %d failed: %s", self.url, attempt + 1, err)
+                continue
+            if response.status_code in _RETRYABLE_STATUS:
+                last = f"HTTP {response.status_code}"
+                continue
+            return self._check(response, len(queries))
+        raise self._unavailable(last)
+
+    async def asearch(self, queries: Sequence[str], k: int = 3) -> list[list[Passage]]:
+        from s3_agents.retrievers.base import check_queries
+
+        queries = check_queries(queries, k)
+        if not queries:
+            return []
+        body = build_request(queries, k)
+        last: Exception | str = "no attempt made"
+        async with httpx.AsyncClient(timeout=self.timeout, headers=self._headers) as client:
+            for attempt in range(self.retries + 1):
+                if attempt:
+                    await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+                try:
+                    response = await client.post(self.url, json=body)
+                except httpx.TransportError as err:
+                    last = err
+                    continue
+                if response.status_code in _RETRYABLE_STATUS:
+                    last = f"HTTP {response.status_code}"
+                    continue
+                return self._check(response, len(queries))
+        raise self._unavailable(last)
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health`` of the server (one attempt)."""
+        url = self.url.removesuffix("/retrieve") + "/health"
+        try:
+            response = self._client.get(url)
+        except httpx.TransportError as err:
+            raise RetrieverUnavailableError(url, f"retrieval server at {url} is not reachable: {err}") from err
+        response.raise_for_status()
+        return response.json()
+
+    def close(self) -> None:
+        self._client.close()
