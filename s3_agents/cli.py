@@ -205,25 +205,13 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``s3`` console script; turns known errors into one-line messages."""
     from s3_agents.errors import S3Error
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("s3_agents").setLevel(logging.INFO)
     try:
-        app(args=argv, prog_name="s3", standalone_mode=False)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
+        app(args=argv, prog_name="s3")  # standalone: usage errors exit 2 with click's message
     except (S3Error, FileNotFoundError, ValueError, ImportError) as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        typer.secho("interrupted", err=True)
-        sys.exit(130)
-    except Exception as err:  # click usage errors and the like
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        raise
-
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from s3_agents.corpus import corpus_fingerprint, load_corpus, parse_passage, write_corpus
+from s3_agents.errors import CorpusFormatError
+from s3_agents.types import Passage
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_reads_wiki18_form(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "c.jsonl", [
+        json.dumps({"id": "0", "contents": '"Hamlet"\nA tragedy by William Shakespeare.'}),
+        json.dumps({"id": 7, "contents": '"Foo (band)"\nA band.\nSecond line.'}),
+    ])
+    corpus = load_corpus(path)
+    assert [p.id for p in corpus] == ["0", "7"]
+    assert corpus.passages[0] == Passage("0", "Hamlet", "A tragedy by William Shakespeare.")
+    # Titles with parentheses survive (the s3 regex mangled them).
+    assert corpus.passages[1].title == "Foo (band)"
+    assert corpus.passages[1].text == "A band.\nSecond line."
+    assert corpus.passages[1].contents == '"Foo (band)"\nA band.\nSecond line.'
+
+
+def test_reads_plain_form_and_gzip(tmp_path: Path) -> None:
+    lines = [json.dumps({"id": "a", "title": "T", "text": "body"}), "", json.dumps({"id": "b", "text": "no title"})]
+    path = tmp_path / "c.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(lines))
+    corpus = load_corpus(path)
+    assert [(p.id, p.title, p.text) for p in corpus] == [("a", "T", "body"), ("b", "", "no title")]
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    ("{not json", "invalid JSON"),
+    ('["a list"]', "expected a JSON object"),
+    ('{"contents": "x"}', '"id"'),
+    ('{"id": "1"}', '"contents"'),
+    ('{"id": "1", "contents": 5}', "must be a string"),
+    ('{"id": "1", "title": "", "text": ""}', "empty"),
+])
+def test_malformed_line_names_file_and_line(tmp_path: Path, line: str, reason: str) -> None:
+    path = write_lines(tmp_path / "c.jsonl", [json.dumps({"id": "0", "contents": '"T"\nok'}), "", line])
+    with pytest.raises(CorpusFormatError) as info:
+        load_corpus(path)
+    assert info.value.line_no == 3
+    assert info.value.path == str(path)
+    assert reason in str(info.value)
+    assert f"{path}, line 3" in str(info.value)
+
+
+def test_skip_bad_lines_counts_them(tmp_path: Path) -> None:
+    path = write_lines(tmp_path / "c.jsonl", [
+        json.dumps({"id": "0", "contents": '"T"\nok'}),
+        "garbage",
+        json.dumps({"id": "0", "contents": '"T"\nduplicate id'}),
+        json.dumps({"id": "1", "contents": '"U"\nfine'}),
+    ])
+    corpus = load_corpus(path, skip_bad_lines=True)
+    assert [p.id for p in corpus] == ["0", "1"]
+    assert [b.line_no for b in corpus.bad_lines] == [2, 3]
+    assert "duplicate id '0' (first seen on line 1)" in corpus.bad_lines[1].reason
+    assert "skipped 2 bad line(s), first at line 2" in corpus.summary()
+
+
+def test_missing_file() -> None:
+    with pytest.raises(FileNotFoundError, match="corpus file not found"):
+        load_corpus("/nonexistent/corpus.jsonl")
+
+
+def test_parse_passage_without_title_line() -> None:
+    assert parse_passage({"id": 3, "contents": "just text"}) == Passage("3", "", "just text")
+
+
+@pytest.mark.parametrize("form", ["wiki18", "plain"])
+def test_write_then_read_round_trip(tmp_path: Path, demo_corpus, form: str) -> None:
+    path = tmp_path / f"{form}.jsonl"
+    assert write_corpus(demo_corpus.passages, path, form=form) == len(demo_corpus)
+    again = load_corpus(path)
+    assert again.passages == demo_corpus.passages
+    assert corpus_fingerprint(again) == corpus_fingerprint(demo_corpus)
+
+
+def test_fingerprint_changes_with_text(demo_corpus) -> None:
+    changed = list(demo_corpus.passages)
+    changed[5] = Passage(changed[5].id, changed[5].title, changed[5].text + ".")
+    assert corpus_fingerprint(changed) != corpus_fingerprint(demo_corpus)

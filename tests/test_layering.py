@@ -1,0 +1,37 @@
+"""The core imports none of verl, vllm, training/ or integrations/, and stays light to import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from tests.conftest import REPO
+
+BLOCKED = ["verl", "vllm", "ray", "training", "integrations", "llama_index", "langgraph"]
+
+
+def test_core_imports_with_heavy_and_upper_layers_blocked() -> None:
+    code = textwrap.dedent(f"""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {BLOCKED!r}:
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        import s3_agents, s3_agents.cli, s3_agents.server, s3_agents.retrievers
+        from s3_agents.retrievers import faiss, qdrant, bm25, remote
+        heavy = [m for m in ("torch", "sentence_transformers", "faiss", "qdrant_client", "bm25s")
+                 if m in sys.modules]
+        print(",".join(heavy))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    # Backends load lazily: importing the package pulls in no model or index library.
+    assert result.stdout.strip() == ""
+
+
+def test_public_api_is_explicit() -> None:
+    import s3_agents
+
+    assert s3_agents.__all__ and all(hasattr(s3_agents, name) for name in s3_agents.__all__)
