@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -27,13 +27,13 @@ app.add_typer(index_app, name="index")
 app.add_typer(corpus_app, name="corpus")
 
 
-class BackendName(str, Enum):
+class BackendName(StrEnum):
     faiss = "faiss"
     qdrant = "qdrant"
     bm25 = "bm25"
 
 
-class IndexTypeName(str, Enum):
+class IndexTypeName(StrEnum):
     flat = "flat"
     hnsw = "hnsw"
     ivf = "ivf"
@@ -73,11 +73,14 @@ def index_build(
     embedder: EmbedderOpt = "minilm",
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per embedding batch.")] = 64,
     chunk_size: Annotated[int, typer.Option(min=1, help="Passages per saved (resumable) chunk.")] = 2048,
-    skip_bad_lines: Annotated[bool, typer.Option(help="Skip malformed corpus lines (counted) instead of stopping.")] = False,
+    skip_bad_lines: Annotated[bool, typer.Option(
+        help="Skip malformed corpus lines (counted) instead of stopping.")] = False,
     restart: Annotated[bool, typer.Option(help="Discard the saved work of an interrupted build.")] = False,
     collection: Annotated[str, typer.Option(help="Qdrant collection (alias) name.")] = "s3",
-    qdrant_url: Annotated[str | None, typer.Option(help="Qdrant server URL; default: local on-disk storage in OUT.")] = None,
-    qdrant_api_key: Annotated[str | None, typer.Option(envvar="QDRANT_API_KEY", help="Qdrant API key (never stored).")] = None,
+    qdrant_url: Annotated[str | None, typer.Option(
+        help="Qdrant server URL; default: local on-disk storage in OUT.")] = None,
+    qdrant_api_key: Annotated[str | None, typer.Option(
+        envvar="QDRANT_API_KEY", help="Qdrant API key (never stored).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Build a FAISS, Qdrant or BM25 index from a corpus (atomic; resumes an interrupted build)."""
@@ -116,7 +119,8 @@ def index_info(path: Annotated[Path, typer.Argument(help="Index directory.")]) -
 
 @app.command()
 def serve(
-    index: Annotated[str | None, typer.Option("--index", "-i", help="Index directory; default: the demo corpus.")] = None,
+    index: Annotated[str | None, typer.Option(
+        "--index", "-i", help="Index directory; default: the demo corpus.")] = None,
     host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1 keeps it local).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port (s3 scripts use 3000).")] = 3000,
     api_key: Annotated[str | None, typer.Option(envvar="S3_API_KEY", help="Require this key on /retrieve.")] = None,

@@ -198,17 +198,23 @@ class FaissRetriever(DenseRetriever):
         return len(self.passages)
 
     def search_vectors(self, vectors: np.ndarray, k: int) -> list[list[Passage]]:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.index.d)
+        if vectors.dtype != np.float32 or vectors.ndim != 2 or not vectors.flags.c_contiguous:
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.index.d)
         k = min(k, len(self.passages))
         if k == 0:
             return [[] for _ in range(len(vectors))]
         scores, ids = self.index.search(vectors, k)
-        passages = self.passages
-        return [
-            [passages[i].with_score(s) for i, s in zip(row_ids.tolist(), row_scores.tolist()) if i >= 0]
-            for row_ids, row_scores in zip(ids, scores)
-        ]
-
+        # Hot path (the benchmark holds it to >= 0.9x raw FAISS): build passages directly.
+        passages, make = self.passages, Passage
+        out = []
+        for row_ids, row_scores in zip(ids.tolist(), scores.tolist()):
+            hits = []
+            for i, score in zip(row_ids, row_scores):
+                if i >= 0:
+                    p = passages[i]
+                    hits.append(make(p.id, p.title, p.text, score))
+            out.append(hits)
+        return out
 
 def build_faiss_index(
     passages: Sequence[Passage],

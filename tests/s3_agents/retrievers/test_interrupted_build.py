@@ -13,7 +13,7 @@ from s3_agents.corpus import write_corpus
 from s3_agents.errors import IndexNotFoundError
 from s3_agents.retrievers import load_retriever
 from s3_agents.types import Passage
-from tests.conftest import cli_env, run_cli, s3_command, REPO
+from tests.conftest import REPO, cli_env, run_cli, s3_command
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,30 @@
+"""Smoke runs of the benchmark scripts at tiny sizes, so they keep working. No speed is asserted here."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, cli_env
+
+pytestmark = pytest.mark.slow
+
+
+def run(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, f"benchmarks/{script}", "--quick", "--no-write"], cwd=REPO,
+                          env=cli_env(), capture_output=True, text=True, timeout=600)
+
+
+def test_retrieval_benchmark_runs() -> None:
+    result = run("retrieval.py")
+    assert result.returncode == 0, result.stderr
+    for heading in ("FAISS wrapper overhead", "Approximate indexes vs flat", "Qdrant local", "BM25 (bm25s)"):
+        assert heading in result.stdout
+
+
+def test_server_load_benchmark_runs_without_errors() -> None:
+    result = run("server_load.py")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "Errors in total: **0**" in result.stdout
