@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("s3_agents").setLevel(logging.INFO)
     try:
         app(args=argv, prog_name="s3")  # standalone: usage errors exit 2 with click's message
-    except (S3Error, FileNotFoundError, ValueError, ImportError) as err:
+    except (S3Error, OSError, ValueError, ImportError, RuntimeError) as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         sys.exit(1)
 

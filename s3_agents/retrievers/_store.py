@@ -17,6 +17,7 @@ resumes where the killed one stopped.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -118,6 +119,26 @@ class IndexStore:
         return load_corpus(gen / PASSAGES_FILE).passages
 
     # -- writing ---------------------------------------------------------------------------
+    @contextmanager
+    def build_lock(self) -> Iterator[None]:
+        """Hold an exclusive lock on the index directory for one build (released even on SIGKILL).
+
+        Raises:
+            RuntimeError: If another build of the same directory is running.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as err:
+                raise RuntimeError(
+                    f"another build is writing {self.root}; wait for it or stop it first"
+                ) from err
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     @contextmanager
     def new_generation(self) -> Iterator[Path]:
         """Yield an empty folder; publish it as the live generation if the block succeeds."""

@@ -112,10 +112,11 @@ def build_bm25_index(
     Returns:
         The directory of the published generation.
     """
-    retriever = BM25Retriever.from_passages(passages, k1=k1, b=b, stopwords=stopwords,
-                                            show_progress=show_progress)
     store = IndexStore(path)
-    with store.new_generation() as gen:
-        retriever.model.save(str(gen / _MODEL_DIR))
-        IndexStore.write_meta(gen, {"kind": "bm25", "k1": k1, "b": b, "stopwords": stopwords}, passages)
-    return store.require_current()
+    with store.build_lock():
+        retriever = BM25Retriever.from_passages(passages, k1=k1, b=b, stopwords=stopwords,
+                                                show_progress=show_progress)
+        with store.new_generation() as gen:
+            retriever.model.save(str(gen / _MODEL_DIR))
+            IndexStore.write_meta(gen, {"kind": "bm25", "k1": k1, "b": b, "stopwords": stopwords}, passages)
+        return store.require_current()

@@ -220,21 +220,22 @@ def build_qdrant_index(
     if not passages:
         raise ValueError("cannot build an index over an empty corpus")
     store = IndexStore(path)
-    fingerprint = f"{corpus_fingerprint(passages)}:{embedder.spec}:{chunk_size}"
-    vectors, _ = store.embed_resumable(
-        [p.contents for p in passages], lambda texts: embedder.embed_passages(texts),
-        fingerprint=fingerprint, chunk_size=chunk_size, restart=restart, show_progress=show_progress,
-    )
-    Path(path).mkdir(parents=True, exist_ok=True)
-    client = make_qdrant_client(url=url, api_key=api_key, path=None if url else Path(path) / _STORAGE_DIR)
-    try:
-        build_qdrant_collection(passages, client, collection, embedder, vectors=vectors,
-                                show_progress=show_progress)
-    finally:
-        client.close()
-    meta = {"kind": "qdrant", "collection": collection, "url": url, "embedder": embedder.spec,
-            "dim": embedder.dim}
-    with store.new_generation() as gen:
-        IndexStore.write_meta(gen, meta, passages)
-    store.clear_partial()
-    return store.require_current()
+    with store.build_lock():
+        fingerprint = f"{corpus_fingerprint(passages)}:{embedder.spec}:{chunk_size}"
+        vectors, _ = store.embed_resumable(
+            [p.contents for p in passages], lambda texts: embedder.embed_passages(texts),
+            fingerprint=fingerprint, chunk_size=chunk_size, restart=restart, show_progress=show_progress,
+        )
+        Path(path).mkdir(parents=True, exist_ok=True)
+        client = make_qdrant_client(url=url, api_key=api_key, path=None if url else Path(path) / _STORAGE_DIR)
+        try:
+            build_qdrant_collection(passages, client, collection, embedder, vectors=vectors,
+                                    show_progress=show_progress)
+        finally:
+            client.close()
+        meta = {"kind": "qdrant", "collection": collection, "url": url, "embedder": embedder.spec,
+                "dim": embedder.dim}
+        with store.new_generation() as gen:
+            IndexStore.write_meta(gen, meta, passages)
+        store.clear_partial()
+        return store.require_current()

@@ -166,3 +166,13 @@ def test_failure_inside_a_generation_publishes_nothing(tmp_path: Path) -> None:
             raise RuntimeError("disk full")
     assert store.current() is None
     assert not any(p.name.startswith((".tmp-", "gen-")) for p in (tmp_path / "idx").iterdir())
+
+
+def test_concurrent_builds_of_one_directory_are_refused(tmp_path: Path, demo_corpus, hashing) -> None:
+    store = IndexStore(tmp_path / "idx")
+    with store.build_lock():
+        with pytest.raises(RuntimeError, match="another build is writing"):
+            build_faiss_index(demo_corpus.passages[:10], tmp_path / "idx", embedder=hashing, show_progress=False)
+    # Released: the same build now succeeds.
+    build_faiss_index(demo_corpus.passages[:10], tmp_path / "idx", embedder=hashing, show_progress=False)
+    assert len(FaissRetriever.load(tmp_path / "idx")) == 10
