@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from s3_agents.corpus import load_corpus, write_corpus
+from s3_agents.corpus import corpus_fingerprint, load_corpus, write_corpus
+from s3_agents.embedders import Embedder
 from s3_agents.errors import IndexNotFoundError
 from s3_agents.types import Passage
 
@@ -252,6 +253,23 @@ class IndexStore:
         if not parts:
             return np.zeros((0, 0), dtype=np.float32), 0
         return np.concatenate(parts), reused
+
+    def embed_passages(
+        self,
+        passages: Sequence[Passage],
+        embedder: Embedder,
+        *,
+        chunk_size: int = 2048,
+        restart: bool = False,
+        show_progress: bool = True,
+    ) -> np.ndarray:
+        """Embed passages (their ``"Title"\\ntext`` form) resumably, keyed by corpus and embedder."""
+        fingerprint = f"{corpus_fingerprint(passages)}:{embedder.spec}:{chunk_size}"
+        vectors, _ = self.embed_resumable(
+            [p.contents for p in passages], embedder.embed_passages, fingerprint=fingerprint,
+            chunk_size=chunk_size, restart=restart, show_progress=show_progress,
+        )
+        return vectors
 
     def clear_partial(self) -> None:
         """Remove the saved embeddings of a finished build."""

@@ -11,7 +11,6 @@ from typing import Any, Literal
 
 import numpy as np
 
-from s3_agents.corpus import corpus_fingerprint
 from s3_agents.embedders import Embedder, load_embedder
 from s3_agents.retrievers._store import IndexStore
 from s3_agents.retrievers.base import DenseRetriever
@@ -225,6 +224,7 @@ class FaissRetriever(DenseRetriever):
                 gc.enable()
         return out
 
+
 def build_faiss_index(
     passages: Sequence[Passage],
     path: str | Path,
@@ -272,12 +272,8 @@ def build_faiss_index(
         raise ValueError("cannot build an index over an empty corpus")
     store = IndexStore(path)
     with store.build_lock():
-        fingerprint = f"{corpus_fingerprint(passages)}:{embedder.spec}:{chunk_size}"
-        vectors, _ = store.embed_resumable(
-            [p.contents for p in passages],
-            lambda texts: embedder.embed_passages(texts),
-            fingerprint=fingerprint, chunk_size=chunk_size, restart=restart, show_progress=show_progress,
-        )
+        vectors = store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,
+                                       show_progress=show_progress)
         if index_type == "ivf":
             nlist = nlist or default_nlist(len(passages))
         index = make_faiss_index(vectors, index_type, hnsw_m=hnsw_m, nlist=nlist)

@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from s3_agents.corpus import corpus_fingerprint
 from s3_agents.embedders import Embedder, load_embedder
 from s3_agents.retrievers._store import IndexStore
 from s3_agents.retrievers.base import DenseRetriever
@@ -221,11 +220,8 @@ def build_qdrant_index(
         raise ValueError("cannot build an index over an empty corpus")
     store = IndexStore(path)
     with store.build_lock():
-        fingerprint = f"{corpus_fingerprint(passages)}:{embedder.spec}:{chunk_size}"
-        vectors, _ = store.embed_resumable(
-            [p.contents for p in passages], lambda texts: embedder.embed_passages(texts),
-            fingerprint=fingerprint, chunk_size=chunk_size, restart=restart, show_progress=show_progress,
-        )
+        vectors = store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,
+                                       show_progress=show_progress)
         Path(path).mkdir(parents=True, exist_ok=True)
         client = make_qdrant_client(url=url, api_key=api_key, path=None if url else Path(path) / _STORAGE_DIR)
         try:

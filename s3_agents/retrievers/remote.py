@@ -12,7 +12,7 @@ import httpx
 
 from s3_agents.corpus import parse_passage
 from s3_agents.errors import RetrieverError, RetrieverUnavailableError
-from s3_agents.retrievers.base import Retriever
+from s3_agents.retrievers.base import Retriever, check_queries
 from s3_agents.types import Passage
 
 __all__ = ["RemoteRetriever", "build_request", "parse_response"]
@@ -107,7 +107,7 @@ class RemoteRetriever(Retriever):
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(timeout=timeout, headers=self._headers)
 
-    def _unavailable(self, err: Exception | str) -> RetrieverUnavailableError:
+    def _unavailable(self, err: str) -> RetrieverUnavailableError:
         return RetrieverUnavailableError(
             self.url,
             f"retrieval server at {self.url} did not answer after {self.retries + 1} attempt(s) "
@@ -127,45 +127,48 @@ class RemoteRetriever(Retriever):
             raise RetrieverError(f"retrieval server at {self.url} sent a reply that is not JSON") from err
         return parse_response(payload, n)
 
+    def _delay(self, attempt: int) -> float:
+        return 0.0 if attempt == 0 else self.backoff * 2 ** (attempt - 1)
+
+    def _retry_reason(self, attempt: int, outcome: httpx.Response | Exception) -> str | None:
+        """Why this attempt should be retried, or ``None`` when ``outcome`` is a final reply."""
+        if isinstance(outcome, Exception):
+            logger.info("retrieval server %s: attempt %d failed: %s", self.url, attempt + 1, outcome)
+            return str(outcome) or type(outcome).__name__
+        if outcome.status_code in _RETRYABLE_STATUS:
+            return f"HTTP {outcome.status_code}"
+        return None
+
     def _search(self, queries: list[str], k: int) -> list[list[Passage]]:
-        body = build_request(queries, k)
-        last: Exception | str = "no attempt made"
+        body, last = build_request(queries, k), "no attempt made"
         for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+            time.sleep(self._delay(attempt))
             try:
-                response = self._client.post(self.url, json=body)
+                outcome: httpx.Response | Exception = self._client.post(self.url, json=body)
             except httpx.TransportError as err:
-                last = err
-                logger.info("retrieval server %s: attempt %d failed: %s", self.url, attempt + 1, err)
-                continue
-            if response.status_code in _RETRYABLE_STATUS:
-                last = f"HTTP {response.status_code}"
-                continue
-            return self._check(response, len(queries))
+                outcome = err
+            reason = self._retry_reason(attempt, outcome)
+            if reason is None:
+                return self._check(outcome, len(queries))  # type: ignore[arg-type]
+            last = reason
         raise self._unavailable(last)
 
     async def asearch(self, queries: Sequence[str], k: int = 3) -> list[list[Passage]]:
-        from s3_agents.retrievers.base import check_queries
-
         queries = check_queries(queries, k)
         if not queries:
             return []
-        body = build_request(queries, k)
-        last: Exception | str = "no attempt made"
+        body, last = build_request(queries, k), "no attempt made"
         async with httpx.AsyncClient(timeout=self.timeout, headers=self._headers) as client:
             for attempt in range(self.retries + 1):
-                if attempt:
-                    await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+                await asyncio.sleep(self._delay(attempt))
                 try:
-                    response = await client.post(self.url, json=body)
+                    outcome: httpx.Response | Exception = await client.post(self.url, json=body)
                 except httpx.TransportError as err:
-                    last = err
-                    continue
-                if response.status_code in _RETRYABLE_STATUS:
-                    last = f"HTTP {response.status_code}"
-                    continue
-                return self._check(response, len(queries))
+                    outcome = err
+                reason = self._retry_reason(attempt, outcome)
+                if reason is None:
+                    return self._check(outcome, len(queries))  # type: ignore[arg-type]
+                last = reason
         raise self._unavailable(last)
 
     def health(self) -> dict[str, Any]:

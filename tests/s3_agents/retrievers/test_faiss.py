@@ -176,3 +176,23 @@ def test_concurrent_builds_of_one_directory_are_refused(tmp_path: Path, demo_cor
     # Released: the same build now succeeds.
     build_faiss_index(demo_corpus.passages[:10], tmp_path / "idx", embedder=hashing, show_progress=False)
     assert len(FaissRetriever.load(tmp_path / "idx")) == 10
+
+
+def test_async_search_matches_sync(demo_corpus, hashing) -> None:
+    import asyncio
+
+    retriever = FaissRetriever.from_passages(demo_corpus.passages, hashing)
+    questions = ["currency of Ketroul", "river through Gritia"]
+
+    async def both():
+        return await asyncio.gather(retriever.asearch(questions[:1], 3), retriever.asearch(questions[1:], 3))
+
+    first, second = asyncio.run(both())
+    assert first + second == retriever.search(questions, 3)
+
+
+def test_load_retriever_accepts_a_url() -> None:
+    from s3_agents.retrievers import RemoteRetriever
+
+    retriever = load_retriever("http://127.0.0.1:3000", timeout=5)
+    assert isinstance(retriever, RemoteRetriever) and retriever.url == "http://127.0.0.1:3000/retrieve"
