@@ -16,6 +16,8 @@ __all__ = [
     "IndexNotFoundError",
     "RetrieverError",
     "RetrieverUnavailableError",
+    "LLMClientError",
+    "LLMUnavailableError",
 ]
 
 
@@ -60,3 +62,21 @@ class RetrieverUnavailableError(RetrieverError):
     def __init__(self, url: str, message: str) -> None:
         self.url = url
         super().__init__(message)
+
+
+class LLMClientError(S3Error):
+    """An LLM endpoint refused a request or answered with something unusable.
+
+    Attributes:
+        url: The endpoint.
+        model: The model asked for.
+    """
+
+    def __init__(self, message: str, *, url: str = "", model: str = "") -> None:
+        self.url = url
+        self.model = model
+        super().__init__(message)
+
+
+class LLMUnavailableError(LLMClientError):
+    """An LLM endpoint could not be reached after all retries."""
