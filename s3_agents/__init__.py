@@ -11,15 +11,23 @@ Example:
     ['Ketroul']
 """
 
+from s3_agents.config import SearchConfig
 from s3_agents.corpus import Corpus, load_corpus, load_demo_corpus, load_demo_questions
 from s3_agents.embedders import Embedder, HashingEmbedder, SentenceTransformerEmbedder, load_embedder
 from s3_agents.errors import (
     CorpusFormatError,
     IndexNotFoundError,
+    LLMClientError,
+    LLMUnavailableError,
     RetrieverError,
     RetrieverUnavailableError,
     S3Error,
 )
+from s3_agents.generator import Generator
+from s3_agents.graph import SearchContext, SearchState, build_search_graph
+from s3_agents.llm import ChatClient, LlamaCppClient, OpenAICompatClient, TransformersClient
+from s3_agents.metrics import exact_match, f1_score, gen_acc, span_match
+from s3_agents.rag_cache import RagCache
 from s3_agents.retrievers import (
     BM25Retriever,
     FaissRetriever,
@@ -29,6 +37,8 @@ from s3_agents.retrievers import (
     build_index,
     load_retriever,
 )
+from s3_agents.reward import gain_beyond_rag
+from s3_agents.searcher import S3Searcher, token_mask
 from s3_agents.types import Passage
 
 __version__ = "0.1.0"
@@ -53,10 +63,31 @@ __all__ = [
     "RemoteRetriever",
     "build_index",
     "load_retriever",
+    # searcher
+    "SearchConfig",
+    "S3Searcher",
+    "build_search_graph",
+    "SearchContext",
+    "SearchState",
+    "token_mask",
+    # LLMs, generator, reward
+    "ChatClient",
+    "OpenAICompatClient",
+    "LlamaCppClient",
+    "TransformersClient",
+    "Generator",
+    "exact_match",
+    "f1_score",
+    "span_match",
+    "gen_acc",
+    "gain_beyond_rag",
+    "RagCache",
     # errors
     "S3Error",
     "CorpusFormatError",
     "IndexNotFoundError",
     "RetrieverError",
     "RetrieverUnavailableError",
+    "LLMClientError",
+    "LLMUnavailableError",
 ]

@@ -205,6 +205,17 @@ def corpus_demo(out: Annotated[Path, typer.Argument(help="Folder to write into."
         typer.echo(f"wrote {path}")
 
 
+def _register_search_commands() -> None:
+    from s3_agents import _cli_search
+
+    app.command("search")(_cli_search.search)
+    app.command("demo")(_cli_search.demo)
+    app.command("precompute")(_cli_search.precompute)
+
+
+_register_search_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``s3`` console script; turns known errors into one-line messages."""
     from s3_agents.errors import S3Error
@@ -213,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("s3_agents").setLevel(logging.INFO)
     try:
         app(args=argv, prog_name="s3")  # standalone: usage errors exit 2 with click's message
-    except (S3Error, OSError, ValueError, ImportError, RuntimeError) as err:
+    except (S3Error, OSError, ValueError, ImportError, RuntimeError) as err:  # one line, no traceback
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         sys.exit(1)
 

@@ -8,7 +8,7 @@ import textwrap
 
 from tests.conftest import REPO
 
-BLOCKED = ["verl", "vllm", "ray", "training", "integrations", "llama_index", "langgraph"]
+BLOCKED = ["verl", "vllm", "ray", "training", "integrations", "llama_index"]
 
 
 def test_core_imports_with_heavy_and_upper_layers_blocked() -> None:
@@ -19,9 +19,9 @@ def test_core_imports_with_heavy_and_upper_layers_blocked() -> None:
                 if name.split(".")[0] in {BLOCKED!r}:
                     raise ImportError("blocked: " + name)
         sys.meta_path.insert(0, Block())
-        import s3_agents, s3_agents.cli, s3_agents.server, s3_agents.retrievers
+        import s3_agents, s3_agents.cli, s3_agents.server, s3_agents.retrievers, s3_agents.llm
         from s3_agents.retrievers import faiss, qdrant, bm25, remote
-        heavy = [m for m in ("torch", "sentence_transformers", "faiss", "qdrant_client", "bm25s")
+        heavy = [m for m in ("torch", "sentence_transformers", "faiss", "qdrant_client", "bm25s", "llama_cpp")
                  if m in sys.modules]
         print(",".join(heavy))
     """)

@@ -1,0 +1,238 @@
+"""`s3 search`, `s3 demo` and `s3 precompute`: run the searcher from the command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+__all__ = ["search", "demo", "precompute"]
+
+console = Console(highlight=False)
+
+PolicyUrl = Annotated[str | None, typer.Option(
+    help="OpenAI-compatible endpoint of the searcher (vLLM, llama.cpp server), e.g. http://127.0.0.1:8000/v1.")]
+PolicyModel = Annotated[str | None, typer.Option(help="Model name at --policy-url.")]
+PolicyGguf = Annotated[Path | None, typer.Option(
+    help="GGUF file run in-process by llama.cpp; default (no --policy-url): SmolLM2-135M-Instruct from its wheel.")]
+GeneratorUrl = Annotated[str | None, typer.Option(
+    help="OpenAI-compatible endpoint of the generator; default: the policy's.")]
+GeneratorModel = Annotated[str | None, typer.Option(help="Model name at --generator-url.")]
+ApiKey = Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="API key for the LLM endpoints.")]
+ConfigName = Annotated[str, typer.Option("--config", help="<retrieved>-<selected>-<turns>, the paper's naming.")]
+IndexOpt = Annotated[str | None, typer.Option("--index", "-i", help="Index directory; default: demo corpus in memory.")]
+UrlOpt = Annotated[str | None, typer.Option("--url", help="Retrieval server URL instead of an index.")]
+
+
+def _llm(url: str | None, model: str | None, gguf: Path | None, api_key: str | None, role: str) -> Any:
+    from s3_agents.llm import LlamaCppClient, OpenAICompatClient
+
+    if url:
+        if not model:
+            raise typer.BadParameter(f"--{role}-model is required with --{role}-url (the served model's name)")
+        return OpenAICompatClient(url, model, api_key=api_key)
+    if model:
+        raise typer.BadParameter(f"--{role}-model needs --{role}-url")
+    return LlamaCppClient(gguf)
+
+
+def _retriever(index: str | None, url: str | None) -> Any:
+    from s3_agents.retrievers import RemoteRetriever, load_retriever
+
+    if index and url:
+        raise typer.BadParameter("give --index or --url, not both")
+    if url:
+        return RemoteRetriever(url)
+    if index:
+        return load_retriever(index)
+    from s3_agents.corpus import load_demo_corpus
+    from s3_agents.embedders import load_embedder
+    from s3_agents.retrievers import FaissRetriever
+
+    return FaissRetriever.from_passages(load_demo_corpus().passages, load_embedder())
+
+
+def _config(name: str) -> Any:
+    from s3_agents.config import SearchConfig
+
+    try:
+        return SearchConfig.from_name(name)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--config") from err
+
+
+def _docs_table(passages: list[Any], selected: list[int] | None = None) -> Table:
+    table = Table(show_header=False, box=None, pad_edge=False)
+    for i, p in enumerate(passages, 1):
+        mark = "[bold green]*[/]" if selected and i in selected else " "
+        score = "" if p.score is None else f"{p.score:.2f}"
+        table.add_row(f"{mark}{i}", score, f"[bold]{p.title}[/]: {p.text[:150]}")
+    return table
+
+
+def print_trace(steps: list[tuple[str, dict[str, Any]]], final: dict[str, Any]) -> None:
+    """Print an episode turn by turn, from the graph's ``updates`` stream."""
+    for node, update in steps:
+        if node == "initial_retrieval":
+            console.print(Panel(_docs_table(update["blocks"][0]["passages"]),
+                                title=f"initial retrieval: {update['question']}", title_align="left"))
+        elif node == "policy":
+            console.print(Panel(update["outputs"][-1].strip() or "[dim](empty)[/]",
+                                title=f"searcher, generation {update['generations']}", title_align="left",
+                                border_style="cyan"))
+        elif node == "retrieve":
+            block = update["blocks"][-1]
+            console.print(Panel(_docs_table(block["passages"]), title=f"search {block['turn']}: {block['query']}",
+                                title_align="left", border_style="yellow"))
+        elif node == "feedback":
+            console.print(f"[red]invalid action[/] ({update['problems'][-1]}); feedback sent")
+    console.print(Panel(_docs_table(final["context"]),
+                        title=f"context for the generator ({len(final['context'])} passages, "
+                              f"stop: {final['stop_reason']}, searches: {final['searches']})",
+                        title_align="left", border_style="green"))
+
+
+async def _run(searcher: Any, question: str) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
+    steps: list[tuple[str, dict[str, Any]]] = []
+    final: dict[str, Any] = {}
+    async for chunk in searcher.astream(question, stream_mode="updates"):
+        for node, update in chunk.items():
+            steps.append((node, update or {}))
+            final.update(update or {})
+    return steps, final
+
+
+def _state_json(state: dict[str, Any], answer: str | None) -> str:
+    out = {k: v for k, v in state.items() if k not in ("messages", "pending")}
+    out["context"] = [{"id": p.id, "title": p.title, "text": p.text, "score": p.score} for p in state["context"]]
+    out["blocks"] = [{**b, "passages": [p.id for p in b["passages"]]} for b in state["blocks"]]
+    if answer is not None:
+        out["answer"] = answer
+    return json.dumps(out, indent=2)
+
+
+def search(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    index: IndexOpt = None,
+    url: UrlOpt = None,
+    policy_url: PolicyUrl = None,
+    policy_model: PolicyModel = None,
+    policy_gguf: PolicyGguf = None,
+    generator_url: GeneratorUrl = None,
+    generator_model: GeneratorModel = None,
+    api_key: ApiKey = None,
+    config: ConfigName = "8-3-3",
+    answer: Annotated[bool, typer.Option(help="Also answer with the generator.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the final state as JSON.")] = False,
+) -> None:
+    """Run the searcher on one question and print each turn, the selected context and the answer."""
+    from s3_agents.generator import Generator
+    from s3_agents.searcher import S3Searcher
+
+    cfg = _config(config)
+    policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy")
+    if generator_url:
+        gen_client = _llm(generator_url, generator_model, None, api_key, "generator")
+    elif generator_model:
+        raise typer.BadParameter("--generator-model needs --generator-url")
+    else:
+        gen_client = policy
+    searcher = S3Searcher(policy, _retriever(index, url), cfg)
+    steps, final = asyncio.run(_run(searcher, question))
+    reply = Generator(gen_client).answer(final["question"], final["context"]) if answer else None
+    if as_json:
+        typer.echo(_state_json(final, reply))
+        return
+    print_trace(steps, final)
+    if reply is not None:
+        console.print(Panel(reply or "[dim](empty)[/]", title=f"answer ({gen_client.model})", title_align="left",
+                            border_style="magenta"))
+
+
+def demo(
+    question: Annotated[str | None, typer.Option(help="Your own question about the demo world.")] = None,
+    question_id: Annotated[str | None, typer.Option(
+        help="A demo question id (q1...q157); default: a random 2-hop one.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for picking the question.")] = 0,
+    config: ConfigName = "8-3-3",
+) -> None:
+    """Offline end-to-end run: demo corpus, MiniLM retrieval, SmolLM2 searcher and generator."""
+    from s3_agents.corpus import load_demo_questions
+    from s3_agents.generator import Generator
+    from s3_agents.llm import LlamaCppClient
+    from s3_agents.metrics import gen_acc
+    from s3_agents.searcher import S3Searcher
+
+    items = load_demo_questions()
+    if question and question_id:
+        raise typer.BadParameter("give --question or --question-id, not both")
+    gold: list[str] = []
+    if question_id:
+        match = [q for q in items if q["id"] == question_id]
+        if not match:
+            raise typer.BadParameter(f"no demo question {question_id!r}; ids run from q1 to q{len(items)}")
+        question, gold = match[0]["question"], match[0]["answers"]
+    elif not question:
+        pick = random.Random(seed).choice([q for q in items if q["hops"] == 2])
+        question, gold = pick["question"], pick["answers"]
+    cfg = _config(config)
+    console.print("[dim]demo: fictional-archipelago corpus (270 passages), MiniLM + FAISS retrieval, "
+                  "SmolLM2-135M-Instruct (llama.cpp, in-process) as searcher and generator; no network[/]")
+    llm = LlamaCppClient()
+    retriever = _retriever(None, None)
+    searcher = S3Searcher(llm, retriever, cfg)
+    steps, final = asyncio.run(_run(searcher, question))
+    print_trace(steps, final)
+    generator = Generator(llm)
+    reply = generator.answer(final["question"], final["context"])
+    rag = generator.answer(final["question"], final["blocks"][0]["passages"])
+    lines = [f"[bold]answer with the searcher's context:[/] {reply}", f"[bold]answer with naive RAG (top-3):[/] {rag}"]
+    if gold:
+        lines += [f"[bold]gold:[/] {', '.join(gold)}",
+                  f"GenAcc (span match): searcher {gen_acc(reply, gold):.0f}, naive RAG {gen_acc(rag, gold):.0f}"]
+    console.print(Panel("\n".join(lines), title="generator (SmolLM2)", title_align="left", border_style="magenta"))
+    llm.close()
+
+
+def precompute(
+    questions: Annotated[Path, typer.Argument(help='JSONL of {"question", "answers"} (demo: `s3 corpus demo DIR`).')],
+    cache: Annotated[Path, typer.Option(help="SQLite file of the cache.")] = Path("rag_cache.sqlite"),
+    index: IndexOpt = None,
+    url: UrlOpt = None,
+    generator_url: GeneratorUrl = None,
+    generator_model: GeneratorModel = None,
+    generator_gguf: PolicyGguf = None,
+    api_key: ApiKey = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="Naive-RAG documents (s3: 3).")] = 3,
+    concurrency: Annotated[int, typer.Option(min=1, help="Questions in flight at once.")] = 8,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
+) -> None:
+    """Precompute the naive-RAG baseline (answer, GenAcc) per question; resumes, computes only what is missing."""
+    from s3_agents.generator import Generator
+    from s3_agents.rag_cache import RagCache
+
+    if not questions.is_file():
+        raise FileNotFoundError(f"questions file not found: {questions}")
+    items = []
+    for line_no, line in enumerate(questions.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                item = json.loads(line)
+                items.append({"question": str(item["question"]), "answers": [str(a) for a in item["answers"]]})
+            except (ValueError, KeyError, TypeError) as err:
+                raise ValueError(
+                    f'{questions}, line {line_no}: expected {{"question", "answers": [...]}} ({err})') from err
+    items = items[:limit] if limit else items
+    client = _llm(generator_url, generator_model, generator_gguf, api_key, "generator")
+    retriever_id = url or (str(Path(index).resolve()) if index else "demo:minilm-faiss")
+    rag = RagCache(cache, retriever_id=retriever_id, generator_id=client.model, k=k)
+    counts = rag.precompute(items, _retriever(index, url), Generator(client), concurrency=concurrency)
+    typer.echo(f"{counts['computed']} computed, {counts['cached']} already cached, {len(rag)} rows for this "
+               f"retriever/generator/k in {cache}")

@@ -1,0 +1,74 @@
+"""Run-time settings of the search loop."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+__all__ = ["SearchConfig"]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """How the searcher's episode runs. Defaults are the paper's 8-3-3.
+
+    Attributes:
+        search_k: Documents per search (the first "8" of 8-3-3).
+        max_select: Documents the searcher may mark important per search (the "3").
+        max_turns: Searches (retrieval calls) allowed (the last "3"). Exactly this many: the
+            searcher gets one more generation after the last results to select from them and stop,
+            and a query written then is not run. The s3 reference code allowed ``max_turns + 1``
+            searches; see docs/searcher.md.
+        initial_k: Naive-RAG documents for the raw question in the first prompt (s3 uses 3).
+        keep_initial: Keep the initial documents in the final context when the searcher did not
+            select from them (the reference always did).
+        keep_unselected: A search block the searcher never selected from contributes all its
+            documents (the reference's behaviour); ``False`` drops such blocks.
+        max_context_docs: Cap on documents in the final context (``None``: no cap).
+        max_new_tokens: Token budget of one searcher generation (s3: 500).
+        temperature: Sampling temperature of the searcher (0 = greedy, as s3 evaluation).
+        bm25_hint: Tell the searcher the engine is BM25 (Boolean operators help).
+
+    Example:
+        >>> SearchConfig.from_name("5-3-4")
+        SearchConfig(search_k=5, max_select=3, max_turns=4, initial_k=3, keep_initial=True, \
+keep_unselected=True, max_context_docs=None, max_new_tokens=500, temperature=0.0, bm25_hint=False)
+    """
+
+    search_k: int = 8
+    max_select: int = 3
+    max_turns: int = 3
+    initial_k: int = 3
+    keep_initial: bool = True
+    keep_unselected: bool = True
+    max_context_docs: int | None = None
+    max_new_tokens: int = 500
+    temperature: float = 0.0
+    bm25_hint: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("search_k", "max_select", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_turns < 0 or self.initial_k < 0:
+            raise ValueError("max_turns and initial_k must be >= 0")
+        if self.max_select > self.search_k:
+            raise ValueError(f"max_select ({self.max_select}) cannot exceed search_k ({self.search_k})")
+        if self.max_context_docs is not None and self.max_context_docs < 1:
+            raise ValueError("max_context_docs must be >= 1 or None")
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+
+    @classmethod
+    def from_name(cls, name: str, **overrides: object) -> SearchConfig:
+        """Parse a paper-style name ``"<retrieved>-<selected>-<turns>"`` such as ``"8-3-3"``."""
+        match = re.fullmatch(r"\s*(\d+)-(\d+)-(\d+)\s*", name)
+        if not match:
+            raise ValueError(f"expected a name like '8-3-3' (retrieved-selected-turns), got {name!r}")
+        k, select, turns = (int(x) for x in match.groups())
+        return replace(cls(), search_k=k, max_select=select, max_turns=turns, **overrides)  # type: ignore[arg-type]
+
+    @property
+    def name(self) -> str:
+        """The paper-style name, e.g. ``"8-3-3"``."""
+        return f"{self.search_k}-{self.max_select}-{self.max_turns}"

@@ -1,0 +1,88 @@
+"""State and run-time context of the search graph."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, TypedDict
+
+from s3_agents.config import SearchConfig
+from s3_agents.llm.base import ChatClient, Message
+from s3_agents.retrievers.base import Retriever
+from s3_agents.types import Passage
+
+__all__ = ["Block", "Segment", "SearchInput", "SearchState", "SearchContext", "StopReason"]
+
+StopReason = Literal["complete", "max_turns", "max_generations"]
+
+
+class Block(TypedDict):
+    """One ``<information>`` block: the initial retrieval (turn 0) or a search (turn >= 1)."""
+
+    turn: int
+    query: str
+    passages: list[Passage]
+    selected: list[int] | None
+    """1-based numbers the searcher marked important; ``None`` if it never selected from this block."""
+
+
+class Segment(TypedDict):
+    """A piece of the transcript: the prompt, text the model wrote, or text the environment inserted."""
+
+    source: Literal["prompt", "model", "env"]
+    text: str
+
+
+class SearchInput(TypedDict):
+    """What a caller passes: the question."""
+
+    question: str
+
+
+class SearchState(TypedDict, total=False):
+    """The episode as it unfolds; the final state is the search result.
+
+    Keys:
+        question: The question (normalised: stripped, ending in ``?``).
+        blocks: Every ``<information>`` block, initial one first, with what was selected from it.
+        queries: Queries that were run, in order.
+        outputs: The searcher's raw output, one per generation.
+        messages: The chat messages sent to the searcher (observations arrive as user messages).
+        transcript: Prompt, model and environment segments in order; see ``token_mask``.
+        pending: The last parsed action (``kind``, ``query``, ``selection``).
+        searches: Retrieval calls made (never more than ``max_turns``).
+        generations: Searcher generations made (never more than ``max_turns + 1``).
+        invalid: Outputs that broke the protocol (each got the feedback text).
+        problems: Why each invalid output was invalid, and dropped selections.
+        stop_reason: ``"complete"`` (searcher stopped), ``"max_turns"`` (asked for a search past the
+            limit), or ``"max_generations"`` (generation budget spent).
+        context: The final context for the generator (selected passages with ids and scores).
+    """
+
+    question: str
+    blocks: list[Block]
+    queries: list[str]
+    outputs: list[str]
+    messages: list[Message]
+    transcript: list[Segment]
+    pending: dict[str, str | None]
+    searches: int
+    generations: int
+    invalid: int
+    problems: list[str]
+    stop_reason: StopReason
+    context: list[Passage]
+
+
+@dataclass
+class SearchContext:
+    """Run-time dependencies of the graph, passed as ``graph.invoke(state, context=...)``.
+
+    Attributes:
+        policy: The searcher LLM.
+        retriever: Where queries go.
+        config: Loop settings (8-3-3 by default).
+    """
+
+    policy: ChatClient
+    retriever: Retriever
+    config: SearchConfig = field(default_factory=SearchConfig)

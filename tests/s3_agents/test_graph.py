@@ -1,0 +1,186 @@
+"""The search graph driven by a scripted searcher over a real FAISS index of the demo corpus."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TypedDict
+
+import pytest
+from langgraph.graph import END, START, StateGraph
+
+from s3_agents import FaissRetriever, HashingEmbedder, S3Searcher, SearchConfig, load_demo_corpus, token_mask
+from s3_agents.graph import SearchContext, build_search_graph
+from s3_agents.protocol import INVALID_ACTION_FEEDBACK
+from s3_agents.testing import ScriptedClient
+from s3_agents.types import Passage
+
+Q = "What is the currency of the country where the creator of the Rukul engine was born?"
+
+
+@pytest.fixture(scope="module")
+def retriever() -> FaissRetriever:
+    return FaissRetriever.from_passages(load_demo_corpus().passages, HashingEmbedder())
+
+
+def query(text: str, select: str | None = None) -> str:
+    head = f"<important_info>{select}</important_info>\n" if select is not None else ""
+    return f'{head}<search_complete>False</search_complete>\n<query>{{"query": "{text}"}}</query>'
+
+
+def done(select: str | None = None) -> str:
+    head = f"<important_info>{select}</important_info>\n" if select is not None else ""
+    return head + "<search_complete>True</search_complete>"
+
+
+def check_invariants(state, config: SearchConfig) -> None:
+    assert state["searches"] <= config.max_turns
+    assert state["generations"] <= config.max_turns + 1
+    assert len(state["outputs"]) == state["generations"]
+    assert len(state["blocks"]) == state["searches"] + 1 and len(state["queries"]) == state["searches"]
+    retrieved = {p.id for b in state["blocks"] for p in b["passages"]}
+    assert {p.id for p in state["context"]} <= retrieved
+    for block in state["blocks"]:
+        if block["selected"] is not None:
+            assert len(block["selected"]) <= config.max_select
+            assert all(1 <= i <= len(block["passages"]) for i in block["selected"])
+    model = [s["text"] for s in state["transcript"] if s["source"] == "model"]
+    assert model == state["outputs"]
+    assert state["transcript"][0]["source"] == "prompt"
+
+
+def test_stop_at_once_keeps_the_initial_documents(retriever) -> None:
+    searcher = S3Searcher(ScriptedClient([done()]), retriever)
+    state = searcher.search("What is the currency of Ketroul")
+    assert state["question"] == "What is the currency of Ketroul?"
+    assert state["stop_reason"] == "complete" and state["searches"] == 0
+    assert [p.id for p in state["context"]] == [p.id for p in state["blocks"][0]["passages"]]
+    assert len(state["context"]) == 3 and all(p.score is not None for p in state["context"])
+    check_invariants(state, SearchConfig())
+
+
+def test_search_select_stop(retriever) -> None:
+    policy = ScriptedClient([query("Rukul engine"), query("Ropul Cugo born", select="[1]"), done(select="[1, 2]")])
+    state = S3Searcher(policy, retriever).search(Q)
+    assert state["queries"] == ["Rukul engine", "Ropul Cugo born"]
+    assert state["stop_reason"] == "complete" and state["searches"] == 2
+    first, second = state["blocks"][1], state["blocks"][2]
+    assert len(first["passages"]) == 8 and first["selected"] == [1] and second["selected"] == [1, 2]
+    ids = [p.id for p in state["context"]]
+    # Selected documents first (block order), then the initial block, which was never selected from.
+    selected = [first["passages"][0].id, second["passages"][0].id, second["passages"][1].id]
+    assert ids[:len(set(selected))] == list(dict.fromkeys(selected))
+    assert set(ids) >= {p.id for p in state["blocks"][0]["passages"]}
+    # The searcher saw the results of each query as a user message.
+    assert policy.calls[1][-1]["content"].startswith("<information>\nDoc 1 (Title:")
+    check_invariants(state, SearchConfig())
+
+
+def test_turn_limit_means_searches(retriever) -> None:
+    config = SearchConfig(max_turns=2)
+    policy = ScriptedClient([query("a"), query("b"), query("c"), query("d")])
+    state = S3Searcher(policy, retriever, config).search(Q)
+    assert state["searches"] == 2 and state["generations"] == 3
+    assert state["stop_reason"] == "max_turns" and state["queries"] == ["a", "b"]
+    # The unselected search blocks contribute all their documents (the reference's rule) ...
+    assert len(state["context"]) > 8
+    check_invariants(state, config)
+    # ... or none, when configured so.
+    lean = S3Searcher(ScriptedClient([query("a"), query("b"), query("c")]), retriever,
+                      SearchConfig(max_turns=2, keep_unselected=False, keep_initial=False)).search(Q)
+    assert lean["context"] == []
+
+
+def test_zero_turns_only_stops(retriever) -> None:
+    state = S3Searcher(ScriptedClient([query("anything")]), retriever, SearchConfig(max_turns=0)).search(Q)
+    assert state["searches"] == 0 and state["generations"] == 1 and state["stop_reason"] == "max_turns"
+
+
+def test_invalid_output_gets_feedback_and_is_counted(retriever) -> None:
+    policy = ScriptedClient(["I think the answer is mobroun.", query("Rukul engine"), done("[1]")])
+    state = S3Searcher(policy, retriever).search(Q)
+    assert state["invalid"] == 1 and state["stop_reason"] == "complete"
+    assert "invalid action" in state["problems"][0]
+    assert policy.calls[1][-1] == {"role": "user", "content": INVALID_ACTION_FEEDBACK}
+    assert [s["source"] for s in state["transcript"]] == ["prompt", "model", "env", "model", "env", "model"]
+    check_invariants(state, SearchConfig())
+
+
+def test_endless_invalid_output_ends_the_episode(retriever) -> None:
+    config = SearchConfig(max_turns=3)
+    state = S3Searcher(ScriptedClient(lambda messages: "no tags at all"), retriever, config).search(Q)
+    assert state["generations"] == 4 and state["invalid"] == 3 and state["searches"] == 0
+    assert state["stop_reason"] == "max_generations"
+    check_invariants(state, config)
+
+
+def test_bad_selections_are_bounded_and_reported(retriever) -> None:
+    policy = ScriptedClient([query("Rukul engine"), done("[1, 9, 2, 3, 4]")])
+    state = S3Searcher(policy, retriever, SearchConfig(search_k=8, max_select=3)).search(Q)
+    assert state["blocks"][1]["selected"] == [1, 2, 3]
+    assert any("out of range" in p for p in state["problems"])
+    assert any("over max_select=3" in p for p in state["problems"])
+
+
+def test_selection_before_any_search_applies_to_the_initial_block(retriever) -> None:
+    state = S3Searcher(ScriptedClient([done("[2]")]), retriever).search(Q)
+    assert state["blocks"][0]["selected"] == [2]
+    assert [p.id for p in state["context"]] == [state["blocks"][0]["passages"][1].id]
+
+
+def test_stop_string_is_restored(retriever) -> None:
+    # The client cuts at "</query>" like a server with stop strings; the graph puts the tag back.
+    policy = ScriptedClient([query("Rukul engine") + " trailing text the model would have rambled", done()])
+    state = S3Searcher(policy, retriever).search(Q)
+    assert state["outputs"][0].endswith('"Rukul engine"}</query>')
+    assert state["queries"] == ["Rukul engine"]
+
+
+def test_async_stream_and_batch(retriever) -> None:
+    searcher = S3Searcher(ScriptedClient(lambda m: query("x") if len(m) == 1 else done("[1]")), retriever)
+    nodes = [next(iter(step)) for step in searcher.stream(Q)]
+    assert nodes == ["initial_retrieval", "policy", "select", "retrieve", "policy", "select", "stop"]
+    questions = [f"question {i}" for i in range(12)]
+    states = searcher.batch(questions, concurrency=4)
+    assert [s["question"] for s in states] == [q + "?" for q in questions]
+    assert all(s["searches"] == 1 and s["stop_reason"] == "complete" for s in states)
+    async def collect():
+        return [step async for step in searcher.astream(Q)]
+    assert len(asyncio.run(collect())) == 7
+
+
+def test_works_as_a_subgraph(retriever) -> None:
+    class Outer(TypedDict, total=False):
+        question: str
+        context: list[Passage]
+        answer: str
+
+    def answer(state: Outer) -> dict:
+        return {"answer": state["context"][0].title}
+
+    outer = StateGraph(Outer, context_schema=SearchContext)
+    outer.add_node("searcher", build_search_graph())
+    outer.add_node("answer", answer)
+    outer.add_edge(START, "searcher")
+    outer.add_edge("searcher", "answer")
+    outer.add_edge("answer", END)
+    app = outer.compile()
+    ctx = SearchContext(policy=ScriptedClient([query("Ketroul currency"), done("[1]")]), retriever=retriever)
+    result = app.invoke({"question": "What is the currency of Ketroul?"}, context=ctx)
+    assert result["answer"] == result["context"][0].title and result["context"]
+
+
+def test_token_mask_marks_exactly_the_model_spans(retriever) -> None:
+    state = S3Searcher(ScriptedClient([query("Rukul engine"), done("[1]")]), retriever).search(Q)
+    tokenize = lambda text: [ord(c) for c in text]  # noqa: E731 - one token per character
+    ids, mask = token_mask(state["transcript"], tokenize)
+    assert len(ids) == len(mask) == sum(len(s["text"]) for s in state["transcript"])
+    written = "".join(chr(i) for i, m in zip(ids, mask) if m)
+    assert written == "".join(state["outputs"])
+
+
+def test_graph_drawing_is_stable() -> None:
+    mermaid = build_search_graph().get_graph().draw_mermaid()
+    for edge in ("__start__ --> initial_retrieval", "initial_retrieval --> policy", "policy --> select",
+                 "select -.-> retrieve", "select -.-> feedback", "select -.-> stop", "retrieve --> policy",
+                 "feedback --> policy", "stop --> __end__"):
+        assert edge in mermaid
