@@ -37,7 +37,9 @@ def _llm(url: str | None, model: str | None, gguf: Path | None, api_key: str | N
     if url:
         if not model:
             raise typer.BadParameter(f"--{role}-model is required with --{role}-url (the served model's name)")
-        return OpenAICompatClient(url, model, api_key=api_key)
+        client = OpenAICompatClient(url, model, api_key=api_key)
+        client.check()
+        return client
     if model:
         raise typer.BadParameter(f"--{role}-model needs --{role}-url")
     return LlamaCppClient(gguf)

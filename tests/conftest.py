@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,15 +71,16 @@ class ServerProcess:
     def __init__(self, *args: str, startup_timeout: float = 120) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # Output goes to a file: a pipe nobody reads fills up and blocks the server.
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="s3-serve-", suffix=".log")
         self.proc = subprocess.Popen(
             s3_command("serve", "--port", str(self.port), *args),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env(), cwd=REPO,
+            stdout=self.log, stderr=subprocess.STDOUT, text=True, env=cli_env(), cwd=REPO,
         )
         deadline = time.monotonic() + startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                out = self.proc.stdout.read() if self.proc.stdout else ""
-                raise RuntimeError(f"s3 serve exited with {self.proc.returncode}:\n{out}")
+                raise RuntimeError(f"s3 serve exited with {self.proc.returncode}:\n{self.output()}")
             try:
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
                     return
@@ -87,6 +89,11 @@ class ServerProcess:
             time.sleep(0.2)
         self.stop()
         raise RuntimeError("s3 serve did not become healthy in time")
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()[-5000:]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -110,3 +117,54 @@ def start_server() -> Iterator:
     yield start
     for server in servers:
         server.stop()
+
+
+class LlamaCppServer:
+    """`python -m llama_cpp.server` serving SmolLM2 (GGUF from its wheel) on a free 127.0.0.1 port."""
+
+    model = "smollm2"
+
+    def __init__(self, startup_timeout: float = 120) -> None:
+        from s3_agents.llm import smollm2_gguf_path
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="llama-server-", suffix=".log")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf_path()), "--model_alias",
+             self.model, "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "8192", "--n_threads", "2"],
+            stdout=self.log, stderr=subprocess.STDOUT, text=True, env=cli_env(),
+        )
+        deadline = time.monotonic() + startup_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if httpx.get(self.url + "/models", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("llama_cpp.server did not start in time")
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()[-5000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[LlamaCppServer]:
+    server = LlamaCppServer()
+    yield server
+    server.stop()

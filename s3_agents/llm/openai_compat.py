@@ -167,6 +167,26 @@ class OpenAICompatClient:
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as err:
             raise LLMClientError(f"could not list models at {url}: {err}", url=url, model=self.model) from err
 
+    def check(self) -> None:
+        """Fail early and clearly: the endpoint answers and lists this client's model.
+
+        Raises:
+            LLMUnavailableError: The endpoint does not answer (the message names the URL and model).
+            LLMClientError: The model is not among those the server lists.
+        """
+        url = self.base_url + "/models"
+        try:
+            response = self._client.get(url)
+        except httpx.TransportError as err:
+            raise LLMUnavailableError(f"LLM endpoint {url} (model {self.model!r}) is not reachable: {err}. "
+                                      "Is the server running?", url=url, model=self.model) from err
+        if response.status_code >= 400:
+            raise self._failure(url, response)
+        served = [m.get("id") for m in response.json().get("data", [])]
+        if self.model not in served:
+            raise LLMClientError(f"model {self.model!r} is not served at {self.base_url}; it serves: "
+                                 f"{', '.join(map(str, served)) or 'nothing'}", url=url, model=self.model)
+
     # -- async -------------------------------------------------------------------------------
     def _aclient(self) -> httpx.AsyncClient:
         loop_id = id(asyncio.get_running_loop())

@@ -1,0 +1,125 @@
+"""End to end against a real `python -m llama_cpp.server` serving SmolLM2: searcher and generator."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from s3_agents import (
+    FaissRetriever,
+    Generator,
+    LLMClientError,
+    LLMUnavailableError,
+    OpenAICompatClient,
+    RagCache,
+    S3Searcher,
+    SearchConfig,
+    token_mask,
+)
+from s3_agents.searcher import ascore_episode
+from tests.conftest import free_port, run_cli
+
+pytestmark = pytest.mark.slow
+
+CONFIG = SearchConfig(max_new_tokens=96)
+
+
+@pytest.fixture(scope="module")
+def retriever(demo_corpus, minilm) -> FaissRetriever:
+    return FaissRetriever.from_passages(demo_corpus.passages, minilm)
+
+
+@pytest.fixture(scope="module")
+def client(llama_server) -> OpenAICompatClient:
+    return OpenAICompatClient(llama_server.url, llama_server.model, timeout=120)
+
+
+def tokenizer(llama_server):
+    def tokenize(text: str) -> list[int]:
+        return httpx.post(f"http://127.0.0.1:{llama_server.port}/extras/tokenize", json={"input": text},
+                          timeout=30).json()["tokens"]
+    return tokenize
+
+
+def test_episodes_keep_their_invariants(client, retriever, demo_questions, llama_server) -> None:
+    searcher = S3Searcher(client, retriever, CONFIG)
+    questions = [q["question"] for q in demo_questions[::40]]
+    states = asyncio.run(searcher.abatch(questions, concurrency=4))
+    tokenize = tokenizer(llama_server)
+    for state in states:
+        assert state["searches"] <= CONFIG.max_turns and state["generations"] <= CONFIG.max_turns + 1
+        assert state["stop_reason"] in ("complete", "max_turns", "max_generations")
+        assert len(state["outputs"]) == state["generations"] >= 1
+        retrieved = {p.id for b in state["blocks"] for p in b["passages"]}
+        assert state["context"] and {p.id for p in state["context"]} <= retrieved
+        for block in state["blocks"]:
+            if block["selected"] is not None:
+                assert len(block["selected"]) <= CONFIG.max_select
+        # Token mask: 1 exactly on the model's tokens, 0 on the prompt and every inserted span.
+        ids, mask = token_mask(state["transcript"], tokenize)
+        assert len(ids) == len(mask)
+        model_tokens = sum(len(tokenize(s["text"])) for s in state["transcript"] if s["source"] == "model")
+        env_tokens = sum(len(tokenize(s["text"])) for s in state["transcript"] if s["source"] != "model")
+        assert sum(mask) == model_tokens and mask.count(0) == env_tokens
+        assert sum(1 for s in state["transcript"] if s["source"] == "env") == state["searches"] + state["invalid"]
+
+
+def test_generator_and_reward_through_the_server(client, retriever, demo_questions, tmp_path: Path) -> None:
+    generator = Generator(client)
+    cache = RagCache(tmp_path / "rag.sqlite", retriever_id="demo", generator_id=client.model, k=3)
+    item = demo_questions[0]
+    state = S3Searcher(client, retriever, CONFIG).search(item["question"])
+    score = asyncio.run(ascore_episode(state, item["answers"], generator, cache, retriever=retriever))
+    assert score.answer and score.acc in (0.0, 1.0) and score.acc_rag in (0.0, 1.0)
+    assert score.reward == score.acc - score.acc_rag
+    assert cache.get(item["question"]).answer == score.rag_answer     # the baseline was stored
+
+
+def test_precompute_survives_a_dead_endpoint_and_resumes(client, retriever, demo_questions, tmp_path: Path) -> None:
+    items = demo_questions[:5]
+    path = tmp_path / "rag.sqlite"
+    live = RagCache(path, retriever_id="demo", generator_id=client.model, k=3)
+    assert live.precompute(items[:2], retriever, Generator(client), show_progress=False)["computed"] == 2
+
+    dead = OpenAICompatClient(f"http://127.0.0.1:{free_port()}/v1", client.model, retries=1, backoff=0.01, timeout=2)
+    with pytest.raises(LLMUnavailableError) as info:
+        live.precompute(items, retriever, Generator(dead), show_progress=False)
+    assert dead.base_url in str(info.value) and "smollm2" in str(info.value)
+    assert len(live) == 2                                               # nothing lost
+
+    again = RagCache(path, retriever_id="demo", generator_id=client.model, k=3)
+    counts = again.precompute(items, retriever, Generator(client), show_progress=False)
+    assert counts == {"total": 5, "cached": 2, "computed": 3} and len(again) == 5
+
+
+def test_unknown_model_and_dead_endpoint_errors(llama_server) -> None:
+    with pytest.raises(LLMClientError, match=r"model 'qwen-7b' is not served at .*it serves: smollm2"):
+        OpenAICompatClient(llama_server.url, "qwen-7b").check()
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(LLMUnavailableError, match=f"{url}.*'smollm2'"):
+        OpenAICompatClient(url, "smollm2", retries=0).chat([{"role": "user", "content": "hi"}])
+
+
+def test_s3_search_cli_against_the_server(llama_server) -> None:
+    result = run_cli("search", "Which river flows through Gritia?", "--policy-url", llama_server.url,
+                     "--policy-model", llama_server.model, "--config", "8-3-1")
+    assert result.returncode == 0, result.stderr
+    for heading in ("initial retrieval", "searcher, generation 1", "context for the generator", "answer (smollm2)"):
+        assert heading in result.stdout
+    wrong = run_cli("search", "q", "--policy-url", llama_server.url, "--policy-model", "nope")
+    assert wrong.returncode == 1 and "not served" in wrong.stderr
+    bad_config = run_cli("search", "q", "--config", "8-3")
+    assert bad_config.returncode == 2 and "8-3-3" in bad_config.stderr
+
+
+def test_s3_demo_runs_offline() -> None:
+    result = run_cli("demo", "--question-id", "q30", "--config", "8-3-1")
+    assert result.returncode == 0, result.stderr
+    for text in ("initial retrieval", "context for the generator", "answer with the searcher's context",
+                 "answer with naive RAG", "gold:"):
+        assert text in result.stdout
+    unknown = run_cli("demo", "--question-id", "q9999")
+    assert unknown.returncode == 2 and "no demo question" in unknown.stderr
