@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -79,6 +80,13 @@ def _docs_table(passages: list[Any], selected: list[int] | None = None) -> Table
     return table
 
 
+def _clip(text: str, max_lines: int = 14) -> str:
+    lines = text.strip().splitlines()
+    if len(lines) <= max_lines:
+        return "\n".join(lines)
+    return "\n".join(lines[:max_lines]) + f"\n[dim]... ({len(lines) - max_lines} more lines)[/]"
+
+
 def print_trace(steps: list[tuple[str, dict[str, Any]]], final: dict[str, Any]) -> None:
     """Print an episode turn by turn, from the graph's ``updates`` stream."""
     for node, update in steps:
@@ -86,7 +94,7 @@ def print_trace(steps: list[tuple[str, dict[str, Any]]], final: dict[str, Any]) 
             console.print(Panel(_docs_table(update["blocks"][0]["passages"]),
                                 title=f"initial retrieval: {update['question']}", title_align="left"))
         elif node == "policy":
-            console.print(Panel(update["outputs"][-1].strip() or "[dim](empty)[/]",
+            console.print(Panel(_clip(update["outputs"][-1]) or "[dim](empty)[/]",
                                 title=f"searcher, generation {update['generations']}", title_align="left",
                                 border_style="cyan"))
         elif node == "retrieve":
@@ -164,6 +172,7 @@ def demo(
         help="A demo question id (q1...q157); default: a random 2-hop one.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for picking the question.")] = 0,
     config: ConfigName = "8-3-3",
+    max_new_tokens: Annotated[int, typer.Option(min=16, help="Token budget of each searcher turn.")] = 200,
 ) -> None:
     """Offline end-to-end run: demo corpus, MiniLM retrieval, SmolLM2 searcher and generator."""
     from s3_agents.corpus import load_demo_questions
@@ -184,7 +193,7 @@ def demo(
     elif not question:
         pick = random.Random(seed).choice([q for q in items if q["hops"] == 2])
         question, gold = pick["question"], pick["answers"]
-    cfg = _config(config)
+    cfg = replace(_config(config), max_new_tokens=max_new_tokens)
     console.print("[dim]demo: fictional-archipelago corpus (270 passages), MiniLM + FAISS retrieval, "
                   "SmolLM2-135M-Instruct (llama.cpp, in-process) as searcher and generator; no network[/]")
     llm = LlamaCppClient()
@@ -200,6 +209,10 @@ def demo(
         lines += [f"[bold]gold:[/] {', '.join(gold)}",
                   f"GenAcc (span match): searcher {gen_acc(reply, gold):.0f}, naive RAG {gen_acc(rag, gold):.0f}"]
     console.print(Panel("\n".join(lines), title="generator (SmolLM2)", title_align="left", border_style="magenta"))
+    console.print("[dim]SmolLM2-135M has not been trained as a searcher, so it rarely follows the tag protocol: "
+                  "invalid turns get the protocol reminder and count against the turn budget. Training with "
+                  "Gain Beyond RAG teaches the protocol; `s3 search --policy-url ...` runs any larger or trained "
+                  "model.[/]")
     llm.close()
 
 

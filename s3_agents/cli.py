@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -221,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     from s3_agents.errors import S3Error
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no weight-loading bars in CLI output
     logging.getLogger("s3_agents").setLevel(logging.INFO)
     try:
         app(args=argv, prog_name="s3")  # standalone: usage errors exit 2 with click's message

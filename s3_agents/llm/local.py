@@ -119,6 +119,9 @@ class TransformersClient(ThreadedClient):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        if gguf_file and importlib.util.find_spec("gguf") is None:
+            raise ImportError("reading GGUF files with transformers needs the gguf package: "
+                              'pip install "s3-agents[gguf]"')
         kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
         self.model = f"{model}/{gguf_file}" if gguf_file else model
         self.tokenizer = AutoTokenizer.from_pretrained(model, **kwargs)

@@ -1,0 +1,118 @@
+"""Request building, reply parsing, retries and errors of the OpenAI-compatible client (mock transport)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from s3_agents.errors import LLMClientError, LLMUnavailableError
+from s3_agents.llm import OpenAICompatClient, truncate_at_stop
+
+REPLY = {"choices": [{"message": {"role": "assistant", "content": "Paris"}, "finish_reason": "stop",
+                      "stop_reason": "</query>"}], "usage": {"prompt_tokens": 9, "completion_tokens": 1}}
+
+
+def make(handler, **kwargs) -> OpenAICompatClient:
+    client = OpenAICompatClient("http://llm.test", "m", backoff=0.0, **kwargs)
+    client._client = httpx.Client(transport=httpx.MockTransport(handler))
+    return client
+
+
+def test_chat_request_and_reply() -> None:
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=REPLY)
+
+    client = make(handler, api_key="sk-test", extra_body={"top_k": 20})
+    reply = client.chat([{"role": "user", "content": "capital?"}], max_tokens=7, stop=["</query>"], seed=3)
+    assert (reply.text, reply.finish_reason, reply.stop, reply.prompt_tokens) == ("Paris", "stop", "</query>", 9)
+    request = seen[0]
+    assert str(request.url) == "http://llm.test/v1/chat/completions"
+    body = json.loads(request.content)
+    assert body == {"model": "m", "messages": [{"role": "user", "content": "capital?"}], "max_tokens": 7,
+                    "temperature": 0.0, "top_k": 20, "stop": ["</query>"], "seed": 3}
+
+
+def test_api_key_comes_from_the_environment(monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "from-env")
+    assert OpenAICompatClient("http://x/v1", "m")._headers == {"Authorization": "Bearer from-env"}
+    monkeypatch.delenv("OPENAI_API_KEY")
+    assert OpenAICompatClient("http://x/v1", "m")._headers == {}
+
+
+@pytest.mark.parametrize("url", ["http://h:1", "http://h:1/", "http://h:1/v1", "http://h:1/v1/chat/completions"])
+def test_base_url_forms(url) -> None:
+    assert OpenAICompatClient(url, "m").base_url == "http://h:1/v1"
+
+
+def test_completion_endpoint() -> None:
+    def handler(request):
+        assert request.url.path == "/v1/completions" and json.loads(request.content)["prompt"] == "The capital"
+        return httpx.Response(200, json={"choices": [{"text": " is Paris", "finish_reason": "length"}]})
+
+    assert make(handler).complete("The capital").text == " is Paris"
+
+
+def test_retries_then_succeeds() -> None:
+    calls = []
+
+    def handler(request):
+        calls.append(1)
+        return httpx.Response(503) if len(calls) < 3 else httpx.Response(200, json=REPLY)
+
+    assert make(handler, retries=3).chat([{"role": "user", "content": "x"}]).text == "Paris"
+    assert len(calls) == 3
+
+
+def test_unavailable_names_url_and_model() -> None:
+    def handler(request):
+        raise httpx.ConnectError("connection refused")
+
+    with pytest.raises(LLMUnavailableError, match=r"http://llm.test/v1/chat/completions \(model 'm'\).*2 attempt"):
+        make(handler, retries=1).chat([{"role": "user", "content": "x"}])
+
+
+def test_unknown_model_lists_the_served_ones() -> None:
+    def handler(request):
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": "qwen"}, {"id": "llama"}]})
+        return httpx.Response(404, json={"error": {"message": "The model `m` does not exist."}})
+
+    with pytest.raises(LLMClientError, match=r"HTTP 404 for model 'm'.*does not exist.*serves: qwen, llama"):
+        make(handler, retries=3).chat([{"role": "user", "content": "x"}])
+    with pytest.raises(LLMClientError, match="model 'm' is not served at http://llm.test/v1; it serves: qwen, llama"):
+        make(handler).check()
+
+
+def test_reply_without_choices_is_an_error() -> None:
+    with pytest.raises(LLMClientError, match="without a completion"):
+        make(lambda r: httpx.Response(200, json={"oops": 1})).chat([{"role": "user", "content": "x"}])
+
+
+def test_async_chat_uses_the_same_protocol() -> None:
+    client = OpenAICompatClient("http://llm.test", "m", backoff=0.0, retries=1)
+
+    async def run():
+        client._aclients[id(asyncio.get_running_loop())] = httpx.AsyncClient(
+            transport=httpx.MockTransport(lambda r: httpx.Response(200, json=REPLY)))
+        return await asyncio.gather(*(client.achat([{"role": "user", "content": str(i)}]) for i in range(5)))
+
+    assert [r.text for r in asyncio.run(run())] == ["Paris"] * 5
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="http"):
+        OpenAICompatClient("localhost:8000", "m")
+    with pytest.raises(ValueError, match="model"):
+        OpenAICompatClient("http://x", "")
+
+
+def test_truncate_at_stop() -> None:
+    assert truncate_at_stop("a</query>b</x>", ["</x>", "</query>"]) == ("a", "</query>")
+    assert truncate_at_stop("abc", ["</query>"]) == ("abc", None)
+    assert truncate_at_stop("abc", None) == ("abc", None)
