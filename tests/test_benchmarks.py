@@ -28,3 +28,9 @@ def test_server_load_benchmark_runs_without_errors() -> None:
     result = run("server_load.py")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "Errors in total: **0**" in result.stdout
+
+
+def test_rollouts_benchmark_runs() -> None:
+    result = run("rollouts.py")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "sequential `search` loop" in result.stdout and "the graph itself" in result.stdout

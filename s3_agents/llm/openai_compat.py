@@ -74,6 +74,7 @@ class OpenAICompatClient:
         key = api_key or os.environ.get("OPENAI_API_KEY")
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._client = httpx.Client(timeout=timeout, headers=self._headers)
+        # One async client per event loop; a new loop (asyncio.run again) replaces the old client.
         self._aclients: dict[int, httpx.AsyncClient] = {}
 
     def __repr__(self) -> str:
@@ -192,6 +193,7 @@ class OpenAICompatClient:
         loop_id = id(asyncio.get_running_loop())
         client = self._aclients.get(loop_id)
         if client is None:
+            self._aclients.clear()
             limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
             client = self._aclients[loop_id] = httpx.AsyncClient(timeout=self.timeout, headers=self._headers,
                                                                  limits=limits)
