@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,12 +23,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks._report import write_section  # noqa: E402
+from benchmarks._servers import free_port, wait_healthy  # noqa: E402
 from s3_agents import FaissRetriever, OpenAICompatClient, S3Searcher, SearchConfig  # noqa: E402
 from s3_agents.corpus import load_demo_corpus, load_demo_questions  # noqa: E402
 from s3_agents.embedders import load_embedder  # noqa: E402
@@ -73,10 +71,13 @@ class TimedRetriever(Retriever):
             self.timer.retrieval += time.perf_counter() - start
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def start_llama_cpp_binary(binary: Path, port: int, parallel: int, log: Any) -> subprocess.Popen:
+    """llama.cpp's own server: ``parallel`` slots decoded together (continuous batching)."""
+    proc = subprocess.Popen(
+        [str(binary), "-m", str(smollm2_gguf_path()), "--host", "127.0.0.1", "--port", str(port),
+         "-c", str(8192 * parallel), "-np", str(parallel), "-t", str(os.cpu_count() or 2), "-a", "smollm2"],
+        stdout=log, stderr=subprocess.STDOUT)
+    return wait_healthy(proc, f"http://127.0.0.1:{port}/v1/models")
 
 
 def start_llama_server(port: int, log: Any) -> subprocess.Popen:
@@ -86,15 +87,7 @@ def start_llama_server(port: int, log: Any) -> subprocess.Popen:
          # Keep the KV state of several conversations, so interleaved episodes do not re-read their prompts.
          "--cache", "true", "--cache_type", "ram"],
         stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("llama_cpp.server did not start")
+    return wait_healthy(proc, f"http://127.0.0.1:{port}/v1/models")
 
 
 def main() -> int:
@@ -102,6 +95,9 @@ def main() -> int:
     parser.add_argument("--questions", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--llama-server", type=Path, default=None,
+                        help="llama.cpp's llama-server binary (scripts/build_llama_server.sh) instead of "
+                             "python -m llama_cpp.server; runs --concurrency parallel slots")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -113,7 +109,10 @@ def main() -> int:
     retriever = FaissRetriever.from_passages(load_demo_corpus().passages, load_embedder("minilm"))
     port = free_port()
     with tempfile.TemporaryFile("w+") as log:
-        server = start_llama_server(port, log)
+        if args.llama_server:
+            server = start_llama_cpp_binary(args.llama_server, port, args.concurrency, log)
+        else:
+            server = start_llama_server(port, log)
         try:
             client = OpenAICompatClient(f"http://127.0.0.1:{port}/v1", "smollm2", timeout=600)
             searcher = S3Searcher(client, retriever, config)
@@ -138,12 +137,21 @@ def main() -> int:
     generations = sum(s["generations"] for s in sequential_states)
     speedup = sequential / concurrent
     share = overhead / sequential
+    if args.llama_server:
+        section, title = "rollouts_llama_server", "Rollouts on llama.cpp's `llama-server` (`benchmarks/rollouts.py`)"
+        command = ("bash scripts/build_llama_server.sh && "
+                   "python benchmarks/rollouts.py --llama-server build/llama-server/llama-server")
+        server_text = f"llama.cpp's `llama-server` with {args.concurrency} parallel slots (continuous batching)"
+    else:
+        section, title = "rollouts", "Rollouts on `python -m llama_cpp.server` (`benchmarks/rollouts.py`)"
+        command = "python benchmarks/rollouts.py"
+        server_text = "`python -m llama_cpp.server`"
     body = "\n".join([
-        "## Rollouts (`benchmarks/rollouts.py`)",
+        f"## {title}",
         "",
-        "Command: `python benchmarks/rollouts.py`",
+        f"Command: `{command}`",
         "",
-        f"SmolLM2-135M on `python -m llama_cpp.server` (127.0.0.1), {n} demo questions, config "
+        f"SmolLM2-135M on {server_text} (127.0.0.1), {n} demo questions, config "
         f"{config.name}, at most {config.max_new_tokens} new tokens per searcher turn, FAISS + MiniLM retrieval. "
         "Same server, same questions, one run.",
         "",
@@ -157,16 +165,17 @@ def main() -> int:
         f"loop): LLM calls {timer.llm / sequential:.1%}, retrieval {timer.retrieval / sequential:.1%}, the graph "
         f"itself (state updates, parsing, routing, prompt building) **{share:.2%}** (target under 5%).",
         "",
+        *([] if args.llama_server else [
         "The 3x target is not reachable on this server: llama-cpp-python's server decodes one request at a "
         "time (one model context behind a lock), so concurrent episodes only queue at the LLM, which takes "
         "over 99% of an episode. Worse, interleaved conversations evict each other's prompt prefix from the "
         "model context, so each request re-reads its whole prompt; the server's RAM prompt cache (`--cache`, "
         "used here) recovers part of that. The concurrent path pays off with a server that batches requests "
-        "(vLLM, llama.cpp's own `llama-server --parallel`), where concurrent generations share each forward pass.",
+        "(vLLM, llama.cpp's own `llama-server --parallel`), where concurrent generations share each forward pass."]),
     ])
     print(body)
     if not args.no_write:
-        write_section("rollouts", body)
+        write_section(section, body)
     return 0
 
 

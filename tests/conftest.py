@@ -65,30 +65,32 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
                           cwd=REPO, timeout=timeout)
 
 
-class ServerProcess:
-    """``s3 serve`` in a subprocess on a free 127.0.0.1 port."""
+class BackgroundServer:
+    """A server subprocess on a free 127.0.0.1 port, waited for until ``health_path`` answers 200.
 
-    def __init__(self, *args: str, startup_timeout: float = 120) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        # Output goes to a file: a pipe nobody reads fills up and blocks the server.
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="s3-serve-", suffix=".log")
-        self.proc = subprocess.Popen(
-            s3_command("serve", "--port", str(self.port), *args),
-            stdout=self.log, stderr=subprocess.STDOUT, text=True, env=cli_env(), cwd=REPO,
-        )
+    Output goes to a file: a pipe nobody reads fills up and blocks the server.
+    """
+
+    name = "server"
+    health_path = "/health"
+
+    def __init__(self, command: list[str], base_url: str, *, startup_timeout: float = 120) -> None:
+        self.url = base_url
+        self.log = tempfile.NamedTemporaryFile("w+", prefix=f"{self.name}-", suffix=".log")
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, text=True, env=cli_env(),
+                                     cwd=REPO)
         deadline = time.monotonic() + startup_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"s3 serve exited with {self.proc.returncode}:\n{self.output()}")
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.output()}")
             try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                if httpx.get(self.url + self.health_path, timeout=1).status_code == 200:
                     return
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise RuntimeError("s3 serve did not become healthy in time")
+        raise RuntimeError(f"{self.name} did not become healthy in time:\n{self.output()}")
 
     def output(self) -> str:
         self.log.flush()
@@ -103,6 +105,16 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class ServerProcess(BackgroundServer):
+    """``s3 serve`` in a subprocess."""
+
+    name = "s3-serve"
+
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        super().__init__(s3_command("serve", "--port", str(self.port), *args), f"http://127.0.0.1:{self.port}")
 
 
 @pytest.fixture()
@@ -119,48 +131,21 @@ def start_server() -> Iterator:
         server.stop()
 
 
-class LlamaCppServer:
-    """`python -m llama_cpp.server` serving SmolLM2 (GGUF from its wheel) on a free 127.0.0.1 port."""
+class LlamaCppServer(BackgroundServer):
+    """`python -m llama_cpp.server` serving SmolLM2 (GGUF from its wheel)."""
 
+    name = "llama-server"
+    health_path = "/models"
     model = "smollm2"
 
-    def __init__(self, startup_timeout: float = 120) -> None:
+    def __init__(self) -> None:
         from s3_agents.llm import smollm2_gguf_path
 
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="llama-server-", suffix=".log")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf_path()), "--model_alias",
-             self.model, "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "8192", "--n_threads", "2"],
-            stdout=self.log, stderr=subprocess.STDOUT, text=True, env=cli_env(),
-        )
-        deadline = time.monotonic() + startup_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(self.url + "/models", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("llama_cpp.server did not start in time")
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()[-5000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf_path()), "--model_alias",
+                   self.model, "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "8192",
+                   "--n_threads", "2"]
+        super().__init__(command, f"http://127.0.0.1:{self.port}/v1")
 
 
 @pytest.fixture(scope="session")
