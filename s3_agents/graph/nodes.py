@@ -22,7 +22,11 @@ _STOP = ["</query>"]
 
 
 def _ctx() -> SearchContext:
-    return get_runtime(SearchContext).context
+    context = get_runtime(SearchContext).context
+    if not isinstance(context, SearchContext):
+        raise TypeError("the search graph needs its dependencies: graph.invoke({'question': ...}, "
+                        "context=SearchContext(policy=..., retriever=...)); or use S3Searcher")
+    return context
 
 
 # -- initial retrieval -----------------------------------------------------------------------

@@ -83,3 +83,21 @@ def test_corpus_demo_export(tmp_path: Path) -> None:
     assert result.returncode == 0
     assert (tmp_path / "demo_corpus.jsonl").read_bytes() == demo_corpus_path().read_bytes()
     assert run_cli("corpus", "check", str(tmp_path / "demo_corpus.jsonl")).stdout.startswith("270 passages")
+
+
+def test_search_commands_explain_wrong_options(tmp_path: Path) -> None:
+    cases = [
+        (("search", "q", "--policy-model", "m"), 2, "--policy-model needs --policy-url"),
+        (("search", "q", "--policy-url", "http://127.0.0.1:9/v1"), 2, "--policy-model is required"),
+        (("search", "q", "--policy-gguf", str(tmp_path / "none.gguf")), 1, "GGUF model file not found"),
+        (("search", "q", "--config", "eight"), 2, "'8-3-3'"),
+        (("demo", "--question", "q", "--question-id", "q1"), 2, "not both"),
+        (("precompute", str(tmp_path / "missing.jsonl")), 1, "questions file not found"),
+    ]
+    for args, code, words in cases:
+        result = run_cli(*args)
+        assert result.returncode == code and words in result.stderr, (args, result.stderr)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q", "answers": ["a"]}\n{"question": "no answers"}\n')
+    result = run_cli("precompute", str(bad), "--cache", str(tmp_path / "c.sqlite"))
+    assert result.returncode == 1 and "bad.jsonl, line 2" in result.stderr

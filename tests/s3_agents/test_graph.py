@@ -184,3 +184,8 @@ def test_graph_drawing_is_stable() -> None:
                  "select -.-> retrieve", "select -.-> feedback", "select -.-> stop", "retrieve --> policy",
                  "feedback --> policy", "stop --> __end__"):
         assert edge in mermaid
+
+
+def test_missing_context_is_a_clear_error() -> None:
+    with pytest.raises(TypeError, match="context=SearchContext"):
+        build_search_graph().invoke({"question": "q"})
