@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,14 +19,10 @@ from s3_agents.reward import RewardVariant, gain_beyond_rag
 
 __all__ = ["S3Searcher", "EpisodeScore", "token_mask"]
 
-_GRAPH = None
-
-
+@functools.cache
 def _shared_graph() -> Any:
-    global _GRAPH
-    if _GRAPH is None:
-        _GRAPH = build_search_graph()
-    return _GRAPH
+    """One compiled graph for every searcher: dependencies travel as run-time context."""
+    return build_search_graph()
 
 
 class S3Searcher:
