@@ -35,3 +35,17 @@ def test_public_api_is_explicit() -> None:
     import s3_agents
 
     assert s3_agents.__all__ and all(hasattr(s3_agents, name) for name in s3_agents.__all__)
+
+
+def test_integrations_import_without_verl() -> None:
+    code = textwrap.dedent("""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {"verl", "vllm", "ray", "training"}:
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        import integrations.llamaindex, integrations.langchain, integrations.langgraph_node
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,41 @@
+"""Every Python block of docs/integrations.md runs as written, in order, against a llama.cpp server."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from s3_agents import build_index, load_demo_corpus
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+DOC = REPO / "docs" / "integrations.md"
+
+
+def blocks() -> list[str]:
+    return re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+
+
+def test_examples_are_short() -> None:
+    assert len(blocks()) >= 5
+    for block in blocks():
+        assert len(block.strip().splitlines()) <= 10, block
+
+
+def test_examples_run_as_written(llama_server, minilm, tmp_path, monkeypatch) -> None:
+    build_index(load_demo_corpus().passages, tmp_path / "my-index", embedder=minilm, show_progress=False)
+    monkeypatch.chdir(tmp_path)
+    namespace = {"LLM_URL": llama_server.url}
+    for block in blocks():
+        exec(compile(block, str(DOC), "exec"), namespace)  # noqa: S102 - our own documentation
+    assert namespace["response"].source_nodes and namespace["docs"]
+    assert os.getcwd() == str(tmp_path)
+
+
+def test_readme_integration_examples_are_the_tested_ones() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    shown = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "integrations." in b]
+    assert len(shown) == 3 and all(block in blocks() for block in shown)
