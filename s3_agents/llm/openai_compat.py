@@ -39,7 +39,8 @@ class OpenAICompatClient:
         base_url: Server URL, with or without the ``/v1`` suffix (``http://127.0.0.1:8000/v1``).
         model: Model name sent with each request.
         api_key: Bearer token; defaults to ``OPENAI_API_KEY``, and none is sent when neither is set.
-        timeout: Seconds per attempt.
+        timeout: Seconds per attempt; generous by default, since a CPU server can take minutes for a
+            500-token turn (and a timed-out request keeps the server busy).
         retries: Attempts after the first.
         backoff: First retry delay in seconds, doubled each time.
         extra_body: Extra JSON fields for every request (e.g. vLLM's ``top_k``).
@@ -56,7 +57,7 @@ class OpenAICompatClient:
         model: str,
         *,
         api_key: str | None = None,
-        timeout: float = 60.0,
+        timeout: float = 300.0,
         retries: int = 3,
         backoff: float = 0.5,
         extra_body: dict[str, Any] | None = None,
