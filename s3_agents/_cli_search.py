@@ -47,19 +47,9 @@ def _llm(url: str | None, model: str | None, gguf: Path | None, api_key: str | N
 
 
 def _retriever(index: str | None, url: str | None) -> Any:
-    from s3_agents.retrievers import RemoteRetriever, load_retriever
+    from s3_agents.cli import open_retriever
 
-    if index and url:
-        raise typer.BadParameter("give --index or --url, not both")
-    if url:
-        return RemoteRetriever(url)
-    if index:
-        return load_retriever(index)
-    from s3_agents.corpus import load_demo_corpus
-    from s3_agents.embedders import load_embedder
-    from s3_agents.retrievers import FaissRetriever
-
-    return FaissRetriever.from_passages(load_demo_corpus().passages, load_embedder())
+    return open_retriever(index, url)
 
 
 def _config(name: str) -> Any:

@@ -59,6 +59,18 @@ def _demo_retriever(embedder_spec: str) -> Any:
     return FaissRetriever.from_passages(corpus.passages, load_embedder(embedder_spec))
 
 
+def open_retriever(index: str | None, url: str | None, *, api_key: str | None = None,
+                   embedder: str = "minilm") -> Any:
+    """The retriever a command was pointed at: ``--url`` server, ``--index`` directory, or the demo corpus."""
+    from s3_agents.retrievers import RemoteRetriever, load_retriever
+
+    if index and url:
+        raise typer.BadParameter("give --index or --url, not both")
+    if url:
+        return RemoteRetriever(url, api_key=api_key)
+    return load_retriever(index) if index else _demo_retriever(embedder)
+
+
 EmbedderOpt = Annotated[str, typer.Option(
     "--embedder", "-e",
     help="Embedder spec: minilm (offline default), hashing[:dim], e5:<hf-model>, or any "
@@ -160,14 +172,7 @@ def retrieve(
     as_json: Annotated[bool, typer.Option("--json", help="Print the s3 JSON reply shape.")] = False,
 ) -> None:
     """Print the top-k passages for each query (demo corpus when no --index or --url)."""
-    from s3_agents.retrievers import RemoteRetriever, load_retriever
-
-    if index and url:
-        raise typer.BadParameter("give --index or --url, not both")
-    if url:
-        retriever = RemoteRetriever(url, api_key=api_key)
-    else:
-        retriever = load_retriever(index) if index else _demo_retriever(embedder)
+    retriever = open_retriever(index, url, api_key=api_key, embedder=embedder)
     with retriever:
         results = retriever.search(queries, k)
     if as_json:

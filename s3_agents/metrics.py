@@ -58,34 +58,44 @@ def judge_says_yes(reply: str) -> bool | None:
     return words[0] == "yes"
 
 
+def _verdict_without_judge(prediction: str, answers: Sequence[str], judge: ChatClient | None) -> float | None:
+    """GenAcc's verdict when no judge call is needed (span match, no judge, empty answer), else ``None``."""
+    if span_match(prediction, answers):
+        return 1.0
+    if judge is None or not prediction.strip():
+        return 0.0
+    return None
+
+
+def _judge_messages(prediction: str, answers: Sequence[str]) -> list[dict[str, str]]:
+    return [{"role": "user", "content": judge_prompt(prediction, answers)}]
+
+
 def gen_acc(prediction: str, answers: Sequence[str], judge: ChatClient | None = None, *, retries: int = 1) -> float:
     """GenAcc: span match, or else (with a judge) an LLM's yes/no on whether an answer is contained.
 
     The judge is asked with temperature 0; a reply that is not a clear yes/no is asked again up to
     ``retries`` times with the same model, then counts as 0.
     """
-    if span_match(prediction, answers):
-        return 1.0
-    if judge is None or not prediction.strip():
-        return 0.0
-    messages = [{"role": "user", "content": judge_prompt(prediction, answers)}]
+    verdict = _verdict_without_judge(prediction, answers, judge)
+    if verdict is not None:
+        return verdict
     for _ in range(retries + 1):
-        verdict = judge_says_yes(judge.chat(messages, max_tokens=5, temperature=0.0).text)
-        if verdict is not None:
-            return float(verdict)
+        said = judge_says_yes(judge.chat(_judge_messages(prediction, answers), max_tokens=5, temperature=0.0).text)
+        if said is not None:
+            return float(said)
     return 0.0
 
 
 async def agen_acc(prediction: str, answers: Sequence[str], judge: ChatClient | None = None, *,
                    retries: int = 1) -> float:
     """Async :func:`gen_acc`."""
-    if span_match(prediction, answers):
-        return 1.0
-    if judge is None or not prediction.strip():
-        return 0.0
-    messages = [{"role": "user", "content": judge_prompt(prediction, answers)}]
+    verdict = _verdict_without_judge(prediction, answers, judge)
+    if verdict is not None:
+        return verdict
     for _ in range(retries + 1):
-        verdict = judge_says_yes((await judge.achat(messages, max_tokens=5, temperature=0.0)).text)
-        if verdict is not None:
-            return float(verdict)
+        reply = await judge.achat(_judge_messages(prediction, answers), max_tokens=5, temperature=0.0)
+        said = judge_says_yes(reply.text)
+        if said is not None:
+            return float(said)
     return 0.0
