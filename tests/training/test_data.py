@@ -1,0 +1,56 @@
+"""Data prep: QA JSONL to verl parquet, loaded by verl's own RL dataset class."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from omegaconf import OmegaConf
+from verl.utils.dataset.rl_dataset import RLHFDataset
+
+from s3_agents.rag_cache import RagCache, RagEntry
+from training.data import QAItem, is_yes_no, load_qa_jsonl, prepare_dataset
+
+
+def test_bad_lines_are_reported_by_number(tmp_path):
+    path = tmp_path / "qa.jsonl"
+    path.write_text('{"question": "Who?", "answers": ["A"]}\nnot json\n\n{"question": "Q", "answers": []}\n')
+    with pytest.raises(ValueError, match=r"line 2: .*line 4: empty question or answers"):
+        load_qa_jsonl(path)
+
+
+def test_golden_answers_key_and_yes_no(tmp_path):
+    path = tmp_path / "qa.jsonl"
+    path.write_text(json.dumps({"question": "Capital of X", "golden_answers": ["Y"], "data_source": "nq"}) + "\n")
+    (item,) = load_qa_jsonl(path)
+    assert item == QAItem("Capital of X", ("Y",), "nq")
+    assert is_yes_no(QAItem("Is it?", ("Yes",))) and not is_yes_no(QAItem("Who?", ("Yesenia",)))
+
+
+def test_rag_fails_filter(tmp_path, demo_questions):
+    items = [QAItem(q["question"], tuple(q["answers"])) for q in demo_questions[:6]]
+    cache = RagCache(":memory:", retriever_id="r", generator_id="g", k=3)
+    for i, item in enumerate(items[:5]):
+        cache.put(item.question, RagEntry("x", float(i % 2), 0.0))   # 0, 1, 0, 1, 0; the 6th has none
+    report = prepare_dataset(items, tmp_path / "train.parquet", rag_cache=cache, drop_rag_successes=True,
+                             show_progress=False)
+    assert (report.written, report.rag_succeeded, report.no_baseline) == (3, 2, 1)
+    with pytest.raises(ValueError, match="needs a rag_cache"):
+        prepare_dataset(items, tmp_path / "x.parquet", drop_rag_successes=True)
+
+
+def test_parquet_loads_in_verl_rl_dataset(tmp_path, demo_questions, policy_model):
+    items = [QAItem(q["question"], tuple(q["answers"])) for q in demo_questions[:8]]
+    items.append(QAItem("Is Ketroul an island?", ("yes",)))
+    report = prepare_dataset(items, tmp_path / "train.parquet", data_source="demo", show_progress=False)
+    assert report.written == 8 and report.yes_no == 1
+    config = OmegaConf.create({"prompt_key": "prompt", "max_prompt_length": 256, "return_raw_chat": True,
+                               "filter_overlong_prompts": True, "cache_dir": str(tmp_path / "cache")})
+    dataset = RLHFDataset(str(report.path), policy_model[1], config)
+    assert len(dataset) == 8
+    sample = dataset[3]
+    question = items[3].question if items[3].question.endswith("?") else items[3].question + "?"
+    assert sample["raw_prompt"] == [{"role": "user", "content": question}]
+    assert sample["agent_name"] == "s3_searcher" and sample["data_source"] == "demo"
+    assert list(sample["reward_model"]["ground_truth"]["target"]) == list(items[3].answers)
+    assert sample["extra_info"]["question"] == question and sample["index"] == 3

@@ -1,0 +1,137 @@
+"""verl custom reward: Gain Beyond RAG from the episode's selected passages.
+
+Point verl at it with::
+
+    reward.custom_reward_function.path=training/reward.py
+    reward.custom_reward_function.name=compute_score
+    +reward.custom_reward_function.reward_kwargs.generator_url=http://127.0.0.1:8000/v1
+    +reward.custom_reward_function.reward_kwargs.generator_model=Qwen/Qwen2.5-14B-Instruct-GPTQ-Int4
+    +reward.custom_reward_function.reward_kwargs.rag_cache=data/rag_cache.sqlite
+    +reward.custom_reward_function.reward_kwargs.retriever=http://127.0.0.1:3000/retrieve
+
+The agent loop puts the question and the selected passages in ``extra_fields``; verl's reward
+manager hands them over in ``extra_info``. The frozen generator answers from them, GenAcc scores
+the answer (span match, else the generator as yes/no judge), and the naive-RAG accuracy comes from
+the SQLite cache that ``s3 precompute`` fills (a missing row is computed and stored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from s3_agents.generator import Generator
+from s3_agents.llm.openai_compat import OpenAICompatClient
+from s3_agents.metrics import agen_acc, exact_match, f1_score
+from s3_agents.rag_cache import RagCache
+from s3_agents.retrievers import load_retriever
+from s3_agents.retrievers.base import Retriever
+from s3_agents.reward import RewardVariant, gain_beyond_rag
+from s3_agents.types import Passage
+
+__all__ = ["compute_score", "retriever_id"]
+
+
+def retriever_id(location: str) -> str:
+    """How caches name a retriever: its URL, or its index directory made absolute (as ``s3 precompute``)."""
+    return location if location.startswith(("http://", "https://")) else str(Path(location).resolve())
+
+
+@functools.cache
+def _generator(url: str | None, model: str | None, api_key: str | None, timeout: float, retries: int) -> Generator:
+    if url is None:
+        return Generator.from_env()
+    if not model:
+        raise ValueError("reward_kwargs.generator_model is required with generator_url (the served model's name)")
+    return Generator(OpenAICompatClient(url, model, api_key=api_key, timeout=timeout, retries=retries))
+
+
+@functools.cache
+def _cache(path: str, retriever: str, generator: str, k: int) -> RagCache:
+    return RagCache(path, retriever_id=retriever, generator_id=generator, k=k)
+
+
+@functools.cache
+def _retriever(location: str) -> Retriever:
+    return load_retriever(location)
+
+
+def _answers(ground_truth: Any) -> list[str]:
+    target = ground_truth.get("target") if isinstance(ground_truth, dict) else ground_truth
+    if isinstance(target, str):
+        return [target]
+    return [str(a) for a in (target if target is not None else [])]
+
+
+def _context(items: Sequence[dict[str, Any]] | None) -> list[Passage]:
+    return [Passage(id=str(d.get("id", "")), title=str(d.get("title", "")), text=str(d.get("text", "")))
+            for d in (items if items is not None else [])]
+
+
+async def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict[str, Any] | None = None,
+                        *, generator_url: str | None = None, generator_model: str | None = None,
+                        api_key: str | None = None, rag_cache: str = "rag_cache.sqlite", retriever: str | None = None,
+                        rag_k: int = 3, variant: RewardVariant = "gbr", judge: bool = True, timeout: float = 300.0,
+                        retries: int = 3, **kwargs: Any) -> dict[str, float]:
+    """Gain Beyond RAG of one episode, with its parts for logging.
+
+    Args:
+        data_source: The row's data source (logged by verl; not used).
+        solution_str: The decoded response (not used: the passages come structured in ``extra_info``).
+        ground_truth: ``{"question": ..., "target": [gold answers]}``.
+        extra_info: The row's ``extra_info`` plus the agent loop's fields (``s3_question``, ``s3_context``...).
+        generator_url: OpenAI-compatible endpoint of the frozen generator (default: ``$S3_GENERATOR_URL``).
+        generator_model: Its model name (default: ``$S3_GENERATOR_MODEL``).
+        api_key: Endpoint key, if any.
+        rag_cache: SQLite file of naive-RAG baselines (``s3 precompute`` / ``s3 train prepare``).
+        retriever: Index directory or URL of the training retriever: names the cache rows, and computes
+            a missing baseline (without it a missing baseline is an error).
+        rag_k: Documents of naive RAG (s3: 3).
+        variant: ``"gbr"`` (paper: acc - acc_rag) or ``"gbr+acc"`` (s3 code: 2*acc - acc_rag) or ``"acc"``.
+        judge: Ask the generator as yes/no judge when span match fails (GenAcc); ``False``: span match only.
+        timeout: Seconds per generator request.
+        retries: Generator retries before :class:`~s3_agents.errors.LLMUnavailableError`.
+        **kwargs: verl's extra arguments (ignored).
+
+    Returns:
+        ``{"score", "acc", "acc_rag", "em", "f1", "num_selected", "searches"}``.
+
+    Example:
+        >>> await compute_score("nq", "", {"question": "Who founded Gritia?", "target": ["Kaemia Tritrir"]},
+        ...                     {"s3_context": [...]}, generator_url="http://127.0.0.1:8000/v1",
+        ...                     generator_model="qwen", rag_cache="rag.sqlite", retriever="index/")  # doctest: +SKIP
+        {'score': 1.0, 'acc': 1.0, 'acc_rag': 0.0, 'em': 1.0, 'f1': 1.0, 'num_selected': 3.0, 'searches': 2.0}
+    """
+    info = dict(extra_info or {})
+    truth = ground_truth if isinstance(ground_truth, dict) else {}
+    question = str(info.get("s3_question") or truth.get("question") or info.get("question") or "")
+    if not question:
+        raise ValueError("the s3 reward needs the question: ground_truth.question or the agent loop's s3_question")
+    answers = _answers(ground_truth)
+    context = _context(info.get("s3_context"))
+    generator = _generator(generator_url, generator_model, api_key, float(timeout), int(retries))
+    judge_client = generator.client if judge else None
+
+    answer = await generator.aanswer(question, context)
+    acc = await agen_acc(answer, answers, judge_client)
+
+    cache_key = retriever_id(retriever) if retriever else "unknown-retriever"
+    cache = _cache(str(rag_cache), cache_key, generator.name, int(rag_k))
+    baseline = await asyncio.to_thread(cache.get, question)
+    if baseline is None:
+        if retriever is None:
+            raise ValueError(f"no naive-RAG baseline for {question!r} in {rag_cache}: run `s3 precompute` with the "
+                             "training retriever and generator, or set reward_kwargs.retriever to compute it here")
+        baseline = await cache.acompute(question, answers, _retriever(retriever), generator, judge_client)
+    return {
+        "score": float(gain_beyond_rag(acc, baseline.acc, variant)),
+        "acc": float(acc),
+        "acc_rag": float(baseline.acc),
+        "em": float(exact_match(answer, answers)),
+        "f1": float(f1_score(answer, answers)),
+        "num_selected": float(len(context)),
+        "searches": float(info.get("s3_searches", 0) or 0),
+    }
