@@ -81,9 +81,10 @@ class S3AgentLoop(AgentLoopBase):
         **kwargs: Passed to ``AgentLoopBase``.
 
     Example:
-        >>> loop = S3AgentLoop.standalone(server, tokenizer, retriever=retriever)      # doctest: +SKIP
-        >>> out = await loop.run({"temperature": 0.6}, raw_prompt=[{"role": "user", "content": "Who ...?"}])  # doctest: +SKIP
-        >>> out.extra_fields["s3_context"]                                             # doctest: +SKIP
+        >>> loop = S3AgentLoop.standalone(server, tokenizer, retriever=retriever)   # doctest: +SKIP
+        >>> row = {"raw_prompt": [{"role": "user", "content": "Who founded Gritia?"}]}
+        >>> out = await loop.run({"temperature": 0.6}, **row)                       # doctest: +SKIP
+        >>> out.extra_fields["s3_context"]                                          # doctest: +SKIP
     """
 
     def __init__(self, *args: Any, retriever: str | Retriever | None = None, search: str = "8-3-3",
@@ -126,8 +127,8 @@ class S3AgentLoop(AgentLoopBase):
         state: dict[str, Any] = {}
         stop_reason = None
         try:
-            async for state in _graph().astream({"question": question}, context=context, stream_mode="values"):
-                pass
+            async for values in _graph().astream({"question": question}, context=context, stream_mode="values"):
+                state = values
         except ResponseBudgetSpent:
             stop_reason = "response_length"
         if stop_reason is None:

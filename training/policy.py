@@ -55,8 +55,9 @@ class VerlPolicy:
         request_id: Sticky-routing id for the rollout server (default: a fresh uuid).
 
     Example:
-        >>> policy = VerlPolicy(server, builder, tokenizer, {"temperature": 0.6}, response_length=1024)  # doctest: +SKIP
-        >>> await S3Searcher(policy, retriever).asearch("Who founded Gritia?")                           # doctest: +SKIP
+        >>> policy = VerlPolicy(server, builder, tokenizer, {"temperature": 0.6},
+        ...                     response_length=1024)                                  # doctest: +SKIP
+        >>> await S3Searcher(policy, retriever).asearch("Who founded Gritia?")       # doctest: +SKIP
     """
 
     model = "verl-rollout"

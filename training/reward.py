@@ -71,8 +71,9 @@ def _context(items: Sequence[dict[str, Any]] | None) -> list[Passage]:
             for d in (items if items is not None else [])]
 
 
-async def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: dict[str, Any] | None = None,
-                        *, generator_url: str | None = None, generator_model: str | None = None,
+async def compute_score(data_source: str, solution_str: str, ground_truth: Any,
+                        extra_info: dict[str, Any] | None = None, *, generator_url: str | None = None,
+                        generator_model: str | None = None,
                         api_key: str | None = None, rag_cache: str = "rag_cache.sqlite", retriever: str | None = None,
                         rag_k: int = 3, variant: RewardVariant = "gbr", judge: bool = True, timeout: float = 300.0,
                         retries: int = 3, **kwargs: Any) -> dict[str, float]:

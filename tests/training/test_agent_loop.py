@@ -91,7 +91,8 @@ def test_scripted_episode_masks_exactly_the_model_tokens(policy_model, hashing_r
 
 def test_observations_are_cut_to_max_obs_tokens(policy_model, hashing_retriever, scripted_server):
     _, tokenizer = policy_model
-    server = scripted_server(tokenizer, ['<query>{"query": "Gritia"}</query>', "<search_complete>True</search_complete>"])
+    replies = ['<query>{"query": "Gritia"}</query>', "<search_complete>True</search_complete>"]
+    server = scripted_server(tokenizer, replies)
     loop = S3AgentLoop.standalone(server, tokenizer, retriever=hashing_retriever, search="8-3-1", max_obs_tokens=40)
     out = asyncio.run(loop.run(SAMPLING, **row()))
     assert out.extra_fields["s3_truncated_observations"] == 1

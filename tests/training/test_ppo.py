@@ -1,0 +1,69 @@
+"""PPO through verl's core_algos over rollouts of the s3_searcher agent loop, on SmolLM2."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import math
+
+import pytest
+import torch
+
+from training.agent_loop import S3AgentLoop
+from training.ppo import CpuPPO, PPOSettings, Rollout
+
+GOOD = ['<query>{"query": "Gritia founded"}</query>', "<important_info>[1]</important_info>"
+        "<search_complete>True</search_complete>"]
+BAD = ["I do not know.", "<search_complete>True</search_complete>"]
+
+
+def episode(tokenizer, retriever, replies, scripted_server):
+    loop = S3AgentLoop.standalone(scripted_server(tokenizer, list(replies)), tokenizer, retriever=retriever,
+                                  search="2-1-1", initial_k=1, prompt_length=1024, response_length=512)
+    return asyncio.run(loop.run({"temperature": 1.0}, raw_prompt=[{"role": "user", "content": "Who founded Gritia?"}]))
+
+
+@pytest.fixture()
+def rollouts(policy_model, hashing_retriever, scripted_server):
+    _, tokenizer = policy_model
+    good = episode(tokenizer, hashing_retriever, GOOD, scripted_server)
+    bad = episode(tokenizer, hashing_retriever, BAD, scripted_server)
+    return Rollout.from_output(good, 1.0), Rollout.from_output(bad, 0.0)
+
+
+def sequence_logprob(ppo: CpuPPO, rollout: Rollout) -> float:
+    with torch.no_grad():
+        log_probs = ppo._forward(ppo.model, rollout)[0][0]
+    mask = torch.tensor(rollout.response_mask, dtype=torch.float32)
+    return float((log_probs * mask).sum())
+
+
+@pytest.mark.slow
+def test_one_update_changes_weights_with_finite_losses(policy_model, rollouts):
+    model = copy.deepcopy(policy_model[0])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ppo = CpuPPO(model)
+    metrics = ppo.step(list(rollouts))
+    assert all(math.isfinite(v) for v in metrics.values()), metrics
+    assert metrics["critic/vf_loss"] > 0 and metrics["critic/score/mean"] == 0.5
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed, "the policy's weights did not move"
+    # The reference stays frozen: it is the KL anchor.
+    assert all(torch.equal(v, before[k]) for k, v in ppo.ref.state_dict().items())
+
+
+@pytest.mark.slow
+def test_updates_favour_the_rewarded_episode(policy_model, rollouts):
+    good, bad = rollouts
+    ppo = CpuPPO(copy.deepcopy(policy_model[0]), PPOSettings(actor_lr=2e-5, critic_lr=1e-3, entropy_coeff=0.0))
+    start = sequence_logprob(ppo, good) - sequence_logprob(ppo, bad)
+    for _ in range(3):
+        ppo.step([good, bad])
+    assert sequence_logprob(ppo, good) - sequence_logprob(ppo, bad) > start
+
+
+def test_rollouts_without_generated_tokens_are_refused(policy_model):
+    ppo = CpuPPO.__new__(CpuPPO)
+    ppo.settings = PPOSettings()
+    with pytest.raises(ValueError, match="no rollout"):
+        ppo.step([Rollout([1, 2], [3, 4], [0, 0], 1.0)])
