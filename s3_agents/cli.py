@@ -222,6 +222,33 @@ def _register_search_commands() -> None:
 _register_search_commands()
 
 
+def _register_plugins() -> None:
+    """Sub-commands from installed packages (entry point group ``s3_agents.cli``), e.g. ``s3 train``.
+
+    The core names no plugin: the ``training`` package registers ``train`` in pyproject.toml. A
+    plugin that fails to import (its extra not installed) becomes a command that says how to install it.
+    """
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="s3_agents.cli"):
+        try:
+            app.add_typer(entry.load(), name=entry.name)
+        except ImportError as err:
+            _add_missing(entry.name, err)
+
+
+def _add_missing(name: str, err: ImportError) -> None:
+    message = f"`s3 {name}` is unavailable ({err}); install its extra, e.g. pip install \"s3-agents[train]\""
+
+    @app.command(name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+                 help=f"(unavailable: {err})")
+    def missing() -> None:
+        _fail(message)
+
+
+_register_plugins()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``s3`` console script; turns known errors into one-line messages."""
     from s3_agents.errors import S3Error

@@ -1,0 +1,71 @@
+"""Export: verl's FSDP checkpoint layout to a Hugging Face folder the core runs as its searcher."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from s3_agents import S3Searcher, SearchConfig, TransformersClient
+from tests.conftest import run_cli
+from training.export import export_policy, find_actor_checkpoint, save_policy
+
+
+def fake_run(tmp_path, model, smollm2_hf, step: int = 20):
+    """A verl run folder as FSDPCheckpointManager leaves it (world size 1): shards, fsdp_config, huggingface/."""
+    actor = tmp_path / "run" / "checkpoints" / f"global_step_{step}" / "actor"
+    (actor / "huggingface").mkdir(parents=True)
+    torch.save(model.state_dict(), actor / "model_world_size_1_rank_0.pt")
+    (actor / "fsdp_config.json").write_text(json.dumps({"FSDP_version": 2, "world_size": 1}))
+    for path in smollm2_hf.iterdir():                # config, generation config, tokenizer, chat template
+        if path.suffix != ".safetensors":
+            shutil.copy(path, actor / "huggingface" / path.name)
+    (tmp_path / "run" / "checkpoints" / "latest_checkpointed_iteration.txt").write_text(str(step))
+    return tmp_path / "run" / "checkpoints"
+
+
+@pytest.mark.slow
+def test_fsdp_checkpoint_exports_and_runs_as_the_searcher(tmp_path, policy_model, smollm2_hf, hashing_retriever):
+    model, _ = policy_model
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+    trained["model.norm.weight"] += 0.25          # a "trained" weight to find again after the merge
+    model_copy = type(model)(model.config)
+    model_copy.load_state_dict(trained)
+    checkpoints = fake_run(tmp_path, model_copy, smollm2_hf)
+    assert find_actor_checkpoint(checkpoints).name == "actor"
+
+    out = export_policy(checkpoints, tmp_path / "searcher-hf")
+    client = TransformersClient(str(out))
+    exported = client._lm.state_dict()["model.norm.weight"].float()
+    assert torch.allclose(exported, trained["model.norm.weight"], atol=2e-2)     # verl's merger writes bf16
+    assert not torch.allclose(exported, model.state_dict()["model.norm.weight"], atol=0.1)
+    searcher = S3Searcher(client, hashing_retriever, SearchConfig.from_name("3-1-1", initial_k=2, max_new_tokens=16))
+    state = searcher.search("Who founded Gritia?")
+    assert state["generations"] >= 1 and state["context"]
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no verl actor checkpoint"):
+        find_actor_checkpoint(tmp_path)
+
+
+@pytest.mark.slow
+def test_cli_export_of_a_saved_cpu_policy(tmp_path, policy_model):
+    model, tokenizer = policy_model
+    folder = save_policy(model, tokenizer, tmp_path / "cpu-trained")
+    result = run_cli("train", "export", str(folder), str(tmp_path / "copy"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "copy" / "config.json").is_file() and "TransformersClient" in result.stdout
+
+
+def test_cli_prepare(tmp_path):
+    questions = tmp_path / "qa.jsonl"
+    questions.write_text('{"question": "Who founded Gritia", "answers": ["Kaemia Tritrir"]}\n'
+                         '{"question": "Is Gritia old?", "answers": ["no"]}\n')
+    result = run_cli("train", "prepare", str(questions), "--out", str(tmp_path / "train.parquet"))
+    assert result.returncode == 0, result.stderr
+    assert "1 of 2 questions written" in result.stdout and "1 yes/no" in result.stdout
+    bad = run_cli("train", "prepare", str(questions), "--rag-fails-only")
+    assert bad.returncode == 2 and "--rag-cache" in bad.stderr
