@@ -19,3 +19,33 @@ def test_benchmark_doc_has_every_section_with_its_command() -> None:
     text = (REPO / "docs" / "benchmarks.md").read_text(encoding="utf-8")
     for name in ("retrieval", "server_load", "rollouts"):
         assert f"<!-- {name}:start -->" in text and f"Command: `python benchmarks/{name}.py`" in text
+
+
+def _shell_commands(doc: str) -> list[str]:
+    """The ``s3 ...`` commands of a doc's bash blocks, continuation lines joined."""
+    text = (REPO / doc).read_text(encoding="utf-8")
+    commands = []
+    for block in text.split("```bash")[1:]:
+        joined = block.split("```")[0].replace("\\\n", " ")
+        commands += [line.strip().rstrip("&").strip() for line in joined.splitlines() if line.strip().startswith("s3 ")]
+    return commands
+
+
+@pytest.mark.parametrize("doc", ["docs/training.md", "README.md"])
+def test_documented_cli_commands_use_real_options(doc: str) -> None:
+    """Every `s3 ...` command shown in the doc names a real sub-command, and each --option exists there."""
+    from typer.testing import CliRunner
+
+    from s3_agents.cli import app
+
+    commands = _shell_commands(doc)
+    assert len(commands) >= 6
+    runner = CliRunner()
+    for command in commands:
+        words = command.split()[1:]
+        path = [w for w in words[:2] if not w.startswith("-") and w in {"index", "train", "corpus"}]
+        sub = words[:len(path) + 1]
+        result = runner.invoke(app, [*sub, "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+        assert result.exit_code == 0, f"{command}: {result.output}"
+        for option in (w.split("=")[0] for w in words if w.startswith("--")):
+            assert option in result.output, f"{doc}: `{' '.join(sub)}` has no {option}"

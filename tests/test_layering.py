@@ -49,3 +49,34 @@ def test_integrations_import_without_verl() -> None:
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stderr
+
+
+def test_training_depends_on_the_core_only() -> None:
+    code = textwrap.dedent("""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {"integrations", "llama_index", "langchain_openai", "vllm"}:
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        import training.agent_loop, training.policy, training.reward, training.data, training.ppo
+        import training.launch, training.export, training.cli, training.local_server
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+
+
+def test_s3_train_without_the_training_package_says_what_to_install() -> None:
+    code = textwrap.dedent("""
+        import sys
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {"training", "verl"}:
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        from s3_agents.cli import main
+        main(["train", "run", "--model", "x"])
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 1
+    assert "`s3 train` is unavailable" in result.stderr and "s3-agents[train]" in result.stderr

@@ -145,6 +145,8 @@ def preflight(job: TrainJob, *, check_gpu: bool = True, check_endpoints: bool = 
     validated by verl's own ``validate_config``), vLLM, the GPUs, the generator endpoint.
     """
     problems: list[str] = []
+    if importlib.util.find_spec("verl") is None:
+        return ['verl is not installed: pip install "s3-agents[train]" (and vLLM on the GPU machine)']
     for path in [*job.train_files, *(job.val_files or [])]:
         if not Path(path).is_file():
             problems.append(f"training data not found: {path} (make it with `s3 train prepare`)")
