@@ -34,3 +34,9 @@ def test_rollouts_benchmark_runs() -> None:
     result = run("rollouts.py")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "sequential `search` loop" in result.stdout and "the graph itself" in result.stdout
+
+
+def test_training_cpu_benchmark_runs() -> None:
+    result = run("training_cpu.py")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "agent loop / plain searcher" in result.stdout and "CpuPPO.step" in result.stdout
