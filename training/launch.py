@@ -185,6 +185,8 @@ def _check_gpus(needed: int) -> list[str]:
 
 
 def _check_retriever(location: str, check_endpoints: bool) -> list[str]:
+    import httpx
+
     from s3_agents.errors import S3Error
     from s3_agents.retrievers import RemoteRetriever
 
@@ -194,7 +196,7 @@ def _check_retriever(location: str, check_endpoints: bool) -> list[str]:
         remote = RemoteRetriever(location, retries=0, timeout=5)
         try:
             remote.health()
-        except (S3Error, OSError) as err:
+        except (S3Error, OSError, httpx.HTTPError) as err:
             return [f"retriever not reachable: {err}"]
         finally:
             remote.close()

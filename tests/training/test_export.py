@@ -9,8 +9,10 @@ import pytest
 import torch
 
 from s3_agents import S3Searcher, SearchConfig, TransformersClient
+from s3_agents.rag_cache import RagCache, RagEntry
 from tests.conftest import run_cli
 from training.export import export_policy, find_actor_checkpoint, save_policy
+from training.reward import retriever_id
 
 
 def fake_run(tmp_path, model, smollm2_hf, step: int = 20):
@@ -69,3 +71,13 @@ def test_cli_prepare(tmp_path):
     assert "1 of 2 questions written" in result.stdout and "1 yes/no" in result.stdout
     bad = run_cli("train", "prepare", str(questions), "--rag-fails-only")
     assert bad.returncode == 2 and "--rag-cache" in bad.stderr
+    # With a cache whose rows name the index and generator, RAG successes are dropped.
+    (tmp_path / "index").mkdir()
+    cache = RagCache(tmp_path / "rag.sqlite", retriever_id=retriever_id(str(tmp_path / "index")), generator_id="g")
+    cache.put("Who founded Gritia", RagEntry("Kaemia Tritrir", 1.0, 1.0))
+    cache.close()
+    kept = run_cli("train", "prepare", str(questions), "--out", str(tmp_path / "f.parquet"), "--rag-fails-only",
+                   "--rag-cache", str(tmp_path / "rag.sqlite"), "--index", str(tmp_path / "index"),
+                   "--generator-model", "g")
+    assert kept.returncode == 0, kept.stderr
+    assert "0 of 2 questions written" in kept.stdout and "1 answered by naive RAG" in kept.stdout

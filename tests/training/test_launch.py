@@ -64,6 +64,12 @@ def test_preflight_reports_every_missing_piece_at_once(setup, tmp_path):
         assert expected in problems
 
 
+def test_preflight_names_a_retrieval_server_that_is_down(setup):
+    url = f"http://127.0.0.1:{free_port()}/retrieve"
+    problems = preflight(job(setup, retriever=url), check_gpu=False)
+    assert any("retriever not reachable" in p and url.removesuffix("/retrieve") in p for p in problems)
+
+
 def test_run_refuses_before_anything_starts(setup):
     result = run_cli("train", "run", "--model", setup["model"], "--train", setup["train"],
                      "--retriever", setup["index"], "--generator-url", f"http://127.0.0.1:{free_port()}/v1",
