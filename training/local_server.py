@@ -45,12 +45,13 @@ class TransformersServer:
 
     Honours ``max_tokens``, ``temperature`` (0 = greedy), ``top_p``, ``top_k``, ``stop`` (with
     ``include_stop_str_in_output``) and ``logprobs`` (log-probabilities of the chosen tokens under the
-    model, before temperature). Generation also ends at the chat template's end-of-turn token.
+    model, before temperature), through transformers' ``generate``. Generation also ends at the chat
+    template's end-of-turn token.
 
     Args:
         model: A transformers causal LM (its weights may be trained between calls).
         tokenizer: Its tokenizer.
-        seed: Seed for sampling.
+        seed: Seed for sampling (each call reseeds torch with ``seed + call number``: reproducible runs).
 
     Example:
         >>> server = TransformersServer(*load_policy_model())                                # doctest: +SKIP
@@ -64,7 +65,7 @@ class TransformersServer:
         closing = turn_closing_ids(tokenizer)
         eos = {tid for tid in (closing[:1] + [tokenizer.eos_token_id]) if tid is not None}
         self.eos_ids = sorted(eos)
-        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        self.seed = seed
         self._lock = threading.Lock()
         self.calls = 0
 
@@ -76,55 +77,29 @@ class TransformersServer:
     def _generate(self, prompt_ids: list[int], params: dict[str, Any]) -> TokenOutput:
         max_tokens = int(params.get("max_tokens", 256))
         temperature = float(params.get("temperature", 0.0) or 0.0)
-        top_p = float(params.get("top_p", 1.0) or 1.0)
         top_k = int(params.get("top_k", -1) or -1)
         stops = list(params.get("stop") or [])
-        keep_stop = bool(params.get("include_stop_str_in_output", False))
         device = next(self.model.parameters()).device
         ids = torch.tensor([prompt_ids], device=device)
-        new: list[int] = []
-        logprobs: list[float] = []
-        past = None
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": float(params.get("top_p", 1.0) or 1.0),
+                    "top_k": top_k if top_k > 0 else None} if temperature > 0 else {"do_sample": False}
         with self._lock, torch.no_grad():
             self.calls += 1
-            step_input = ids
-            for _ in range(max_tokens):
-                out = self.model(input_ids=step_input, past_key_values=past, use_cache=True)
-                past = out.past_key_values
-                logits = out.logits[0, -1].float()
-                token = self._pick(logits, temperature, top_p, top_k)
-                new.append(token)
-                logprobs.append(float(torch.log_softmax(logits, -1)[token]))
-                if token in self.eos_ids:
-                    break
-                if stops and self._cut_at_stop(new, logprobs, stops, keep_stop):
-                    break
-                step_input = torch.tensor([[token]], device=device)
+            if self.seed is not None:
+                torch.manual_seed(self.seed + self.calls)
+            out = self.model.generate(
+                ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens, eos_token_id=self.eos_ids,
+                pad_token_id=self.eos_ids[0], stop_strings=stops or None, tokenizer=self.tokenizer if stops else None,
+                output_logits=True, return_dict_in_generate=True, **sampling)
+        new = [int(t) for t in out.sequences[0, len(prompt_ids):]]
+        logprobs = [float(torch.log_softmax(step[0].float(), -1)[token]) for step, token in zip(out.logits, new)]
+        if stops and not params.get("include_stop_str_in_output", False):
+            self._drop_stop(new, logprobs, stops)
         return TokenOutput(token_ids=new, log_probs=logprobs if params.get("logprobs") else None,
                            stop_reason="completed")
 
-    def _pick(self, logits: torch.Tensor, temperature: float, top_p: float, top_k: int) -> int:
-        if temperature <= 0:
-            return int(torch.argmax(logits))
-        scores = logits / temperature
-        if top_k > 0:
-            kth = torch.topk(scores, min(top_k, scores.numel())).values[-1]
-            scores = scores.masked_fill(scores < kth, float("-inf"))
-        probs = torch.softmax(scores, -1)
-        if top_p < 1.0:
-            sorted_probs, order = torch.sort(probs, descending=True)
-            drop = torch.cumsum(sorted_probs, 0) - sorted_probs > top_p
-            sorted_probs[drop] = 0.0
-            probs = torch.zeros_like(probs).scatter(0, order, sorted_probs)
-        return int(torch.multinomial(probs / probs.sum(), 1, generator=self.generator))
-
-    def _cut_at_stop(self, new: list[int], logprobs: list[float], stops: list[str], keep: bool) -> bool:
-        """True when a stop string appeared; without ``keep`` the tokens that wrote it are dropped."""
-        text = self.tokenizer.decode(new[-16:], skip_special_tokens=True)
-        if not any(s in text for s in stops):
-            return False
-        if not keep:
-            while new and any(s in self.tokenizer.decode(new, skip_special_tokens=True) for s in stops):
-                new.pop()
-                logprobs.pop()
-        return True
+    def _drop_stop(self, new: list[int], logprobs: list[float], stops: list[str]) -> None:
+        """Drop the trailing tokens that wrote a stop string (vLLM's default, without include_stop_str_in_output)."""
+        while new and any(s in self.tokenizer.decode(new[-16:], skip_special_tokens=True) for s in stops):
+            new.pop()
+            logprobs.pop()

@@ -138,3 +138,20 @@ def test_response_length_ends_the_episode(policy_model, hashing_retriever):
     assert out.extra_fields["s3_stop_reason"] == "response_length"
     assert len(out.response_ids) == 96 and sum(out.response_mask) <= 48
     assert out.extra_fields["s3_context"], "a cut-off episode still hands its context to the reward"
+
+
+def test_transformers_server_stop_strings_like_vllm(policy_model):
+    model, tokenizer = policy_model
+    server = TransformersServer(model, tokenizer)
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                           add_generation_prompt=True, tokenize=False)
+    ids = tokenizer.encode(prompt, add_special_tokens=False)
+    base = {"temperature": 0.0, "max_tokens": 24, "stop": ["."], "logprobs": True}
+    keep = {**base, "include_stop_str_in_output": True}
+    kept = asyncio.run(server.generate("r", prompt_ids=ids, sampling_params=keep))
+    dropped = asyncio.run(server.generate("r", prompt_ids=ids, sampling_params=base))
+    kept_text = tokenizer.decode(kept.token_ids, skip_special_tokens=True)
+    assert kept_text.endswith(".") and "Paris" in kept_text
+    assert "." not in tokenizer.decode(dropped.token_ids, skip_special_tokens=True)
+    assert kept.token_ids[:len(dropped.token_ids)] == dropped.token_ids
+    assert len(kept.log_probs) == len(kept.token_ids) and all(lp <= 0 for lp in kept.log_probs)
