@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -36,16 +37,35 @@ from verl.utils.dataset.rl_dataset import RLHFDataset
 from s3_agents.config import SearchConfig
 from s3_agents.context import assemble_context
 from s3_agents.graph import SearchContext, build_search_graph
-from s3_agents.retrievers import load_retriever
+from s3_agents.retrievers import RemoteRetriever, load_retriever
 from s3_agents.retrievers.base import Retriever
+from s3_agents.types import Passage
 from training.policy import ResponseBudgetSpent, VerlPolicy
 
-__all__ = ["S3AgentLoop", "episode_fields"]
+__all__ = ["S3AgentLoop", "InlineRetriever", "episode_fields"]
 
 
 @functools.cache
 def _graph() -> Any:
     return build_search_graph()
+
+
+class InlineRetriever(Retriever):
+    """An in-process retriever whose async searches run in the calling thread, not a worker thread.
+
+    For CPU runs where the policy also runs in this process: torch work in two threads contends for
+    the cores (an embedder's query in a worker thread made the next generation 1.7x slower on 2 cores).
+    Remote retrievers (HTTP) never need it.
+    """
+
+    def __init__(self, inner: Retriever) -> None:
+        self.inner = inner
+
+    def _search(self, queries: list[str], k: int) -> list[list[Passage]]:
+        return self.inner.search(queries, k)
+
+    async def asearch(self, queries: Sequence[str], k: int = 3) -> list[list[Passage]]:
+        return self.inner.search(list(queries), k)
 
 
 @functools.cache
@@ -108,11 +128,16 @@ class S3AgentLoop(AgentLoopBase):
         """The loop outside a verl trainer (notebooks, tests): a minimal trainer config around it.
 
         ``server_manager`` is anything with verl's ``generate(request_id, *, prompt_ids, sampling_params)``,
-        e.g. :class:`~training.local_server.TransformersServer`.
+        e.g. :class:`~training.local_server.TransformersServer`. An in-process retriever is wrapped in
+        :class:`InlineRetriever` (the model runs in this process too).
         """
         config = OmegaConf.create({"actor_rollout_ref": {"rollout": {"prompt_length": prompt_length,
                                                                      "response_length": response_length}},
                                    "data": {}})
+        if isinstance(retriever, str):
+            retriever = _shared_retriever(retriever)
+        if isinstance(retriever, Retriever) and not isinstance(retriever, RemoteRetriever):
+            retriever = InlineRetriever(retriever)
         return cls(DictConfigWrap(config), server_manager, tokenizer, None, RLHFDataset, DictConfigWrap(config.data),
                    retriever=retriever, **kwargs)
 

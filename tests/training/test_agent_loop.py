@@ -155,3 +155,20 @@ def test_transformers_server_stop_strings_like_vllm(policy_model):
     assert "." not in tokenizer.decode(dropped.token_ids, skip_special_tokens=True)
     assert kept.token_ids[:len(dropped.token_ids)] == dropped.token_ids
     assert len(kept.log_probs) == len(kept.token_ids) and all(lp <= 0 for lp in kept.log_probs)
+
+
+def test_standalone_runs_in_process_retrieval_inline(policy_model, hashing_retriever):
+    import threading
+
+    from training.agent_loop import InlineRetriever
+
+    loop = S3AgentLoop.standalone(None, policy_model[1], retriever=hashing_retriever)
+    assert isinstance(loop.retriever, InlineRetriever)
+    seen = []
+    original = hashing_retriever._search
+    hashing_retriever._search = lambda q, k: seen.append(threading.get_ident()) or original(q, k)
+    try:
+        hits = asyncio.run(loop.retriever.asearch(["Gritia"], 2))
+    finally:
+        hashing_retriever._search = original
+    assert seen == [threading.get_ident()] and len(hits[0]) == 2
