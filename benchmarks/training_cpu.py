@@ -120,7 +120,8 @@ def main() -> int:
         "Reading: both paths spend nearly all their time generating with the same model; the agent loop also",
         "keeps token ids and asks for per-token logits (for log-probs). `standalone` runs in-process retrieval",
         "inline: a query embedded in a worker thread made the following generation 1.7x slower on 2 cores.",
-        "The ratio is from one run on the same model and questions.",
+        "The ratio is from one run on the same model and questions. verl's GPU trainer is not measured by this",
+        "script; no GPU run is recorded yet (docs/training.md says what a GPU run still has to confirm).",
     ])
     print(body)
     if not args.no_write:
