@@ -149,7 +149,7 @@ class S3AgentLoop(AgentLoopBase):
                             cap_prompt=self._cap_text_prompt_length)
         context = SearchContext(policy=policy, retriever=self.retriever, config=self.search_config)
         started = time.perf_counter()
-        state: dict[str, Any] = {}
+        state: dict[str, Any] = {"question": question, "blocks": []}
         stop_reason = None
         try:
             async for values in _graph().astream({"question": question}, context=context, stream_mode="values"):

@@ -153,7 +153,8 @@ class VerlPolicy:
                 found = s
         if found is not None:
             text = text[:text.find(found) + len(found)]
-        finish = "stop" if ended or found else "length"
+        # A server that drops the stop string's tokens still stopped early: that is a stop, not the token limit.
+        finish = "stop" if ended or found or len(ids) < params["max_tokens"] else "length"
         return Completion(text=text, finish_reason=finish, stop=found, prompt_tokens=len(self.prompt_ids),
                           completion_tokens=len(ids))
 
