@@ -217,6 +217,9 @@ def _register_search_commands() -> None:
     app.command("search")(_cli_search.search)
     app.command("demo")(_cli_search.demo)
     app.command("precompute")(_cli_search.precompute)
+    from s3_agents import _cli_eval
+
+    app.command("eval")(_cli_eval.eval_command)
 
 
 _register_search_commands()

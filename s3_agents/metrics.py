@@ -9,8 +9,10 @@ from collections.abc import Sequence
 
 from s3_agents.llm.base import ChatClient
 from s3_agents.prompts import judge_prompt
+from s3_agents.types import Passage
 
-__all__ = ["normalize_answer", "exact_match", "f1_score", "span_match", "judge_says_yes", "gen_acc", "agen_acc"]
+__all__ = ["normalize_answer", "exact_match", "f1_score", "span_match", "answer_in_context", "judge_says_yes",
+           "gen_acc", "agen_acc"]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
@@ -48,6 +50,16 @@ def span_match(prediction: str, answers: Sequence[str]) -> float:
         if gold and any(pred[i:i + len(gold)] == gold for i in range(len(pred) - len(gold) + 1)):
             return 1.0
     return 0.0
+
+
+def answer_in_context(passages: Sequence[Passage], answers: Sequence[str]) -> float:
+    """Answer recall of a context: 1.0 when a gold answer occurs (as whole normalised tokens) in any passage.
+
+    Example:
+        >>> answer_in_context([Passage("1", "Ketroul", "Its currency is the mobroun.")], ["Mobroun"])
+        1.0
+    """
+    return float(any(span_match(f"{p.title} {p.text}", answers) for p in passages))
 
 
 def judge_says_yes(reply: str) -> bool | None:

@@ -24,7 +24,7 @@ Cache = Annotated[Path, typer.Option(help="SQLite of naive-RAG baselines (s3 pre
 
 @app.command()
 def prepare(
-    questions: Annotated[Path, typer.Argument(help='QA JSONL: {"question", "answers" | "golden_answers"} per line.')],
+    questions: Annotated[Path, typer.Argument(help='QA JSONL: {"question", "golden_answers" | "answers"} per line.')],
     out: Annotated[Path, typer.Option(help="Parquet file to write.")] = Path("data/train.parquet"),
     data_source: Annotated[str, typer.Option(help="data_source of rows that name none.")] = "s3_qa",
     split: Annotated[str, typer.Option(help="extra_info.split")] = "train",
@@ -39,11 +39,12 @@ def prepare(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
 ) -> None:
     """Turn QA JSONL into verl parquet rows for the s3_searcher agent loop."""
+    from s3_agents.qa import load_qa
     from s3_agents.rag_cache import RagCache
-    from training.data import load_qa_jsonl, prepare_dataset
+    from training.data import prepare_dataset
     from training.reward import retriever_id
 
-    items = load_qa_jsonl(questions)[:limit] if limit else load_qa_jsonl(questions)
+    items = load_qa(questions)[:limit] if limit else load_qa(questions)
     cache = None
     if rag_fails_only:
         if rag_cache is None or not rag_cache.is_file():

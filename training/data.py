@@ -1,4 +1,4 @@
-"""Training data: QA JSONL to verl parquet rows for the ``s3_searcher`` agent loop.
+"""Training data: QA JSONL (see :func:`s3_agents.qa.load_qa`) to verl parquet rows for the ``s3_searcher`` loop.
 
 Each row follows verl's RL dataset format: ``prompt`` (the question as a chat), ``agent_name``
 (``s3_searcher``), ``data_source``, ``ability``, ``reward_model.ground_truth`` (question and gold
@@ -10,7 +10,6 @@ match cannot score them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,20 +18,12 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from s3_agents.prompts import normalize_question
+from s3_agents.qa import QAExample
 from s3_agents.rag_cache import RagCache
 
-__all__ = ["QAItem", "PrepareReport", "load_qa_jsonl", "is_yes_no", "to_rows", "write_parquet", "prepare_dataset"]
+__all__ = ["PrepareReport", "is_yes_no", "to_rows", "write_parquet", "prepare_dataset"]
 
 _YES_NO = {"yes", "no", "true", "false"}
-
-
-@dataclass(frozen=True, slots=True)
-class QAItem:
-    """A training question and its gold answers."""
-
-    question: str
-    answers: tuple[str, ...]
-    data_source: str | None = None
 
 
 @dataclass
@@ -52,44 +43,12 @@ class PrepareReport:
                 f"{self.rag_succeeded} answered by naive RAG, {self.no_baseline} without a baseline)")
 
 
-def load_qa_jsonl(path: str | Path) -> list[QAItem]:
-    """Read ``{"question", "answers" | "golden_answers", ["data_source"]}`` lines.
-
-    Raises:
-        FileNotFoundError: If the file is missing.
-        ValueError: For malformed lines, naming their numbers (the first ten, and how many more).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"questions file not found: {path}")
-    items: list[QAItem] = []
-    problems: list[str] = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-            answers = record.get("answers", record.get("golden_answers"))
-            if isinstance(answers, str):
-                answers = [answers]
-            if not str(record["question"]).strip() or not answers:
-                raise ValueError("empty question or answers")
-            items.append(QAItem(str(record["question"]).strip(), tuple(str(a) for a in answers),
-                                record.get("data_source")))
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            problems.append(f"line {line_no}: {err}")
-    if problems:
-        shown = "; ".join(problems[:10]) + (f"; ... {len(problems) - 10} more" if len(problems) > 10 else "")
-        raise ValueError(f'{path}: expected {{"question", "answers": [...]}} per line: {shown}')
-    return items
-
-
-def is_yes_no(item: QAItem) -> bool:
+def is_yes_no(item: QAExample) -> bool:
     """A question whose gold answers are yes/no/true/false (span match would accept "not true" for "true")."""
     return any(a.strip().lower().rstrip(".") in _YES_NO for a in item.answers)
 
 
-def to_rows(items: Sequence[QAItem], *, data_source: str = "s3_qa", split: str = "train",
+def to_rows(items: Sequence[QAExample], *, data_source: str = "s3_qa", split: str = "train",
             agent_name: str = "s3_searcher") -> list[dict[str, Any]]:
     """verl RL rows for ``items`` (see the module docstring)."""
     rows = []
@@ -118,13 +77,13 @@ def write_parquet(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     return path
 
 
-def prepare_dataset(items: Sequence[QAItem], out: str | Path, *, data_source: str = "s3_qa", split: str = "train",
+def prepare_dataset(items: Sequence[QAExample], out: str | Path, *, data_source: str = "s3_qa", split: str = "train",
                     rag_cache: RagCache | None = None, drop_rag_successes: bool = False, drop_yes_no: bool = True,
                     show_progress: bool = True) -> PrepareReport:
     """Filter ``items`` and write them as verl parquet.
 
     Args:
-        items: Questions and answers (:func:`load_qa_jsonl`).
+        items: Questions and answers (:func:`s3_agents.qa.load_qa`: FlashRAG / Search-R1 JSONL or plain).
         out: Parquet file to write.
         data_source: ``data_source`` of rows whose item has none.
         split: ``extra_info.split``.
@@ -138,14 +97,14 @@ def prepare_dataset(items: Sequence[QAItem], out: str | Path, *, data_source: st
         Counts of what was written and dropped.
 
     Example:
-        >>> items = [QAItem("Who founded Gritia?", ("Kaemia Tritrir",)), QAItem("Is Gritia old?", ("yes",))]
+        >>> items = [QAExample("Who founded Gritia?", ("Kaemia Tritrir",)), QAExample("Is Gritia old?", ("yes",))]
         >>> prepare_dataset(items, "/tmp/s3-train.parquet", show_progress=False).written
         1
     """
     if drop_rag_successes and rag_cache is None:
         raise ValueError("drop_rag_successes needs a rag_cache of naive-RAG baselines (s3 precompute)")
     report = PrepareReport(total=len(items))
-    kept: list[QAItem] = []
+    kept: list[QAExample] = []
     for item in tqdm(items, desc="filtering questions", unit="question", disable=not show_progress):
         if drop_yes_no and is_yes_no(item):
             report.yes_no += 1

@@ -8,27 +8,21 @@ import pytest
 from omegaconf import OmegaConf
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
+from s3_agents.qa import QAExample, load_qa
 from s3_agents.rag_cache import RagCache, RagEntry
-from training.data import QAItem, is_yes_no, load_qa_jsonl, prepare_dataset
+from training.data import is_yes_no, prepare_dataset
 
 
-def test_bad_lines_are_reported_by_number(tmp_path):
-    path = tmp_path / "qa.jsonl"
-    path.write_text('{"question": "Who?", "answers": ["A"]}\nnot json\n\n{"question": "Q", "answers": []}\n')
-    with pytest.raises(ValueError, match=r"line 2: .*line 4: empty question or answers"):
-        load_qa_jsonl(path)
-
-
-def test_golden_answers_key_and_yes_no(tmp_path):
+def test_flashrag_lines_and_yes_no(tmp_path):
     path = tmp_path / "qa.jsonl"
     path.write_text(json.dumps({"question": "Capital of X", "golden_answers": ["Y"], "data_source": "nq"}) + "\n")
-    (item,) = load_qa_jsonl(path)
-    assert item == QAItem("Capital of X", ("Y",), "nq")
-    assert is_yes_no(QAItem("Is it?", ("Yes",))) and not is_yes_no(QAItem("Who?", ("Yesenia",)))
+    (item,) = load_qa(path)
+    assert (item.question, item.answers, item.data_source) == ("Capital of X", ("Y",), "nq")
+    assert is_yes_no(QAExample("Is it?", ("Yes",))) and not is_yes_no(QAExample("Who?", ("Yesenia",)))
 
 
 def test_rag_fails_filter(tmp_path, demo_questions):
-    items = [QAItem(q["question"], tuple(q["answers"])) for q in demo_questions[:6]]
+    items = [QAExample(q["question"], tuple(q["answers"])) for q in demo_questions[:6]]
     cache = RagCache(":memory:", retriever_id="r", generator_id="g", k=3)
     for i, item in enumerate(items[:5]):
         cache.put(item.question, RagEntry("x", float(i % 2), 0.0))   # 0, 1, 0, 1, 0; the 6th has none
@@ -40,8 +34,8 @@ def test_rag_fails_filter(tmp_path, demo_questions):
 
 
 def test_parquet_loads_in_verl_rl_dataset(tmp_path, demo_questions, policy_model):
-    items = [QAItem(q["question"], tuple(q["answers"])) for q in demo_questions[:8]]
-    items.append(QAItem("Is Ketroul an island?", ("yes",)))
+    items = [QAExample(q["question"], tuple(q["answers"])) for q in demo_questions[:8]]
+    items.append(QAExample("Is Ketroul an island?", ("yes",)))
     report = prepare_dataset(items, tmp_path / "train.parquet", data_source="demo", show_progress=False)
     assert report.written == 8 and report.yes_no == 1
     config = OmegaConf.create({"prompt_key": "prompt", "max_prompt_length": 256, "return_raw_chat": True,

@@ -11,9 +11,10 @@ from omegaconf import OmegaConf
 from verl.utils.config import validate_config
 
 from s3_agents import HashingEmbedder, build_index, load_demo_corpus
+from s3_agents.qa import QAExample
 from s3_agents.rag_cache import RagCache
 from tests.conftest import cli_env, free_port, run_cli
-from training.data import QAItem, prepare_dataset
+from training.data import prepare_dataset
 from training.launch import PRESETS, PreflightError, TrainJob, compose_config, launch, preflight
 from training.paths import CONFIG_DIR
 
@@ -21,7 +22,7 @@ from training.paths import CONFIG_DIR
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, demo_questions, smollm2_hf):
     root = tmp_path_factory.mktemp("train-setup")
-    items = [QAItem(q["question"], tuple(q["answers"])) for q in demo_questions[:10]]
+    items = [QAExample(q["question"], tuple(q["answers"])) for q in demo_questions[:10]]
     train = prepare_dataset(items, root / "train.parquet", show_progress=False).path
     index = build_index(load_demo_corpus().passages, root / "index", embedder=HashingEmbedder(),
                         show_progress=False).parent

@@ -1,0 +1,132 @@
+"""Turn evaluation rows into a Markdown report (the paper's table shape) and plots."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from s3_agents.evaluation.runner import EvalRow
+
+__all__ = ["summarize", "markdown_table", "cost_table", "write_report"]
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def summarize(rows: Sequence[EvalRow]) -> dict[str, dict[str, dict[str, float]]]:
+    """``{method: {dataset | "avg": {genacc, em, f1, context_recall, searches, turns, tokens, seconds, n}}}``.
+
+    Scores are percentages; "avg" averages the datasets (each dataset weighs the same, as the paper's Avg).
+    """
+    groups: dict[str, dict[str, list[EvalRow]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        groups[row.method][row.dataset].append(row)
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for method, by_dataset in groups.items():
+        out[method] = {}
+        for dataset, items in sorted(by_dataset.items()):
+            out[method][dataset] = {
+                "genacc": 100 * _mean([r.genacc for r in items]), "em": 100 * _mean([r.em for r in items]),
+                "f1": 100 * _mean([r.f1 for r in items]),
+                "context_recall": 100 * _mean([r.context_recall for r in items]),
+                "searches": _mean([r.searches for r in items]), "turns": _mean([r.turns for r in items]),
+                "tokens": _mean([r.prompt_tokens + r.completion_tokens for r in items]),
+                "seconds": _mean([r.seconds for r in items]), "n": float(len(items)),
+            }
+        keys = next(iter(out[method].values())).keys()
+        out[method]["avg"] = {k: _mean([v[k] for v in out[method].values()]) for k in keys}
+    return out
+
+
+def markdown_table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Methods x datasets, GenAcc with EM in brackets, and the average: the shape of s3's Table 1."""
+    datasets = sorted({d for per in summary.values() for d in per if d != "avg"})
+    lines = ["| method | " + " | ".join(datasets) + " | Avg |", "|---" * (len(datasets) + 2) + "|"]
+    for method, per in summary.items():
+        cells = [f"{per[d]['genacc']:.1f} ({per[d]['em']:.1f})" if d in per else "–" for d in datasets]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {per['avg']['genacc']:.1f} ({per['avg']['em']:.1f}) |")
+    return "\n".join(lines)
+
+
+def cost_table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Per method, averaged over datasets: F1, answer recall in the context, searches, turns, tokens, seconds."""
+    lines = ["| method | F1 | answer in context | searches | turns | tokens / question | s / question |",
+             "|---|---|---|---|---|---|---|"]
+    for method, per in summary.items():
+        a = per["avg"]
+        lines.append(f"| {method} | {a['f1']:.1f} | {a['context_recall']:.1f} | {a['searches']:.2f} | "
+                     f"{a['turns']:.2f} | {a['tokens']:.0f} | {a['seconds']:.2f} |")
+    return "\n".join(lines)
+
+
+def _plots(summary: dict[str, dict[str, dict[str, float]]], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(summary)
+    datasets = sorted({d for per in summary.values() for d in per if d != "avg"})
+    width = 0.8 / max(1, len(methods))
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(datasets) + 3), 3.6))
+    for i, method in enumerate(methods):
+        xs = [j + i * width for j in range(len(datasets))]
+        ax.bar(xs, [summary[method].get(d, {}).get("genacc", 0.0) for d in datasets], width, label=method)
+    ax.set_xticks([j + width * (len(methods) - 1) / 2 for j in range(len(datasets))], datasets)
+    ax.set_ylabel("GenAcc (%)")
+    ax.set_title("Accuracy per method and dataset")
+    ax.legend(fontsize=8, ncol=min(4, len(methods)))
+    fig.tight_layout()
+    accuracy = out / "accuracy.png"
+    fig.savefig(accuracy, dpi=120)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for method in methods:
+        a = summary[method]["avg"]
+        axes[0].scatter(a["searches"], a["genacc"], s=60)
+        axes[0].annotate(method, (a["searches"], a["genacc"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+        axes[1].scatter(a["tokens"], a["genacc"], s=60)
+        axes[1].annotate(method, (a["tokens"], a["genacc"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    axes[0].set_xlabel("searches per question")
+    axes[1].set_xlabel("LLM tokens per question (searcher + generator)")
+    for ax in axes:
+        ax.set_ylabel("GenAcc (%), average over datasets")
+    fig.suptitle("Accuracy vs cost")
+    fig.tight_layout()
+    cost = out / "cost.png"
+    fig.savefig(cost, dpi=120)
+    plt.close(fig)
+    return [accuracy, cost]
+
+
+def write_report(rows: Sequence[EvalRow], out: str | Path, *, title: str = "s3 evaluation",
+                 notes: Sequence[str] = ()) -> dict[str, Any]:
+    """Write ``report.md``, ``summary.json``, ``accuracy.png`` and ``cost.png`` into ``out``.
+
+    Returns:
+        ``{"summary": ..., "table": markdown, "files": [paths]}``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(rows)
+    table = markdown_table(summary)
+    plots = _plots(summary, out)
+    counts = {m: int(sum(v["n"] for d, v in per.items() if d != "avg")) for m, per in summary.items()}
+    text = "\n".join([
+        f"# {title}", "",
+        "GenAcc (%) with exact match in brackets; Avg weighs every dataset the same.", "",
+        table, "",
+        "Cost and context, averaged over datasets:", "",
+        cost_table(summary), "",
+        f"Questions scored per method: {', '.join(f'{m} {n}' for m, n in counts.items())}.",
+        *(["", *notes] if notes else []), "",
+        "![accuracy](accuracy.png)", "", "![cost](cost.png)", "",
+    ])
+    (out / "report.md").write_text(text, encoding="utf-8")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return {"summary": summary, "table": table, "files": [out / "report.md", out / "summary.json", *plots]}

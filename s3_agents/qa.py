@@ -1,0 +1,87 @@
+"""QA datasets: JSONL in the FlashRAG / Search-R1 form or plain ``{question, answers}``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from s3_agents.corpus import demo_questions_path
+
+__all__ = ["QAExample", "load_qa", "load_demo_qa"]
+
+
+@dataclass(frozen=True)
+class QAExample:
+    """A question with its gold answers.
+
+    Attributes:
+        question: The question text.
+        answers: Gold answers (any one counts).
+        id: The dataset's id, or ``"line-N"`` when it has none.
+        data_source: Dataset name, when the line says (``data_source``).
+        metadata: Everything else on the line (FlashRAG ``metadata``, hops, supporting ids...).
+    """
+
+    question: str
+    answers: tuple[str, ...]
+    id: str = ""
+    data_source: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def _example(record: dict[str, Any], line_no: int) -> QAExample:
+    answers = record.get("golden_answers", record.get("answers", record.get("answer")))
+    if isinstance(answers, str):
+        answers = [answers]
+    if not isinstance(answers, list) or not answers:
+        raise ValueError("needs non-empty 'golden_answers' or 'answers'")
+    question = str(record.get("question", "")).strip()
+    if not question:
+        raise ValueError("needs a non-empty 'question'")
+    known = {"id", "question", "golden_answers", "answers", "answer", "data_source", "metadata"}
+    metadata = dict(record.get("metadata") or {}) | {k: v for k, v in record.items() if k not in known}
+    return QAExample(question=question, answers=tuple(str(a) for a in answers),
+                     id=str(record.get("id", f"line-{line_no}")), data_source=record.get("data_source"),
+                     metadata=metadata)
+
+
+def load_qa(path: str | Path) -> list[QAExample]:
+    """Read a QA JSONL file: ``{"id", "question", "golden_answers", "metadata"}`` (FlashRAG, Search-R1) or
+    ``{"question", "answers"}``.
+
+    Raises:
+        FileNotFoundError: If the file is missing.
+        ValueError: For malformed lines, naming their numbers (the first ten, and how many more).
+
+    Example:
+        >>> examples = load_qa(demo_questions_path())
+        >>> examples[0].question, examples[0].answers, examples[0].id
+        ('In which city was Kaemia Tritrir born?', ('Traeceith',), 'q1')
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"QA file not found: {path}")
+    examples: list[QAExample] = []
+    problems: list[str] = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+                examples.append(_example(record, line_no))
+            except ValueError as err:  # json.JSONDecodeError is a ValueError
+                problems.append(f"line {line_no}: {err}")
+    if problems:
+        shown = "; ".join(problems[:10]) + (f"; ... {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise ValueError(f'{path}: expected {{"question", "golden_answers" | "answers": [...]}} per line: {shown}')
+    return examples
+
+
+def load_demo_qa() -> list[QAExample]:
+    """The shipped multi-hop questions over the demo corpus (hops and supporting ids in ``metadata``)."""
+    return load_qa(demo_questions_path())

@@ -1,0 +1,219 @@
+"""Evaluation: datasets, metrics, methods (scripted and against a real llama.cpp server), resume, report, CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from s3_agents import FaissRetriever, Generator, HashingEmbedder, OpenAICompatClient, load_demo_corpus
+from s3_agents.evaluation import (
+    IRCoT,
+    NaiveRAG,
+    NoRetrieval,
+    QueryRewrite,
+    S3Method,
+    SearchR1Style,
+    evaluate,
+    write_report,
+)
+from s3_agents.evaluation.runner import VOLATILE
+from s3_agents.metrics import answer_in_context
+from s3_agents.qa import QAExample, load_demo_qa, load_qa
+from s3_agents.testing import ScriptedClient
+from s3_agents.types import Passage
+from tests.conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def retriever() -> FaissRetriever:
+    return FaissRetriever.from_passages(load_demo_corpus().passages, HashingEmbedder())
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+# -- datasets ------------------------------------------------------------------------------------
+def test_flashrag_and_plain_forms(tmp_path):
+    path = tmp_path / "qa.jsonl"
+    path.write_text(json.dumps({"id": "test_7", "question": "who wrote x", "golden_answers": ["A", "B"],
+                                "metadata": {"type": "bridge"}}) + "\n"
+                    + json.dumps({"question": "Capital of Y?", "answers": "Z", "hops": 2}) + "\n")
+    first, second = load_qa(path)
+    assert (first.id, first.answers, first.metadata) == ("test_7", ("A", "B"), {"type": "bridge"})
+    assert (second.id, second.answers, second.metadata) == ("line-2", ("Z",), {"hops": 2})
+
+
+def test_bad_lines_are_listed_by_number(tmp_path):
+    path = tmp_path / "qa.jsonl"
+    path.write_text('{"question": "ok?", "answers": ["a"]}\n{oops\n[1, 2]\n{"question": "", "answers": ["a"]}\n'
+                    '{"question": "q", "golden_answers": []}\n')
+    with pytest.raises(ValueError) as err:
+        load_qa(path)
+    for line in (2, 3, 4, 5):
+        assert f"line {line}:" in str(err.value)
+    assert "line 1:" not in str(err.value)
+
+
+def test_demo_set_ships_with_the_package():
+    examples = load_demo_qa()
+    assert len(examples) > 100 and all(e.answers and e.id for e in examples)
+    assert len({e.id for e in examples}) == len(examples)
+
+
+# -- metrics -------------------------------------------------------------------------------------
+def test_answer_in_context_hand_checked():
+    passages = [Passage("1", "Ketroul", "The national currency of Ketroul is the mobroun."),
+                Passage("2", "The Mobroun Affair", "A novel.")]
+    assert answer_in_context(passages, ["mobroun"]) == 1.0
+    assert answer_in_context(passages[1:], ["The mobroun affair"]) == 1.0     # title counts, articles ignored
+    assert answer_in_context(passages, ["stiabrein"]) == 0.0
+    assert answer_in_context([], ["mobroun"]) == 0.0
+    assert answer_in_context([Passage("3", "t", "the mobrounia league")], ["mobroun"]) == 0.0  # whole tokens only
+
+
+# -- methods with scripted LLMs (exact behaviour) ------------------------------------------------
+def test_ircot_uses_each_sentence_as_the_next_query(retriever):
+    reasoner = ScriptedClient(["Kaemia Tritrir invented the Pubrel engine.",
+                               "Kaemia Tritrir was born in Traeceith.", "So the answer is Traeceith."])
+    method = IRCoT(reasoner, retriever, Generator(ScriptedClient(lambda m: "Traeceith")), k=2, max_steps=4)
+    result = run(method.arun("Where was the inventor of the Pubrel engine born?"))
+    assert result.searches == 3 and result.turns == 3
+    assert result.extra["queries"][1:] == ["Kaemia Tritrir invented the Pubrel engine.",
+                                           "Kaemia Tritrir was born in Traeceith."]
+    assert len(result.context) == len({p.id for p in result.context}) <= 6
+
+
+def test_search_r1_protocol_and_self_answer(retriever):
+    script = ["<think>need the founder</think><search> Gritia founded </search>",
+              "<think>found it</think><answer> Kaemia Tritrir </answer>"]
+    generator = Generator(ScriptedClient(lambda m: "generator says"))
+    ret = run(SearchR1Style(ScriptedClient(list(script)), retriever, generator, k=3).arun("Who founded Gritia?"))
+    own = run(SearchR1Style(ScriptedClient(list(script)), retriever, generator, k=3, self_answer=True)
+              .arun("Who founded Gritia?"))
+    assert ret.answer == "generator says" and own.answer == "Kaemia Tritrir"
+    assert ret.searches == own.searches == 1 and len(ret.context) == 3
+    assert ret.extra["queries"] == ["Gritia founded"]
+
+
+def test_query_rewrite_parses_the_query_and_falls_back(retriever):
+    generator = Generator(ScriptedClient(lambda m: "x"))
+    rewritten = run(QueryRewrite(ScriptedClient(["<query>Ketroul currency</query>"]), retriever, generator)
+                    .arun("What money do they use in Ketroul?"))
+    assert rewritten.extra["queries"] == ["Ketroul currency"] and len(rewritten.context) == 3
+    empty = run(QueryRewrite(ScriptedClient([""]), retriever, generator).arun("What is Gritia?"))
+    assert empty.extra["queries"] == ["What is Gritia?"]
+
+
+# -- resume --------------------------------------------------------------------------------------
+class Flaky:
+    """Wraps a method and fails on its n-th call, like a run stopped half-way."""
+
+    def __init__(self, inner, fail_at: int) -> None:
+        self.inner, self.name, self.fail_at, self.calls = inner, inner.name, fail_at, 0
+
+    async def arun(self, question):
+        self.calls += 1
+        if self.calls == self.fail_at:
+            raise KeyboardInterrupt
+        return await self.inner.arun(question)
+
+
+def stable(path):
+    return [{k: v for k, v in json.loads(line).items() if k not in VOLATILE} for line in path.read_text().splitlines()]
+
+
+def check_resume(tmp_path, make_methods, datasets, **kwargs):
+    whole = tmp_path / "whole" / "results.jsonl"
+    rows = run(evaluate(make_methods(), datasets, whole, show_progress=False, **kwargs))
+    broken = tmp_path / "broken" / "results.jsonl"
+    first = make_methods()
+    first[0] = Flaky(first[0], fail_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        run(evaluate(first, datasets, broken, show_progress=False, concurrency=1, **kwargs))
+    done = len(broken.read_text().splitlines())
+    assert 0 < done < len(rows)
+    with broken.open("a") as handle:
+        handle.write('{"method": "naive-rag", "data')               # a line cut by the interruption
+    again = run(evaluate(make_methods(), datasets, broken, show_progress=False, **kwargs))
+    assert stable(broken) == stable(whole) and len(again) == len(rows)
+
+
+def test_resume_gives_the_same_results_file_scripted(tmp_path, retriever):
+    def make():
+        generator = Generator(ScriptedClient(lambda m: m[-1]["content"][:12]))
+        return [NaiveRAG(retriever, generator), NoRetrieval(generator)]
+
+    check_resume(tmp_path, make, {"demo": load_demo_qa()[:5]})
+
+
+def test_duplicate_method_names_are_refused(tmp_path, retriever):
+    generator = Generator(ScriptedClient(lambda m: "x"))
+    with pytest.raises(ValueError, match="unique"):
+        run(evaluate([NoRetrieval(generator), NoRetrieval(generator)], {"d": load_demo_qa()[:1]},
+                     tmp_path / "r.jsonl", show_progress=False))
+
+
+def test_duplicate_ids_in_a_dataset_are_refused(tmp_path, retriever):
+    generator = Generator(ScriptedClient(lambda m: "x"))
+    twice = [QAExample("a?", ("x",), id="1"), QAExample("b?", ("y",), id="1")]
+    with pytest.raises(ValueError, match="duplicate id"):
+        run(evaluate([NoRetrieval(generator)], {"d": twice}, tmp_path / "r.jsonl", show_progress=False))
+
+
+# -- real server ---------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_every_method_end_to_end_against_llama_cpp(llama_server, retriever, tmp_path):
+    llm = OpenAICompatClient(llama_server.url, llama_server.model)
+    generator = Generator(llm)
+    from s3_agents import SearchConfig
+
+    methods = [NoRetrieval(generator), NaiveRAG(retriever, generator), S3Method(llm, retriever, generator,
+                                                                                  SearchConfig(max_new_tokens=64)),
+               QueryRewrite(llm, retriever, generator), IRCoT(llm, retriever, generator, max_steps=2),
+               SearchR1Style(llm, retriever, generator, max_turns=2),
+               SearchR1Style(llm, retriever, generator, max_turns=2, self_answer=True)]
+    rows = run(evaluate(methods, {"demo": load_demo_qa()[:2]}, tmp_path / "results.jsonl", judge=llm,
+                        concurrency=2, show_progress=False))
+    assert len(rows) == 14 and {r.method for r in rows} == {m.name for m in methods}
+    ids = {p.id for p in load_demo_corpus().passages}
+    for row in rows:
+        assert row.genacc in (0.0, 1.0) and 0.0 <= row.f1 <= 1.0 and set(row.context_ids) <= ids
+        assert row.prompt_tokens > 0 and row.completion_tokens > 0, row.method      # every method calls an LLM
+        if row.method == "no-retrieval":
+            assert row.context_ids == [] and row.searches == 0
+        if row.method == "naive-rag":
+            assert len(row.context_ids) == 3 and row.searches == 1
+        if row.method in ("ircot", "search-r1", "search-r1-self"):
+            assert row.searches <= 2
+    report = write_report(rows, tmp_path / "report")
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert "| method | demo | Avg |" in text and "search-r1-self" in text
+    assert all(path.stat().st_size > 0 for path in report["files"])
+
+
+@pytest.mark.slow
+def test_resume_against_llama_cpp(llama_server, retriever, tmp_path):
+    def make():
+        generator = Generator(OpenAICompatClient(llama_server.url, llama_server.model))
+        return [NaiveRAG(retriever, generator), NoRetrieval(generator)]
+
+    check_resume(tmp_path, make, {"demo": load_demo_qa()[:3]})
+
+
+@pytest.mark.slow
+def test_s3_eval_cli_prints_the_table_and_writes_the_report(llama_server, tmp_path):
+    args = ["eval", "--methods", "naive-rag,s3", "--dataset", "demo", "--limit", "3", "--turn-tokens", "48",
+            "--config", "4-2-2", "--policy-url",
+            llama_server.url, "--policy-model", llama_server.model, "--out",
+            str(tmp_path / "eval"), "--no-judge"]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert "| method | demo | Avg |" in result.stdout and "| naive-rag |" in result.stdout
+    for name in ("results.jsonl", "report.md", "summary.json", "accuracy.png", "cost.png"):
+        assert (tmp_path / "eval" / name).is_file()
+    assert len((tmp_path / "eval" / "results.jsonl").read_text().splitlines()) == 6
+    again = run_cli(*args)                       # everything is done: nothing recomputed, same table
+    assert again.returncode == 0 and again.stdout.splitlines()[:4] == result.stdout.splitlines()[:4]
