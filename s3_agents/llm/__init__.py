@@ -1,6 +1,7 @@
 """LLM clients behind one protocol: OpenAI-compatible endpoints, llama.cpp and transformers in-process."""
 
 from s3_agents.llm.base import ChatClient, Completion, Message, truncate_at_stop
+from s3_agents.llm.llama_server import LocalLlamaServer
 from s3_agents.llm.local import LlamaCppClient, TransformersClient, smollm2_gguf_path
 from s3_agents.llm.openai_compat import OpenAICompatClient
 
@@ -11,6 +12,7 @@ __all__ = [
     "OpenAICompatClient",
     "LlamaCppClient",
     "TransformersClient",
+    "LocalLlamaServer",
     "smollm2_gguf_path",
     "truncate_at_stop",
 ]

@@ -1,0 +1,27 @@
+"""LocalLlamaServer: llama.cpp's OpenAI-compatible server in a subprocess."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from s3_agents.errors import LLMUnavailableError
+from s3_agents.llm import LocalLlamaServer, OpenAICompatClient
+
+
+@pytest.mark.slow
+def test_serves_smollm2_and_stops():
+    with LocalLlamaServer(n_ctx=2048) as server:
+        client = OpenAICompatClient(server.url, server.alias)
+        client.check()
+        assert client.chat([{"role": "user", "content": "Say hi"}], max_tokens=8).completion_tokens > 0
+    with pytest.raises(httpx.TransportError):
+        httpx.get(server.url + "/models", timeout=2)
+    server.stop()                                    # idempotent
+
+
+def test_a_bad_model_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"not a gguf")
+    with pytest.raises(LLMUnavailableError, match="exited"):
+        LocalLlamaServer(bad, startup_timeout=60)
