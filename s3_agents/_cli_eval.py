@@ -20,6 +20,7 @@ from s3_agents._cli_search import (
     PolicyUrl,
     UrlOpt,
     _config,
+    _generator_llm,
     _llm,
     _retriever,
 )
@@ -100,12 +101,7 @@ def eval_command(
     datasets = _datasets(dataset or ["demo"])
     cfg = replace(_config(config), max_new_tokens=turn_tokens)
     policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy")
-    if generator_url:
-        gen_client = _llm(generator_url, generator_model, None, api_key, "generator")
-    elif generator_model:
-        raise typer.BadParameter("--generator-model needs --generator-url")
-    else:
-        gen_client = policy
+    gen_client = _generator_llm(generator_url, generator_model, api_key, policy)
     retriever = _retriever(index, url)
     bm25 = type(retriever).__name__ == "BM25Retriever"
     chosen = build_methods(names, policy=policy, retriever=retriever, generator=Generator(gen_client), config=cfg,

@@ -46,6 +46,15 @@ def _llm(url: str | None, model: str | None, gguf: Path | None, api_key: str | N
     return LlamaCppClient(gguf)
 
 
+def _generator_llm(url: str | None, model: str | None, api_key: str | None, policy: Any) -> Any:
+    """The generator's client: ``--generator-url`` / ``--generator-model``, or else the policy's."""
+    if url:
+        return _llm(url, model, None, api_key, "generator")
+    if model:
+        raise typer.BadParameter("--generator-model needs --generator-url")
+    return policy
+
+
 def _retriever(index: str | None, url: str | None) -> Any:
     from s3_agents.cli import open_retriever
 
@@ -138,12 +147,7 @@ def search(
 
     cfg = _config(config)
     policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy")
-    if generator_url:
-        gen_client = _llm(generator_url, generator_model, None, api_key, "generator")
-    elif generator_model:
-        raise typer.BadParameter("--generator-model needs --generator-url")
-    else:
-        gen_client = policy
+    gen_client = _generator_llm(generator_url, generator_model, api_key, policy)
     searcher = S3Searcher(policy, _retriever(index, url), cfg)
     steps, final = asyncio.run(_run(searcher, question))
     reply = Generator(gen_client).answer(final["question"], final["context"]) if answer else None

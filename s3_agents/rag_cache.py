@@ -19,6 +19,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from s3_agents._tasks import gather_or_cancel
 from s3_agents.generator import Generator
 from s3_agents.llm.base import ChatClient
 from s3_agents.metrics import agen_acc, exact_match
@@ -142,14 +143,7 @@ class RagCache:
                 bar.update(1)
 
         try:
-            tasks = [asyncio.create_task(one(item)) for item in unique.values()]
-            try:
-                await asyncio.gather(*tasks)
-            except BaseException:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
+            await gather_or_cancel(one(item) for item in unique.values())
         finally:
             bar.close()
         return {"total": len(items), "cached": len(items) - len(todo), "computed": len(unique)}

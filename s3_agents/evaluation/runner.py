@@ -13,6 +13,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from s3_agents._tasks import gather_or_cancel
 from s3_agents.evaluation.methods import Method
 from s3_agents.llm.base import ChatClient
 from s3_agents.metrics import agen_acc, answer_in_context, exact_match, f1_score
@@ -140,8 +141,8 @@ async def evaluate(methods: Sequence[Method], datasets: Mapping[str, Sequence[QA
             repeated = sorted(i for i, n in counts.items() if n > 1)[:5]
             raise ValueError(f"dataset {name!r} has duplicate id(s) {repeated}: results are keyed by id")
     store = ResultsFile(results)
-    todo = [(m, name, ex) for name, examples in datasets.items() for ex in list(examples)[:limit] for m in methods
-            if (m.name, name, ex.id) not in store]
+    jobs = [(m, name, ex) for name, examples in datasets.items() for ex in list(examples)[:limit] for m in methods]
+    todo = [(m, name, ex) for m, name, ex in jobs if (m.name, name, ex.id) not in store]
     gate = asyncio.Semaphore(max(1, concurrency))
     bar = tqdm(total=len(todo), desc="evaluating", unit="answer", disable=not show_progress)
 
@@ -151,17 +152,10 @@ async def evaluate(methods: Sequence[Method], datasets: Mapping[str, Sequence[QA
             store.add(row)
             bar.update(1)
 
-    tasks = [asyncio.create_task(one(*item)) for item in todo]
     try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+        await gather_or_cancel(one(*item) for item in todo)
     finally:
         bar.close()
         rows = store.finalize()
-    wanted = {(m.name, name, ex.id) for name, examples in datasets.items() for ex in list(examples)[:limit]
-              for m in methods}
+    wanted = {(m.name, name, ex.id) for m, name, ex in jobs}
     return [row for row in rows if row.key in wanted]
