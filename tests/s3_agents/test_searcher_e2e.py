@@ -46,7 +46,7 @@ def tokenizer(llama_server):
 
 def test_episodes_keep_their_invariants(client, retriever, demo_questions, llama_server) -> None:
     searcher = S3Searcher(client, retriever, CONFIG)
-    questions = [q["question"] for q in demo_questions[::40]]
+    questions = [q["question"] for q in demo_questions[::60]]
     states = asyncio.run(searcher.abatch(questions, concurrency=4))
     tokenize = tokenizer(llama_server)
     for state in states:

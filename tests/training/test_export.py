@@ -60,6 +60,13 @@ def test_cli_export_of_a_saved_cpu_policy(tmp_path, policy_model):
     result = run_cli("train", "export", str(folder), str(tmp_path / "copy"))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "copy" / "config.json").is_file() and "TransformersClient" in result.stdout
+    # The exported folder is a policy `s3 eval` takes as it is (searcher and, here, generator too).
+    evaluated = run_cli("eval", "--methods", "s3", "--policy-hf", str(tmp_path / "copy"), "--limit", "1",
+                        "--config", "2-1-1", "--turn-tokens", "16", "--no-judge", "--out", str(tmp_path / "eval"))
+    assert evaluated.returncode == 0, evaluated.stderr
+    row = json.loads((tmp_path / "eval" / "results.jsonl").read_text())
+    assert row["method"] == "s3" and row["turns"] >= 1 and row["prompt_tokens"] > 0
+    assert "| s3 |" in evaluated.stdout
 
 
 def test_cli_prepare(tmp_path):
