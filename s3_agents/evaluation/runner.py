@@ -144,7 +144,7 @@ async def evaluate(methods: Sequence[Method], datasets: Mapping[str, Sequence[QA
     jobs = [(m, name, ex) for name, examples in datasets.items() for ex in list(examples)[:limit] for m in methods]
     todo = [(m, name, ex) for m, name, ex in jobs if (m.name, name, ex.id) not in store]
     gate = asyncio.Semaphore(max(1, concurrency))
-    bar = tqdm(total=len(todo), desc="evaluating", unit="answer", disable=not show_progress)
+    bar = tqdm(total=len(todo), desc="evaluating", unit="answer", disable=not show_progress or not todo)
 
     async def one(method: Method, dataset: str, example: QAExample) -> None:
         async with gate:
