@@ -57,7 +57,8 @@ def build_methods(names: list[str], *, policy: Any, retriever: Any, generator: A
         "naive-rag-bm25": lambda: NaiveRAG(sparse, generator, k=k, name="naive-rag-bm25"),
         "s3": lambda: S3Method(policy, retriever, generator, config),
         "query-rewrite": lambda: QueryRewrite(policy, retriever, generator, k=k),
-        "query-rewrite-bm25": lambda: QueryRewrite(policy, sparse, generator, k=k, name="query-rewrite-bm25"),
+        "query-rewrite-bm25": lambda: QueryRewrite(policy, sparse, generator, k=k, name="query-rewrite-bm25",
+                                                   bm25=True),
         "ircot": lambda: IRCoT(policy, retriever, generator, k=k, max_steps=max_turns),
         "search-r1": lambda: SearchR1Style(policy, retriever, generator, k=k, max_turns=max_turns),
         "search-r1-self": lambda: SearchR1Style(policy, retriever, generator, k=k, max_turns=max_turns,
@@ -72,11 +73,14 @@ def _no_bm25() -> Any:
 
 
 def open_bm25(bm25_index: str | None, retriever: Any, *, demo: bool) -> Any:
-    """The BM25 retriever of the ``-bm25`` methods: ``--bm25-index``, else the main one if it is BM25, else
-    (demo corpus only) BM25 over the demo corpus in memory."""
+    """The BM25 retriever of the ``-bm25`` methods: ``--bm25-index`` (a BM25 index directory, or the URL of a
+    retrieval server over one), else the main one if it is BM25, else (demo corpus only) BM25 over the demo
+    corpus in memory."""
     from s3_agents.corpus import load_demo_corpus
-    from s3_agents.retrievers import BM25Retriever, load_retriever
+    from s3_agents.retrievers import BM25Retriever, RemoteRetriever, load_retriever
 
+    if bm25_index and bm25_index.startswith(("http://", "https://")):
+        return RemoteRetriever(bm25_index)
     if bm25_index:
         sparse = load_retriever(bm25_index)
         if not isinstance(sparse, BM25Retriever):
@@ -112,7 +116,8 @@ def eval_command(
     index: IndexOpt = None,
     url: UrlOpt = None,
     bm25_index: Annotated[str | None, typer.Option(
-        help="BM25 index for the -bm25 methods (default: --index if it is BM25; the demo corpus in memory).")]
+        help="BM25 index directory or retrieval-server URL for the -bm25 methods (default: --index if it is "
+             "BM25; for the demo corpus, BM25 in memory).")]
     = None,
     policy_url: PolicyUrl = None,
     policy_model: PolicyModel = None,

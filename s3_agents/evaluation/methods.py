@@ -167,14 +167,15 @@ class QueryRewrite:
     """``query-rewrite`` / ``query-rewrite-bm25``: an LLM turns the question into one query, then top-k retrieval.
 
     The shape of DeepRetrieval's inference (a query rewriter, RL-trained there, in front of a search
-    engine; the paper's row is DeepRetrieval-BM25); any model can be the rewriter here. Over a BM25
-    retriever the prompt says so. An empty or unparsable rewrite falls back to the question.
+    engine; the paper's row is DeepRetrieval-BM25); any model can be the rewriter here. Over BM25 the
+    prompt says so (``bm25``: default, whether ``retriever`` is a :class:`BM25Retriever`; say ``True`` for a
+    BM25 retrieval server). An empty or unparsable rewrite falls back to the question.
     """
 
     def __init__(self, rewriter: ChatClient, retriever: Retriever, generator: Generator, *, k: int = 3,
-                 name: str = "query-rewrite") -> None:
+                 name: str = "query-rewrite", bm25: bool | None = None) -> None:
         self.rewriter, self.retriever, self.generator, self.k, self.name = rewriter, retriever, generator, k, name
-        self.bm25 = isinstance(retriever, BM25Retriever)
+        self.bm25 = isinstance(retriever, BM25Retriever) if bm25 is None else bm25
 
     async def arun(self, question: str) -> MethodResult:
         started = time.perf_counter()

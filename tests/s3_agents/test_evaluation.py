@@ -25,7 +25,7 @@ from s3_agents.evaluation.report import markdown_table
 from s3_agents.evaluation.runner import VOLATILE, EvalRow
 from s3_agents.metrics import answer_in_context
 from s3_agents.qa import QAExample, load_demo_qa, load_qa
-from s3_agents.retrievers import build_index
+from s3_agents.retrievers import RemoteRetriever, build_index
 from s3_agents.testing import ScriptedClient
 from s3_agents.types import Passage
 from tests.conftest import free_port, run_cli
@@ -160,6 +160,12 @@ def test_bm25_index_is_found_or_asked_for(tmp_path, retriever):
     assert len(open_bm25(None, retriever, demo=True)) == len(load_demo_corpus())
     with pytest.raises(typer.BadParameter, match="not BM25"):
         open_bm25(str(tmp_path / "dense"), retriever, demo=False)
+    server = open_bm25("http://127.0.0.1:3000", retriever, demo=False)     # a retrieval server over BM25
+    assert isinstance(server, RemoteRetriever) and server.url.startswith("http://127.0.0.1:3000")
+    rewriter = ScriptedClient(lambda m: "<query>q</query>")
+    method = build_methods(["query-rewrite-bm25"], policy=rewriter, retriever=retriever, generator=None, config=None,
+                           k=3, max_turns=4, bm25=lambda: server)[0]
+    assert method.retriever is server and method.bm25                     # the prompt's BM25 hint, remote too
     with pytest.raises(typer.BadParameter, match="--backend bm25"):
         open_bm25(None, retriever, demo=False)
     with pytest.raises(typer.BadParameter, match="--backend bm25"):
