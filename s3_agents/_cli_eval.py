@@ -69,7 +69,8 @@ def build_methods(names: list[str], *, policy: Any, retriever: Any, generator: A
 
 def _no_bm25() -> Any:
     raise typer.BadParameter("the -bm25 methods need a BM25 index: build one with `s3 index build CORPUS DIR "
-                             "--backend bm25` and pass --bm25-index DIR", param_hint="--methods")
+                             "--backend bm25` and pass --bm25-index DIR (or a retrieval server's URL over it)",
+                             param_hint="--methods")
 
 
 def open_bm25(bm25_index: str | None, retriever: Any, *, demo: bool) -> Any:
