@@ -22,7 +22,7 @@ from s3_agents._cli_search import (
     PolicyUrl,
     UrlOpt,
     _config,
-    _generator_llm,
+    _endpoint_or,
     _llm,
     _retriever,
 )
@@ -147,8 +147,8 @@ def eval_command(
     datasets = _datasets(dataset or ["demo"])
     cfg = replace(_config(config), max_new_tokens=turn_tokens)
     policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf)
-    gen_client = _generator_llm(generator_url, generator_model, api_key, policy)
-    judge_client = _llm(judge_url, judge_model, None, api_key, "judge") if judge_url or judge_model else gen_client
+    gen_client = _endpoint_or(generator_url, generator_model, api_key, "generator", policy)
+    judge_client = _endpoint_or(judge_url, judge_model, api_key, "judge", gen_client)
     retriever = _retriever(index, url)
     chosen = build_methods(names, policy=policy, retriever=retriever, generator=Generator(gen_client), config=cfg,
                            k=k, max_turns=max_turns,

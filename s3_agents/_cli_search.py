@@ -54,13 +54,13 @@ def _llm(url: str | None, model: str | None, gguf: Path | None, api_key: str | N
     return LlamaCppClient(gguf)
 
 
-def _generator_llm(url: str | None, model: str | None, api_key: str | None, policy: Any) -> Any:
-    """The generator's client: ``--generator-url`` / ``--generator-model``, or else the policy's."""
+def _endpoint_or(url: str | None, model: str | None, api_key: str | None, role: str, fallback: Any) -> Any:
+    """The client of ``--<role>-url`` / ``--<role>-model`` (generator, judge), or else ``fallback``."""
     if url:
-        return _llm(url, model, None, api_key, "generator")
+        return _llm(url, model, None, api_key, role)
     if model:
-        raise typer.BadParameter("--generator-model needs --generator-url")
-    return policy
+        raise typer.BadParameter(f"--{role}-model needs --{role}-url")
+    return fallback
 
 
 def _retriever(index: str | None, url: str | None) -> Any:
@@ -156,7 +156,7 @@ def search(
 
     cfg = _config(config)
     policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf)
-    gen_client = _generator_llm(generator_url, generator_model, api_key, policy)
+    gen_client = _endpoint_or(generator_url, generator_model, api_key, "generator", policy)
     searcher = S3Searcher(policy, _retriever(index, url), cfg)
     steps, final = asyncio.run(_run(searcher, question))
     reply = Generator(gen_client).answer(final["question"], final["context"]) if answer else None

@@ -85,7 +85,7 @@ def _plots(summary: dict[str, dict[str, dict[str, float]]], out: Path) -> list[P
         xs = [j + i * width for j in range(len(datasets))]
         bars = ax.bar(xs, [summary[method].get(d, {}).get("genacc", 0.0) for d in datasets], width, label=method,
                       color=style[method]["color"])
-        ax.bar_label(bars, fmt="%.1f", fontsize=6.5, padding=1)          # a 0 shows as "0", not as nothing
+        ax.bar_label(bars, fmt="%.1f", fontsize=6.5, padding=1)          # a 0 shows as "0.0", not as nothing
     ax.set_xticks([j + width * (len(methods) - 1) / 2 for j in range(len(datasets))], datasets)
     ax.set_ylim(0, 105)
     ax.set_ylabel("GenAcc (%)")
