@@ -28,11 +28,14 @@ class SearchConfig:
         max_new_tokens: Token budget of one searcher generation (s3: 500).
         temperature: Sampling temperature of the searcher (0 = greedy, as s3 evaluation).
         bm25_hint: Tell the searcher the engine is BM25 (Boolean operators help).
+        constrained: Decode every searcher turn under :func:`~s3_agents.grammar.action_grammar`, so each
+            turn is a valid action (the policy client must support grammars: llama.cpp, vLLM, transformers).
 
     Example:
         >>> SearchConfig.from_name("5-3-4")
         SearchConfig(search_k=5, max_select=3, max_turns=4, initial_k=3, keep_initial=True, \
-keep_unselected=True, max_context_docs=None, max_new_tokens=500, temperature=0.0, bm25_hint=False)
+keep_unselected=True, max_context_docs=None, max_new_tokens=500, temperature=0.0, bm25_hint=False, \
+constrained=False)
     """
 
     search_k: int = 8
@@ -45,6 +48,7 @@ keep_unselected=True, max_context_docs=None, max_new_tokens=500, temperature=0.0
     max_new_tokens: int = 500
     temperature: float = 0.0
     bm25_hint: bool = False
+    constrained: bool = False
 
     def __post_init__(self) -> None:
         for name in ("search_k", "max_select", "max_new_tokens"):

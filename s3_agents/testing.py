@@ -27,6 +27,8 @@ class ScriptedClient:
         self._replies = replies if callable(replies) else list(replies)
         self._next = 0
         self.calls: list[list[Message]] = []
+        self.grammars: list[str | None] = []
+        """The ``grammar`` of each chat call (scripted replies are returned as written, not checked)."""
 
     def _reply(self, messages: Sequence[Message], stop: Sequence[str] | None) -> Completion:
         self.calls.append(list(messages))
@@ -41,12 +43,14 @@ class ScriptedClient:
         return Completion(text=text, finish_reason="stop", stop=found)
 
     def chat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-             stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+             stop: Sequence[str] | None = None, seed: int | None = None, grammar: str | None = None) -> Completion:
+        self.grammars.append(grammar)
         return self._reply(messages, stop)
 
     async def achat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-                    stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
-        return self._reply(messages, stop)
+                    stop: Sequence[str] | None = None, seed: int | None = None,
+                    grammar: str | None = None) -> Completion:
+        return self.chat(messages, stop=stop, grammar=grammar)
 
     def complete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
                  stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:

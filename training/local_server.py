@@ -43,9 +43,9 @@ class TransformersServer:
     """verl's rollout ``generate`` served by a transformers model in this process (one request at a time).
 
     Honours ``max_tokens``, ``temperature`` (0 = greedy), ``top_p``, ``top_k``, ``stop`` (with
-    ``include_stop_str_in_output``) and ``logprobs`` (log-probabilities of the chosen tokens under the
-    model, before temperature), through transformers' ``generate``. Generation also ends at the chat
-    template's end-of-turn token.
+    ``include_stop_str_in_output``), ``grammar`` (GBNF: only tokens it allows, through llguidance) and
+    ``logprobs`` (log-probabilities of the chosen tokens under the model, before temperature), through
+    transformers' ``generate``. Generation also ends at the chat template's end-of-turn token.
 
     Args:
         model: A transformers causal LM (its weights may be trained between calls).
@@ -87,6 +87,13 @@ class TransformersServer:
         ids = torch.tensor([prompt_ids], device=device)
         sampling = {"do_sample": True, "temperature": temperature, "top_p": float(params.get("top_p", 1.0) or 1.0),
                     "top_k": top_k if top_k > 0 else None} if temperature > 0 else {"do_sample": False}
+        if params.get("grammar"):
+            from transformers import LogitsProcessorList
+
+            from s3_agents.llm.constrained import GrammarLogitsProcessor
+
+            sampling["logits_processor"] = LogitsProcessorList([GrammarLogitsProcessor(self.tokenizer,
+                                                                                       params["grammar"])])
         with self._lock, torch.no_grad():
             self.calls += 1
             if self.seed is not None:

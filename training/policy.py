@@ -122,8 +122,12 @@ class VerlPolicy:
 
     # -- ChatClient ----------------------------------------------------------------------------
     async def achat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-                    stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+                    stop: Sequence[str] | None = None, seed: int | None = None,
+                    grammar: str | None = None) -> Completion:
         """Generate the next assistant turn; the trainer's sampling parameters apply, not ``temperature``.
+
+        A ``grammar`` goes to the rollout server as ``sampling_params["grammar"]``
+        (:class:`~training.local_server.TransformersServer` enforces it; verl's vLLM server does not take it).
 
         Raises:
             ResponseBudgetSpent: When no response tokens are left for this episode.
@@ -135,6 +139,8 @@ class VerlPolicy:
         if stop:
             params["stop"] = list(stop)
             params["include_stop_str_in_output"] = True  # the stop string's tokens stay in the trained ids
+        if grammar is not None:
+            params["grammar"] = grammar
         started = time.perf_counter()
         output = await self.server_manager.generate(self.request_id, prompt_ids=self.prompt_ids + self.response_ids,
                                                     sampling_params=params)

@@ -10,14 +10,20 @@ the optimisers.
 
 The critic differs from the GPU setup (a full second model): here it is a linear value head over
 the policy's last hidden states, detached, so critic updates never move the policy.
+
+With a LoRA policy (a peft ``PeftModel``) only the adapter trains and the KL reference is the same
+model with its adapter switched off, so no second copy is held. Turns sampled under the action grammar
+(``Rollout.grammar``) are scored under the grammar-masked distribution they were drawn from, for the
+old, new and reference policies alike (docs/training.md says why).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -35,11 +41,40 @@ class Rollout:
     response_ids: list[int]
     response_mask: list[int]
     reward: float
+    grammar: str | None = None
+    """The GBNF grammar the generated turns were sampled under, if any."""
+    _allowed: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_output(cls, output: Any, reward: float) -> Rollout:
+    def from_output(cls, output: Any, reward: float, grammar: str | None = None) -> Rollout:
         """From a verl ``AgentLoopOutput`` and the episode's reward."""
-        return cls(list(output.prompt_ids), list(output.response_ids), list(output.response_mask), float(reward))
+        return cls(list(output.prompt_ids), list(output.response_ids), list(output.response_mask), float(reward),
+                   grammar)
+
+    def allowed_tokens(self, tokenizer: Any, vocab_size: int) -> tuple[Any, Any] | None:
+        """Response positions of generated tokens and the tokens the grammar allowed there (cached)."""
+        if self.grammar is None:
+            return None
+        if self._allowed is None:
+            from s3_agents.llm.constrained import grammar_token_masks
+
+            positions, masks = [], []
+            for start, end in _spans(self.response_mask):
+                masks.append(grammar_token_masks(tokenizer, self.grammar, self.response_ids[start:end], vocab_size))
+                positions.extend(range(start, end))
+            self._allowed = (torch.tensor(positions), torch.cat(masks))
+        return self._allowed
+
+
+def _spans(mask: Sequence[int]) -> Iterator[tuple[int, int]]:
+    """``[start, end)`` of each run of 1s in ``mask``: the turns the model generated."""
+    start = None
+    for i, m in enumerate(list(mask) + [0]):
+        if m and start is None:
+            start = i
+        elif not m and start is not None:
+            yield start, i
+            start = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +93,7 @@ class PPOSettings:
         entropy_coeff: Entropy bonus (s3: 0.001).
         max_grad_norm: Gradient clipping (s3: 1.0).
         ppo_epochs: Passes over each batch (s3: 1).
+        temperature: Sampling temperature of the rollouts; log-probs are taken at it, as verl's actor does.
     """
 
     actor_lr: float = 1e-6
@@ -71,15 +107,18 @@ class PPOSettings:
     entropy_coeff: float = 0.001
     max_grad_norm: float = 1.0
     ppo_epochs: int = 1
+    temperature: float = 1.0
 
 
 class CpuPPO:
-    """PPO on one process: a policy, a frozen reference copy, a value head, verl's losses.
+    """PPO on one process (CPU or one GPU): a policy, its KL reference, a value head, verl's losses.
 
     Args:
-        model: The policy (a transformers causal LM, trained in place).
+        model: The policy (a transformers causal LM or a peft LoRA model, trained in place, on any device).
         settings: Hyper-parameters.
-        ref_model: The KL reference (default: a frozen copy of ``model`` as it is now).
+        ref_model: The KL reference (default: the LoRA model with its adapter off, or a frozen copy of a
+            full model as it is now).
+        tokenizer: The policy's tokenizer (needed for rollouts sampled under a grammar).
 
     Example:
         >>> ppo = CpuPPO(model)                                             # doctest: +SKIP
@@ -87,15 +126,21 @@ class CpuPPO:
         >>> metrics["actor/pg_loss"], metrics["critic/vf_loss"]             # doctest: +SKIP
     """
 
-    def __init__(self, model: Any, settings: PPOSettings | None = None, *, ref_model: Any = None) -> None:
+    def __init__(self, model: Any, settings: PPOSettings | None = None, *, ref_model: Any = None,
+                 tokenizer: Any = None) -> None:
         self.settings = settings or PPOSettings()
         self.model = model
-        self.ref = ref_model if ref_model is not None else copy.deepcopy(model)
-        self.ref.eval().requires_grad_(False)
-        self.value_head = torch.nn.Linear(model.config.hidden_size, 1)
+        self.tokenizer = tokenizer
+        self.lora = ref_model is None and hasattr(model, "disable_adapter")
+        self.ref = ref_model if ref_model is not None else None if self.lora else copy.deepcopy(model)
+        if self.ref is not None:
+            self.ref.eval().requires_grad_(False)
+        self.device = next(model.parameters()).device
+        self.value_head = torch.nn.Linear(model.config.hidden_size, 1).to(self.device)
         torch.nn.init.zeros_(self.value_head.weight)
         torch.nn.init.zeros_(self.value_head.bias)
-        self.actor_optim = torch.optim.AdamW(model.parameters(), lr=self.settings.actor_lr, weight_decay=0.0)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        self.actor_optim = torch.optim.AdamW(trainable, lr=self.settings.actor_lr, weight_decay=0.0)
         self.critic_optim = torch.optim.AdamW(self.value_head.parameters(), lr=self.settings.critic_lr)
         self.actor_config = ActorConfig(strategy="fsdp", rollout_n=1, ppo_micro_batch_size_per_gpu=1,
                                         ppo_mini_batch_size=1, clip_ratio=self.settings.clip_ratio)
@@ -105,14 +150,47 @@ class CpuPPO:
     # -- forward passes --------------------------------------------------------------------------
     def _forward(self, model: Any, rollout: Rollout, *, with_hidden: bool = False
                  ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Log-probs of the response tokens (1, R), and the hidden states and logits that predict them."""
-        ids = torch.tensor([rollout.prompt_ids + rollout.response_ids])
+        """Log-probs of the response tokens (1, R), and the hidden states and logits that predict them.
+
+        Logits are divided by the sampling temperature, and positions sampled under a grammar keep only
+        the tokens it allowed (the distribution the token was drawn from).
+        """
+        ids = torch.tensor([rollout.prompt_ids + rollout.response_ids], device=self.device)
         p, r = len(rollout.prompt_ids), len(rollout.response_ids)
         out = model(input_ids=ids, output_hidden_states=with_hidden)
-        logits = out.logits[:, p - 1:p + r - 1].float()
+        logits = out.logits[:, p - 1:p + r - 1].float() / self.settings.temperature
+        allowed = rollout.allowed_tokens(self.tokenizer, logits.shape[-1]) if rollout.grammar else None
+        if allowed is not None:
+            positions, masks = allowed
+            if self.tokenizer is None:
+                raise ValueError("rollouts sampled under a grammar need CpuPPO(..., tokenizer=...)")
+            rows = logits[0, positions.to(self.device)].masked_fill(~masks.to(self.device), -1e9)
+            logits = logits.clone()
+            logits[0, positions.to(self.device)] = rows
         log_probs = torch.log_softmax(logits, -1).gather(-1, ids[:, p:].unsqueeze(-1)).squeeze(-1)
         hidden = out.hidden_states[-1][:, p - 1:p + r - 1] if with_hidden else None
         return log_probs, hidden, logits
+
+    @contextlib.contextmanager
+    def _reference(self) -> Iterator[Any]:
+        """The KL reference: the base model (adapter off) for LoRA, else the frozen copy."""
+        if self.ref is not None:
+            yield self.ref
+        else:
+            with self.model.disable_adapter():
+                yield self.model
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint needs besides the policy's weights: value head, optimisers, step count."""
+        return {"value_head": self.value_head.state_dict(), "actor_optim": self.actor_optim.state_dict(),
+                "critic_optim": self.critic_optim.state_dict(), "steps": self.steps}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (after the policy's weights are restored)."""
+        self.value_head.load_state_dict(state["value_head"])
+        self.actor_optim.load_state_dict(state["actor_optim"])
+        self.critic_optim.load_state_dict(state["critic_optim"])
+        self.steps = int(state["steps"])
 
     def _values(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.value_head(hidden.detach().float()).squeeze(-1)
@@ -139,11 +217,12 @@ class CpuPPO:
             for r in rollouts:
                 log_probs, hidden, _ = self._forward(self.model, r, with_hidden=True)
                 old.append(log_probs[0])
-                ref.append(self._forward(self.ref, r)[0][0])
+                with self._reference() as reference:
+                    ref.append(self._forward(reference, r)[0][0])
                 values.append(self._values(hidden)[0])
-                mask = torch.tensor(r.response_mask, dtype=torch.float32)
+                mask = torch.tensor(r.response_mask, dtype=torch.float32, device=self.device)
                 masks.append(mask)
-                score = torch.zeros(len(r.response_ids))
+                score = torch.zeros(len(r.response_ids), device=self.device)
                 score[int(mask.nonzero().max())] = r.reward       # on the last generated token
                 scores.append(score)
         old_t, ref_t, values_t, mask_t, scores_t = (pad(x) for x in (old, ref, values, masks, scores))
@@ -176,7 +255,8 @@ class CpuPPO:
                 metrics["actor/ppo_kl"] += pg_metrics["actor/ppo_kl"] * weight / s.ppo_epochs
                 metrics["actor/pg_clipfrac"] += pg_metrics["actor/pg_clipfrac"] * weight / s.ppo_epochs
                 metrics["critic/vf_clipfrac"] += float(vf_clipfrac) * weight / s.ppo_epochs
-            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), s.max_grad_norm)
+            trainable = [p for p in self.model.parameters() if p.requires_grad]
+            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, s.max_grad_norm)
             torch.nn.utils.clip_grad_norm_(self.value_head.parameters(), s.max_grad_norm)
             if math.isfinite(float(grad_norm)):
                 self.actor_optim.step()

