@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,9 +12,12 @@ import typer
 from s3_agents._cli_search import (
     ApiKey,
     ConfigName,
+    Constrained,
     GeneratorModel,
     GeneratorUrl,
     IndexOpt,
+    MaxContextDocs,
+    PolicyAdapter,
     PolicyGguf,
     PolicyHf,
     PolicyModel,
@@ -124,9 +126,12 @@ def eval_command(
     policy_model: PolicyModel = None,
     policy_gguf: PolicyGguf = None,
     policy_hf: PolicyHf = None,
+    policy_adapter: PolicyAdapter = None,
     generator_url: GeneratorUrl = None,
     generator_model: GeneratorModel = None,
     api_key: ApiKey = None,
+    constrained: Constrained = False,
+    max_context_docs: MaxContextDocs = None,
     judge: Annotated[bool, typer.Option(help="GenAcc asks an LLM judge (yes/no) when span match fails.")] = True,
     judge_url: Annotated[str | None, typer.Option(
         help="OpenAI-compatible endpoint of the judge; default: the generator judges.")] = None,
@@ -145,8 +150,8 @@ def eval_command(
 
     names = [n.strip() for n in methods.split(",") if n.strip()]
     datasets = _datasets(dataset or ["demo"])
-    cfg = replace(_config(config), max_new_tokens=turn_tokens)
-    policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf)
+    cfg = _config(config, max_new_tokens=turn_tokens, constrained=constrained, max_context_docs=max_context_docs)
+    policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter)
     gen_client = _endpoint_or(generator_url, generator_model, api_key, "generator", policy)
     judge_client = _endpoint_or(judge_url, judge_model, api_key, "judge", gen_client)
     retriever = _retriever(index, url)
@@ -156,8 +161,9 @@ def eval_command(
     rows = asyncio.run(evaluate(chosen, datasets, out / "results.jsonl", judge=judge_client if judge else None,
                                 concurrency=concurrency, limit=limit))
     judged = f"judge: {judge_client.model}" if judge else "judge off: span match only"
-    notes = [f"Searcher / reasoner: {policy.model}; generator: {gen_client.model}; {judged}; s3 config {cfg.name}, "
-             f"k={k}, max turns {max_turns}."]
+    budget = f", context capped at {max_context_docs} documents" if max_context_docs else ""
+    notes = [f"Searcher / reasoner: {policy.model}; generator: {gen_client.model}; {judged}; s3 config {cfg.name}"
+             f"{' (constrained)' if constrained else ''}{budget}, k={k}, max turns {max_turns}."]
     report = write_report(rows, out, notes=notes)
     typer.echo(report["table"])
     typer.echo(f"\n{len(rows)} answers in {out / 'results.jsonl'}; report {out / 'report.md'} with plots")

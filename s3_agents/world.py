@@ -34,8 +34,8 @@ from s3_agents.corpus import write_corpus
 from s3_agents.demo_world import _LANDMARKS, _PRODUCTS, _PROFESSIONS, _SEAS, _WORK_KINDS, _article, _Names
 from s3_agents.types import Passage
 
-__all__ = ["World", "build_world", "write_world", "load_world", "measure_world", "default_world_dir", "SPLITS",
-           "QUESTION_TYPES"]
+__all__ = ["World", "build_world", "write_world", "load_world", "measure_world", "default_world_dir",
+           "default_world_retriever", "SPLITS", "QUESTION_TYPES"]
 
 SPLITS = ("train", "dev", "test")
 """The question splits, in order."""
@@ -408,3 +408,25 @@ def default_world_dir() -> Path:
     from importlib import resources
 
     return Path(str(resources.files("s3_agents") / "data" / "world"))
+
+
+def default_world_retriever(cache_dir: str | Path | None = None) -> Any:
+    """A MiniLM + FAISS index of the shipped world, built once (about half a minute) and reused.
+
+    Args:
+        cache_dir: Where the index lives (default: ``$S3_AGENTS_CACHE`` or ``~/.cache/s3-agents``).
+
+    Example:
+        >>> retriever = default_world_retriever()                             # doctest: +SKIP
+        >>> retriever.search(["Where was Drufe Geipaeth born?"], k=1)[0][0].title  # doctest: +SKIP
+    """
+    import os
+
+    from s3_agents.corpus import load_corpus
+    from s3_agents.retrievers import build_index, load_retriever
+
+    root = Path(cache_dir or os.environ.get("S3_AGENTS_CACHE") or Path.home() / ".cache" / "s3-agents")
+    path = root / "world-index"
+    if not (path / "CURRENT").is_file():
+        build_index(load_corpus(default_world_dir() / "corpus.jsonl").passages, path)
+    return load_retriever(path)

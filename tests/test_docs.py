@@ -43,7 +43,7 @@ def test_documented_cli_commands_use_real_options(doc: str) -> None:
     runner = CliRunner()
     for command in commands:
         words = command.split()[1:]
-        path = [w for w in words[:2] if not w.startswith("-") and w in {"index", "train", "corpus"}]
+        path = [w for w in words[:2] if not w.startswith("-") and w in {"index", "train", "corpus", "data"}]
         sub = words[:len(path) + 1]
         result = runner.invoke(app, [*sub, "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
         assert result.exit_code == 0, f"{command}: {result.output}"

@@ -61,15 +61,23 @@ def prepare(
                     "same questions with the same retriever and generator", fg=typer.colors.YELLOW, err=True)
 
 
+LoraRank = Annotated[int | None, typer.Option(min=0, help="LoRA rank of the actor; 0 trains the full model "
+                                                          "(default: the preset's: 16 one-GPU, 0 paper).")]
+InitAdapter = Annotated[Path | None, typer.Option(help="LoRA adapter to start from (s3 train warmstart).")]
+
+
 def _job(model: str, train: list[Path], val: list[Path] | None, retriever: str, generator_url: str,
          generator_model: str, rag_cache: Path, preset: str, search: str, variant: str, output_dir: Path,
-         n_gpus: int | None, steps: int | None, overrides: list[str] | None):
+         n_gpus: int | None, steps: int | None, overrides: list[str] | None, lora_rank: int | None = None,
+         init_adapter: Path | None = None):
     from training.launch import TrainJob
 
     return TrainJob(model=model, train_files=[str(p) for p in train], val_files=[str(p) for p in val or []] or None,
                     retriever=retriever, generator_url=generator_url, generator_model=generator_model,
                     rag_cache=str(rag_cache), preset=preset, search=search, variant=variant,  # type: ignore[arg-type]
-                    output_dir=str(output_dir), n_gpus=n_gpus, steps=steps, extra_overrides=list(overrides or []))
+                    output_dir=str(output_dir), n_gpus=n_gpus, steps=steps, lora_rank=lora_rank,
+                    init_adapter=str(init_adapter) if init_adapter else None,
+                    extra_overrides=list(overrides or []))
 
 
 @app.command()
@@ -87,6 +95,8 @@ def run(
     output_dir: Annotated[Path, typer.Option(help="Run folder (agent-loop YAML, checkpoints).")] = Path("runs/s3"),
     n_gpus: Annotated[int | None, typer.Option(min=1, help="GPUs per node (default: the preset's).")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Training steps (default: the preset's).")] = None,
+    lora_rank: LoraRank = None,
+    init_adapter: InitAdapter = None,
     override: Annotated[list[str] | None, typer.Option(help="Extra Hydra override key=value (repeatable).")] = None,
     dry_run: Annotated[bool, typer.Option(help="Check what can be checked here and print the command.")] = False,
 ) -> None:
@@ -94,7 +104,7 @@ def run(
     from training.launch import launch
 
     job = _job(model, train, val, retriever, generator_url, generator_model, rag_cache, preset, search, variant,
-               output_dir, n_gpus, steps, override)
+               output_dir, n_gpus, steps, override, lora_rank, init_adapter)
     raise typer.Exit(code=launch(job, dry_run=dry_run))
 
 
@@ -179,7 +189,8 @@ def warmstart(
     from s3_agents.retrievers import load_retriever
     from training import trajectories as tj
     from training.local_server import load_policy_model
-    from training.warmstart import LoraSettings, WarmstartSettings, warmstart as run_warmstart
+    from training.warmstart import LoraSettings, WarmstartSettings
+    from training.warmstart import warmstart as run_warmstart
 
     if source not in ("chain", "teacher", "self"):
         raise typer.BadParameter("--source must be chain, teacher or self")
@@ -288,5 +299,5 @@ def local_command(
         typer.echo(f"{out} already has {steps} steps; raise --steps to train on")
         return
     typer.echo(f"step {last['step']}: reward {last['reward']:.3f}, acc {last['acc']:.3f}, acc_rag "
-               f"{last['acc_rag']:.3f}, valid actions {last['valid_action_rate']:.2f}; metrics in {out / 'metrics.csv'}, "
-               f"plot {out / 'reward.png'}, adapter {out / 'adapter'}")
+               f"{last['acc_rag']:.3f}, valid actions {last['valid_action_rate']:.2f}; metrics in "
+               f"{out / 'metrics.csv'}, plot {out / 'reward.png'}, adapter {out / 'adapter'}")

@@ -53,6 +53,10 @@ class TrainJob:
         output_dir: Run folder: the agent-loop YAML, logs and checkpoints go there.
         n_gpus: GPUs per node (default: the preset's).
         steps: Training steps (default: the preset's).
+        lora_rank: LoRA rank of the actor (verl's ``actor_rollout_ref.model.lora_rank``; 0 trains the full model;
+            default: the preset's, 16 in ``s3_ppo_1gpu``, 0 in the paper's ``s3_ppo``).
+        init_adapter: A LoRA adapter to start from (e.g. ``s3 train warmstart`` output:
+            ``actor_rollout_ref.model.lora_adapter_path``).
         extra_overrides: More Hydra overrides, passed last (``key=value``).
 
     Example:
@@ -76,6 +80,8 @@ class TrainJob:
     output_dir: str = "runs/s3"
     n_gpus: int | None = None
     steps: int | None = None
+    lora_rank: int | None = None
+    init_adapter: str | None = None
     extra_overrides: list[str] = field(default_factory=list)
 
     @property
@@ -113,6 +119,11 @@ class TrainJob:
             out.append(f"trainer.n_gpus_per_node={self.n_gpus}")
         if self.steps is not None:
             out.append(f"trainer.total_training_steps={self.steps}")
+        if self.lora_rank is not None:
+            out += [f"actor_rollout_ref.model.lora_rank={self.lora_rank}",
+                    f"actor_rollout_ref.model.lora_alpha={2 * self.lora_rank}"]
+        if self.init_adapter:
+            out.append(f"actor_rollout_ref.model.lora_adapter_path={_absolute(self.init_adapter)}")
         return out + list(self.extra_overrides)
 
     def command(self) -> list[str]:

@@ -116,9 +116,9 @@ class LocalRun:
         device: ``"cpu"`` or ``"cuda"``.
 
     Example:
-        >>> run = LocalRun("runs/ppo", read_rows("data/train.parquet"), retriever,
-        ...                {"generator_url": URL, "generator_model": "smollm2", "rag_cache": "rag.sqlite"})  # doctest: +SKIP
-        >>> run.train()                                                                              # doctest: +SKIP
+        >>> reward = {"generator_url": URL, "generator_model": "smollm2", "rag_cache": "rag.sqlite"}
+        >>> run = LocalRun("runs/ppo", read_rows("data/train.parquet"), retriever, reward)  # doctest: +SKIP
+        >>> run.train()                                                                     # doctest: +SKIP
     """
 
     def __init__(self, out_dir: str | Path, rows: Sequence[dict[str, Any]], retriever: Any,

@@ -88,8 +88,9 @@ class ChainTeacher:
         budget: Context documents the teacher aims to fill (naive RAG's k).
 
     Example:
-        >>> teacher = ChainTeacher(world.questions[0], {p.id: p for p in world.passages}, SearchConfig())  # doctest: +SKIP
-        >>> S3Searcher(ScriptedClient(teacher), retriever).search(world.questions[0]["question"])      # doctest: +SKIP
+        >>> q = world.questions[0]
+        >>> teacher = ChainTeacher(q, {p.id: p for p in world.passages}, SearchConfig())    # doctest: +SKIP
+        >>> S3Searcher(ScriptedClient(teacher), retriever).search(q["question"])           # doctest: +SKIP
     """
 
     def __init__(self, question: dict[str, Any], passages: dict[str, Passage], config: SearchConfig, *,
@@ -130,9 +131,12 @@ class ReplayServer:
         self.tokenizer = tokenizer
         self.turns = list(turns)
         self.end = turn_closing_ids(tokenizer)[0]
+        self.prompts: list[list[int]] = []
+        """The prompt ids of each call, in order."""
 
     async def generate(self, request_id: str, *, prompt_ids: list[int], sampling_params: dict[str, Any],
                        **kwargs: Any) -> TokenOutput:
+        self.prompts.append(list(prompt_ids))
         if not self.turns:
             raise RuntimeError("ReplayServer ran out of turns: the replayed episode diverged from the recorded one")
         text = self.turns.pop(0)

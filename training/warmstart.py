@@ -137,15 +137,16 @@ def warmstart(model: Any, tokenizer: Any, trajectories: Sequence[Trajectory], ou
         model: The base causal LM (or a PeftModel to keep training).
         tokenizer: Its tokenizer (saved beside the adapter).
         trajectories: From :mod:`training.trajectories`.
-        out_dir: Run folder: ``checkpoints/`` (Trainer checkpoints, resumed from), ``adapter/`` (the result),
-            ``loss.csv`` (step, loss, learning rate), ``tensorboard/``.
+        out_dir: Run folder: ``checkpoints/`` (Trainer checkpoints, resumed from; TensorBoard logs in
+            ``checkpoints/runs/``), ``adapter/`` (the result), ``loss.csv`` (step, loss, learning rate).
         settings: Training settings.
         lora: Adapter shape (ignored when ``model`` already has one).
         device: ``"cpu"`` or ``"cuda"``.
         resume: Continue from the latest checkpoint in ``out_dir`` if there is one.
 
     Returns:
-        ``{"adapter": path, "train_loss", "steps", "trajectories", "loss_before", "loss_after"}``.
+        ``{"adapter": path, "train_loss", "steps", "trajectories", "loss_before", "loss_after"}`` (the masked
+        loss on the first 32 trajectories before and after training).
 
     Example:
         >>> model, tokenizer = load_policy_model()                                              # doctest: +SKIP
@@ -166,14 +167,15 @@ def warmstart(model: Any, tokenizer: Any, trajectories: Sequence[Trajectory], ou
         raise ValueError("no trajectory has a searcher token to train on")
     torch.manual_seed(s.seed)
     peft_model = lora_model(model, lora).to(device)
-    loss_before = masked_loss(peft_model.eval(), features)
+    probe = features[:32]        # the loss before and after, on the first 32 (a whole pass costs as much as training)
+    loss_before = masked_loss(peft_model.eval(), probe)
     bf16 = bf16_available(device) if s.bf16 is None else s.bf16
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"), num_train_epochs=s.epochs, per_device_train_batch_size=1,
         gradient_accumulation_steps=s.grad_accum, learning_rate=s.learning_rate, lr_scheduler_type="constant",
         logging_steps=1, save_strategy="steps", save_steps=s.save_steps, save_total_limit=2, seed=s.seed,
         data_seed=s.seed, bf16=bf16, use_cpu=device == "cpu", report_to=["tensorboard"],
-        logging_dir=str(out / "tensorboard"), remove_unused_columns=False, dataloader_num_workers=0,
+        remove_unused_columns=False, dataloader_num_workers=0,
         disable_tqdm=False)
     trainer = Trainer(model=peft_model, args=args, train_dataset=_ListDataset(features),
                       data_collator=_Collator(tokenizer.pad_token_id or tokenizer.eos_token_id or 0))
@@ -186,7 +188,7 @@ def warmstart(model: Any, tokenizer: Any, trajectories: Sequence[Trajectory], ou
     _write_loss_csv(out / "loss.csv", trainer.state.log_history)
     summary = {"adapter": adapter, "train_loss": float(result.training_loss), "steps": int(trainer.state.global_step),
                "trajectories": len(features), "loss_before": loss_before,
-               "loss_after": masked_loss(peft_model, features), "settings": asdict(s)}
+               "loss_after": masked_loss(peft_model, probe), "settings": asdict(s)}
     (out / "summary.json").write_text(json.dumps({k: str(v) if isinstance(v, Path) else v
                                                   for k, v in summary.items()}, indent=1))
     return summary

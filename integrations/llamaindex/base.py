@@ -72,6 +72,22 @@ class S3Retriever(BaseRetriever):
         """A searcher from any s3-agents LLM client over ``backend`` (see :meth:`from_endpoint`)."""
         return cls(S3Searcher(policy, _backend(backend), config))
 
+    @classmethod
+    def from_trained(cls, backend: Any = None, *, device: str = "cpu") -> S3Retriever:
+        """The searcher this package ships (SmolLM2-135M + its trained LoRA adapter, constrained, with the
+        settings it was trained with) over ``backend`` (see :meth:`from_endpoint`; default: the shipped
+        benchmark world's index, built once).
+
+        Example:
+            >>> retriever = S3Retriever.from_trained()                                      # doctest: +SKIP
+            >>> nodes = retriever.retrieve("Where was Drufe Geipaeth born?")                 # doctest: +SKIP
+        """
+        from s3_agents.trained import trained_config, trained_searcher
+        from s3_agents.world import default_world_retriever
+
+        search = default_world_retriever() if backend is None else _backend(backend)
+        return cls(S3Searcher(trained_searcher(device=device), search, trained_config()))
+
     def _nodes(self, state: dict[str, Any]) -> list[NodeWithScore]:
         extra = {"queries": list(state["queries"]), "stop_reason": state["stop_reason"]}
         return [passage_to_node(p, **extra) for p in state["context"]]

@@ -133,14 +133,16 @@ class S3Method:
         retriever: Its search engine.
         generator: The frozen generator.
         config: Loop settings (paper: 8-3-3).
+        name: The row's name, so one run can compare searchers (e.g. ``"untrained"``, ``"ppo"``).
     """
 
     name = "s3"
 
     def __init__(self, policy: ChatClient, retriever: Retriever, generator: Generator,
-                 config: SearchConfig | None = None) -> None:
+                 config: SearchConfig | None = None, *, name: str = "s3") -> None:
         self.policy, self.retriever, self.generator = policy, retriever, generator
         self.config = config or SearchConfig()
+        self.name = name
 
     async def arun(self, question: str) -> MethodResult:
         from s3_agents.searcher import S3Searcher

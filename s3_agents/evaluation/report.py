@@ -18,10 +18,44 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def summarize(rows: Sequence[EvalRow]) -> dict[str, dict[str, dict[str, float]]]:
-    """``{method: {dataset | "avg": {genacc, em, f1, context_recall, searches, turns, tokens, seconds, n}}}``.
+def _average(values: Sequence[Any]) -> Any:
+    if values and isinstance(values[0], tuple | list):
+        return tuple(round(_mean([v[i] for v in values]), 1) for i in range(len(values[0])))
+    return _mean(values)
 
-    Scores are percentages; "avg" averages the datasets (each dataset weighs the same, as the paper's Avg).
+
+def bootstrap_ci(values: Sequence[float], *, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """A 95% percentile-bootstrap interval of the mean of ``values`` (as percentages of 0/1 scores x 100).
+
+    Example:
+        >>> bootstrap_ci([1.0] * 30 + [0.0] * 70)
+        (21.0, 39.0)
+    """
+    import numpy as np
+
+    if not values:
+        return (0.0, 0.0)
+    data = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = data[rng.integers(0, len(data), size=(resamples, len(data)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return (round(100 * float(low), 1), round(100 * float(high), 1))
+
+
+def _valid_rate(items: Sequence[EvalRow]) -> float | None:
+    turns = sum(r.turns for r in items if "invalid" in r.extra)
+    if not turns:
+        return None
+    return 100 * (1 - sum(int(r.extra["invalid"]) for r in items if "invalid" in r.extra) / turns)
+
+
+def summarize(rows: Sequence[EvalRow]) -> dict[str, dict[str, dict[str, float]]]:
+    """``{method: {dataset | "avg": {genacc, em, f1, context_recall, searches, turns, tokens, seconds, n,
+    context_docs, genacc_ci, context_recall_ci[, valid_action_rate]}}}``.
+
+    Scores are percentages; ``*_ci`` are 95% bootstrap intervals of a dataset's mean (as ``[low, high]``);
+    ``valid_action_rate`` is the share of searcher turns that were valid actions (methods with a searcher).
+    "avg" averages the datasets (each dataset weighs the same, as the paper's Avg; intervals are averaged too).
     Methods come in :data:`METHOD_NAMES` order (baselines first, s3 last), other names after them.
     """
     groups: dict[str, dict[str, list[EvalRow]]] = defaultdict(lambda: defaultdict(list))
@@ -40,9 +74,15 @@ def summarize(rows: Sequence[EvalRow]) -> dict[str, dict[str, dict[str, float]]]
                 "searches": _mean([r.searches for r in items]), "turns": _mean([r.turns for r in items]),
                 "tokens": _mean([r.prompt_tokens + r.completion_tokens for r in items]),
                 "seconds": _mean([r.seconds for r in items]), "n": float(len(items)),
+                "context_docs": _mean([len(r.context_ids) for r in items]),
+                "genacc_ci": bootstrap_ci([r.genacc for r in items]),
+                "context_recall_ci": bootstrap_ci([r.context_recall for r in items]),
             }
+            valid = _valid_rate(items)
+            if valid is not None:
+                out[method][dataset]["valid_action_rate"] = valid
         keys = next(iter(out[method].values())).keys()
-        out[method]["avg"] = {k: _mean([v[k] for v in out[method].values()]) for k in keys}
+        out[method]["avg"] = {k: _average([v[k] for v in out[method].values() if k in v]) for k in keys}
     return out
 
 
@@ -57,13 +97,15 @@ def markdown_table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
 
 
 def cost_table(summary: dict[str, dict[str, dict[str, float]]]) -> str:
-    """Per method, averaged over datasets: F1, answer recall in the context, searches, turns, tokens, seconds."""
-    lines = ["| method | F1 | answer in context | searches | turns | tokens / question | s / question |",
-             "|---|---|---|---|---|---|---|"]
+    """Per method, averaged over datasets: F1, answer recall in the context, context documents, searches, turns,
+    valid-action rate, tokens, seconds."""
+    lines = ["| method | F1 | answer in context | context docs | searches | turns | valid actions | tokens / question "
+             "| s / question |", "|---|---|---|---|---|---|---|---|---|"]
     for method, per in summary.items():
         a = per["avg"]
-        lines.append(f"| {method} | {a['f1']:.1f} | {a['context_recall']:.1f} | {a['searches']:.2f} | "
-                     f"{a['turns']:.2f} | {a['tokens']:.0f} | {a['seconds']:.2f} |")
+        valid = f"{a['valid_action_rate']:.1f}%" if "valid_action_rate" in a else "–"
+        lines.append(f"| {method} | {a['f1']:.1f} | {a['context_recall']:.1f} | {a.get('context_docs', 0):.1f} | "
+                     f"{a['searches']:.2f} | {a['turns']:.2f} | {valid} | {a['tokens']:.0f} | {a['seconds']:.2f} |")
     return "\n".join(lines)
 
 

@@ -101,3 +101,20 @@ def test_search_commands_explain_wrong_options(tmp_path: Path) -> None:
     bad.write_text('{"question": "q", "answers": ["a"]}\n{"question": "no answers"}\n')
     result = run_cli("precompute", str(bad), "--cache", str(tmp_path / "c.sqlite"))
     assert result.returncode == 1 and "bad.jsonl, line 2" in result.stderr
+
+
+def test_data_world_writes_a_world(tmp_path) -> None:
+    result = run_cli("data", "world", str(tmp_path / "w"), "--passages", "300", "--seed", "2")
+    assert result.returncode == 0, result.stderr
+    for name in ("corpus.jsonl", "train.jsonl", "dev.jsonl", "test.jsonl", "world.json"):
+        assert (tmp_path / "w" / name).is_file()
+    assert "300 passages" in result.stdout
+    bad = run_cli("data", "world", str(tmp_path / "x"), "--passages", "20")
+    assert bad.returncode == 2 and not (tmp_path / "x").exists()
+
+
+def test_train_local_and_warmstart_have_help() -> None:
+    for command in ("local", "warmstart"):
+        result = run_cli("train", command, "--help")
+        assert result.returncode == 0, result.stderr
+        assert "--out" in result.stdout and "--device" in result.stdout

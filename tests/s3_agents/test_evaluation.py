@@ -21,7 +21,7 @@ from s3_agents.evaluation import (
     summarize,
     write_report,
 )
-from s3_agents.evaluation.report import markdown_table
+from s3_agents.evaluation.report import cost_table, markdown_table
 from s3_agents.evaluation.runner import VOLATILE, EvalRow
 from s3_agents.metrics import answer_in_context
 from s3_agents.qa import QAExample, load_demo_qa, load_qa
@@ -83,6 +83,26 @@ def _row(method, dataset, qid, genacc, searches=0, tokens=10):
     return EvalRow(method=method, dataset=dataset, id=qid, question="q", answers=["a"], answer="a", genacc=genacc,
                    em=0.0, f1=genacc, context_recall=0.0, context_ids=[], searches=searches, turns=searches,
                    prompt_tokens=tokens, completion_tokens=0, seconds=1.0, extra={})
+
+
+def test_summary_reports_context_size_valid_actions_and_intervals():
+    from dataclasses import replace
+
+    from s3_agents.evaluation.report import bootstrap_ci
+
+    rows = [replace(_row("s3", "nq", str(i), float(i % 2), searches=2), context_ids=["a", "b", "c"],
+                    context_recall=1.0 if i < 3 else 0.0, extra={"invalid": i % 2}) for i in range(10)]
+    rows.append(replace(_row("naive-rag", "nq", "1", 1.0), context_ids=["a", "b", "c"]))
+    summary = summarize(rows)
+    s3 = summary["s3"]["nq"]
+    assert s3["context_docs"] == 3.0 and s3["context_recall"] == 30.0
+    assert s3["valid_action_rate"] == 75.0                    # 5 invalid of 20 turns
+    low, high = s3["genacc_ci"]
+    assert low < s3["genacc"] < high and 0.0 <= low and high <= 100.0
+    assert s3["genacc_ci"] == bootstrap_ci([r.genacc for r in rows if r.method == "s3"])   # seeded: repeatable
+    assert "valid_action_rate" not in summary["naive-rag"]["nq"]
+    assert bootstrap_ci([1.0, 1.0]) == (100.0, 100.0) and bootstrap_ci([]) == (0.0, 0.0)
+    assert "| s3 | 50.0 | 30.0 | 3.0 | 2.00 | 2.00 | 75.0% |" in cost_table(summary)
 
 
 def test_summary_weighs_datasets_equally_and_lists_s3_last():

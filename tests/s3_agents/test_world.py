@@ -8,7 +8,15 @@ import json
 import pytest
 
 from s3_agents.retrievers import FaissRetriever
-from s3_agents.world import QUESTION_TYPES, SPLITS, build_world, default_world_dir, load_world, measure_world, write_world
+from s3_agents.world import (
+    QUESTION_TYPES,
+    SPLITS,
+    build_world,
+    default_world_dir,
+    load_world,
+    measure_world,
+    write_world,
+)
 
 
 @pytest.fixture(scope="module")

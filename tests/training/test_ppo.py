@@ -53,13 +53,49 @@ def test_one_update_changes_weights_with_finite_losses(policy_model, rollouts):
 
 
 @pytest.mark.slow
-def test_updates_favour_the_rewarded_episode(policy_model, rollouts):
+def test_lora_updates_favour_the_rewarded_episode_against_the_base_model(policy_model, rollouts):
+    """LoRA: only the adapter moves; the KL reference is the same model with the adapter off (no copy)."""
+    from training.warmstart import lora_model
+
     good, bad = rollouts
-    ppo = CpuPPO(copy.deepcopy(policy_model[0]), PPOSettings(actor_lr=2e-5, critic_lr=1e-3, entropy_coeff=0.0))
+    model = lora_model(copy.deepcopy(policy_model[0]))
+    frozen = {k: v.clone() for k, v in model.state_dict().items() if "lora_" not in k}
+    ppo = CpuPPO(model, PPOSettings(actor_lr=1e-3, critic_lr=1e-3, entropy_coeff=0.0))
+    assert ppo.ref is None and ppo.lora
     start = sequence_logprob(ppo, good) - sequence_logprob(ppo, bad)
     for _ in range(3):
-        ppo.step([good, bad])
+        metrics = ppo.step([good, bad])
     assert sequence_logprob(ppo, good) - sequence_logprob(ppo, bad) > start
+    assert metrics["actor/reward_kl_penalty"] != 0.0       # the policy has left its reference
+    assert all(torch.equal(v, frozen[k]) for k, v in model.state_dict().items() if "lora_" not in k)
+    with ppo._reference() as reference:                     # adapter off: the base model's log-probs
+        ref_lp = ppo._forward(reference, good)[0]
+    base = CpuPPO(copy.deepcopy(policy_model[0]))
+    assert torch.allclose(ref_lp, base._forward(base.model, good)[0], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_grammar_sampled_turns_are_scored_under_the_grammar(policy_model, hashing_retriever, scripted_server):
+    """Tokens the grammar forced have probability 1 (log-prob 0) under the distribution they were drawn from."""
+    from s3_agents.config import SearchConfig
+    from s3_agents.grammar import action_grammar
+
+    model, tokenizer = policy_model
+    reply = '<important_info>[1]</important_info>\n<search_complete>True</search_complete>'
+    out = episode(tokenizer, hashing_retriever, [reply], scripted_server)
+    grammar = action_grammar(SearchConfig.from_name("2-1-1", initial_k=1))
+    free, constrained = Rollout.from_output(out, 1.0), Rollout.from_output(out, 1.0, grammar)
+    ppo = CpuPPO.__new__(CpuPPO)
+    ppo.settings, ppo.tokenizer, ppo.device = PPOSettings(), tokenizer, torch.device("cpu")
+    with torch.no_grad():
+        lp_free = ppo._forward(model, free)[0][0]
+        lp_constrained = ppo._forward(model, constrained)[0][0]
+    generated = torch.tensor(out.response_mask, dtype=torch.bool)
+    assert torch.all(lp_constrained[generated] >= lp_free[generated] - 1e-5)
+    # Most of the turn is tag text the grammar forces: log-prob 0 there, which the free model never reaches.
+    forced = int((lp_constrained[generated] > -1e-6).sum())
+    assert forced >= int(generated.sum()) // 2 > int((lp_free[generated] > -1e-6).sum())
+    assert torch.equal(lp_constrained[~generated], lp_free[~generated])
 
 
 def test_rollouts_without_generated_tokens_are_refused(policy_model):

@@ -1,0 +1,217 @@
+"""The recorded CPU run: warm start, then PPO, then the held-out comparison with naive RAG.
+
+Stages (each resumes; run the script again after an interruption):
+
+1. index the shipped benchmark world (MiniLM, FAISS flat);
+2. warm start: hop-chain trajectories of the train split, masked SFT of a LoRA adapter (``s3 train warmstart``);
+3. PPO: ``s3 train local`` from the warm-start adapter, Gain Beyond RAG with SmolLM2 as the frozen generator;
+4. evaluation on the test split: naive RAG, the untrained searcher, the warm start and PPO, all constrained,
+   at an equal context budget (3 documents, naive RAG's k) and under the reference's uncapped rule;
+   GenAcc (span match), answer-in-context, context documents, searches, valid actions, 95% bootstrap
+   intervals. Writes ``docs/train-local/`` (summary.json, report.md, plots) and the benchmarks section.
+
+Command: ``python benchmarks/train_local.py`` (hours on 2 cores; ``--stage`` runs one stage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs" / "train-local"
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "train-local")
+    parser.add_argument("--stage", choices=["all", "index", "warmstart", "ppo", "eval"], default="all")
+    parser.add_argument("--warmstart-questions", type=int, default=300)
+    parser.add_argument("--ppo-steps", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--eval-limit", type=int, default=100)
+    parser.add_argument("--model", default=None, help="Base model folder (default: SmolLM2 from its wheel).")
+    parser.add_argument("--quick", action="store_true", help="Tiny sizes, to check the script runs.")
+    parser.add_argument("--no-write", action="store_true", help="Do not write docs/.")
+    args = parser.parse_args()
+    if args.quick:
+        args.warmstart_questions, args.ppo_steps, args.batch_size, args.eval_limit = 2, 1, 1, 2
+    return args
+
+
+SEARCH = "5-3-3"
+TURN_TOKENS = 100
+BUDGET = 3
+
+
+def _world(args: argparse.Namespace) -> Any:
+    from s3_agents.world import build_world, default_world_dir, load_world
+
+    return build_world(300, seed=5) if args.quick else load_world(default_world_dir())
+
+
+def index_stage(args: argparse.Namespace, world: Any) -> Path:
+    from s3_agents.retrievers import build_index
+
+    path = args.out / "world-index"
+    if not (path / "CURRENT").is_file():
+        build_index(world.passages, path)
+    return path
+
+
+def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
+    from s3_agents.config import SearchConfig
+    from s3_agents.retrievers import load_retriever
+    from training import trajectories as tj
+    from training.local_server import load_policy_model
+    from training.warmstart import WarmstartSettings, warmstart
+
+    out = args.out / "warmstart"
+    if (out / "adapter" / "adapter_config.json").is_file():
+        return out / "adapter"
+    out.mkdir(parents=True, exist_ok=True)
+    config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, max_context_docs=BUDGET)
+    model, tokenizer = load_policy_model(args.model)
+    saved = out / "trajectories.jsonl"
+    if not saved.is_file():
+        found = asyncio.run(tj.chain_trajectories(tokenizer, load_retriever(index),
+                                                  world.split("train")[:args.warmstart_questions],
+                                                  {p.id: p for p in world.passages}, config, budget=BUDGET))
+        tj.write_trajectories(found, saved)
+    summary = warmstart(model, tokenizer, tj.read_trajectories(saved), out,
+                        settings=WarmstartSettings(grad_accum=1 if args.quick else 4))
+    print(f"warm start: masked loss {summary['loss_before']:.3f} -> {summary['loss_after']:.3f}")
+    return out / "adapter"
+
+
+def ppo_stage(args: argparse.Namespace, world: Any, index: Path, adapter: Path, generator_url: str) -> Path:
+    from s3_agents.qa import QAExample
+    from s3_agents.retrievers import load_retriever
+    from training.data import prepare_dataset
+    from training.local import LocalRun, LocalSettings, read_rows
+
+    parquet = args.out / "data" / "train.parquet"
+    if not parquet.is_file():
+        parquet.parent.mkdir(parents=True, exist_ok=True)
+        items = [QAExample(q["question"], tuple(q["answers"]), q["id"], "s3_world") for q in world.split("train")]
+        prepare_dataset(items, parquet)
+    settings = LocalSettings(steps=args.ppo_steps, batch_size=args.batch_size, search=SEARCH,
+                             max_turn_tokens=TURN_TOKENS, max_context_docs=BUDGET,
+                             save_every=1 if args.quick else 2)
+    run = LocalRun(args.out / "ppo", read_rows(parquet), load_retriever(index),
+                   {"generator_url": generator_url, "generator_model": "smollm2",
+                    "rag_cache": str(args.out / "rag.sqlite"), "retriever": str(index)},
+                   settings, model=args.model, init_adapter=adapter)
+    last = run.train()
+    print(f"PPO: {last or 'nothing left to do'}")
+    return args.out / "ppo" / "adapter"
+
+
+class _Memo:
+    """A policy whose replies are remembered, so the uncapped rule reuses the capped run's episodes."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.model, self.seen = client, client.model, {}
+
+    def _key(self, messages: Any, kwargs: dict[str, Any]) -> str:
+        return json.dumps([messages, {k: v for k, v in kwargs.items() if k != "seed"}], sort_keys=True, default=str)
+
+    def chat(self, messages: Any, **kwargs: Any) -> Any:
+        key = self._key(messages, kwargs)
+        if key not in self.seen:
+            self.seen[key] = self.client.chat(messages, **kwargs)
+        return self.seen[key]
+
+    async def achat(self, messages: Any, **kwargs: Any) -> Any:
+        key = self._key(messages, kwargs)
+        if key not in self.seen:
+            self.seen[key] = await self.client.achat(messages, **kwargs)
+        return self.seen[key]
+
+
+def eval_stage(args: argparse.Namespace, world: Any, index: Path, adapters: dict[str, Path | None],
+               generator_url: str) -> dict[str, Any]:
+    from s3_agents.config import SearchConfig
+    from s3_agents.evaluation import NaiveRAG, S3Method, evaluate, write_report
+    from s3_agents.evaluation.report import summarize
+    from s3_agents.generator import Generator
+    from s3_agents.llm import OpenAICompatClient, TransformersClient, smollm2_gguf_path
+    from s3_agents.qa import QAExample
+    from s3_agents.retrievers import load_retriever
+
+    retriever = load_retriever(index)
+    generator = Generator(OpenAICompatClient(generator_url, "smollm2"))
+    gguf = smollm2_gguf_path()
+    policies = {name: _Memo(TransformersClient(args.model, adapter=adapter) if args.model else
+                            TransformersClient(str(gguf.parent), gguf_file=gguf.name, adapter=adapter))
+                for name, adapter in adapters.items()}
+    test = {"world-test": [QAExample(q["question"], tuple(q["answers"]), q["id"]) for q in world.split("test")]}
+    out: dict[str, Any] = {}
+    for rule, cap in (("equal-budget", BUDGET), ("reference", None)):
+        config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, constrained=True, max_context_docs=cap)
+        methods = [NaiveRAG(retriever, generator, k=BUDGET)] + [
+            S3Method(policy, retriever, generator, config, name=name) for name, policy in policies.items()]
+        rows = asyncio.run(evaluate(methods, test, args.out / "eval" / rule / "results.jsonl", judge=None,
+                                    concurrency=1, limit=args.eval_limit))
+        write_report(rows, args.out / "eval" / rule, title=f"Trained searcher on the world's test split ({rule})",
+                     notes=[f"Searchers: SmolLM2-135M-Instruct (+ LoRA adapters), constrained, {SEARCH}; generator: "
+                            f"SmolLM2 (llama.cpp); GenAcc by span match (no judge); context "
+                            f"{'capped at ' + str(cap) + ' documents' if cap else 'by the reference rule'}."])
+        out[rule] = {method: per["world-test"] for method, per in summarize(rows).items()}
+    return out
+
+
+def _summary(results: dict[str, Any]) -> dict[str, Any]:
+    def entry(values: dict[str, Any]) -> dict[str, Any]:
+        return {"genacc": round(values["genacc"], 2), "genacc_ci": list(values["genacc_ci"]),
+                "answer_in_context": round(values["context_recall"], 2),
+                "answer_in_context_ci": list(values["context_recall_ci"]),
+                "context_docs": round(values["context_docs"], 2), "searches": round(values["searches"], 2),
+                "valid_action_rate": round(values.get("valid_action_rate", 100.0), 2), "n": int(values["n"])}
+
+    return {"methods": {m: entry(v) for m, v in results["equal-budget"].items()},
+            "reference_rule": {m: entry(v) for m, v in results["reference"].items()},
+            "settings": {"search": SEARCH, "turn_tokens": TURN_TOKENS, "budget": BUDGET, "constrained": True,
+                         "generator": "SmolLM2-135M-Instruct (llama.cpp)", "genacc": "span match",
+                         "split": "test"}}
+
+
+def main() -> None:
+    args = _args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    world = _world(args)
+    index = index_stage(args, world)
+    if args.stage == "index":
+        return
+    adapter = warmstart_stage(args, world, index)
+    if args.stage == "warmstart":
+        return
+    from s3_agents.llm.llama_server import LocalLlamaServer
+
+    with LocalLlamaServer(n_ctx=8192) as server:
+        ppo = ppo_stage(args, world, index, adapter, server.url)
+        if args.stage == "ppo":
+            return
+        results = eval_stage(args, world, index, {"untrained": None, "warmstart": adapter, "ppo": ppo}, server.url)
+    summary = _summary(results)
+    print(json.dumps(summary, indent=1))
+    if args.no_write:
+        return
+    DOCS.mkdir(parents=True, exist_ok=True)
+    (DOCS / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    for rule in ("equal-budget", "reference"):
+        target = DOCS / rule
+        target.mkdir(exist_ok=True)
+        for name in ("report.md", "accuracy.png", "cost.png", "summary.json"):
+            shutil.copy(args.out / "eval" / rule / name, target / name)
+    for name in ("metrics.csv", "reward.png"):
+        if (args.out / "ppo" / name).is_file():
+            shutil.copy(args.out / "ppo" / name, DOCS / name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""`s3 train local`: a PPO run on SmolLM2 killed mid-way resumes to the same step count, with its metrics."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from s3_agents.qa import load_qa
+from s3_agents.retrievers import build_index
+from s3_agents.world import build_world, write_world
+from tests.conftest import cli_env, s3_command
+from training.data import prepare_dataset
+from training.local import METRIC_COLUMNS, LocalRun, LocalSettings, plot_metrics
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, minilm):
+    root = tmp_path_factory.mktemp("local-ppo")
+    world = build_world(300, seed=5)
+    paths = write_world(world, root / "world")
+    build_index(world.passages, root / "index", embedder=minilm, show_progress=False)
+    prepare_dataset(load_qa(paths["train"])[:4], root / "train.parquet")
+    return root, root / "index"
+
+
+def _command(root: Path, index: Path, llama_server, smollm2_hf, steps: int) -> list[str]:
+    return s3_command("train", "local", "--train", str(root / "train.parquet"), "--retriever", str(index),
+                      "--generator-url", llama_server.url, "--generator-model", llama_server.model,
+                      "--rag-cache", str(root / "rag.sqlite"), "--out", str(root / "run"), "--model", str(smollm2_hf),
+                      "--steps", str(steps), "--batch-size", "1", "--save-every", "1", "--search", "2-1-1",
+                      "--turn-tokens", "60")
+
+
+def _rows(run: Path) -> list[dict[str, str]]:
+    with (run / "metrics.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_killed_run_resumes_to_the_same_step_count(setup, llama_server, smollm2_hf) -> None:
+    root, index = setup
+    run = root / "run"
+    proc = subprocess.Popen(_command(root, index, llama_server, smollm2_hf, 2), env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not (run / "checkpoints" / "latest").is_file():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline, "no checkpoint in 10 minutes"
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)                       # mid-way: after step 1's checkpoint
+    proc.wait()
+    assert (run / "checkpoints" / "latest").read_text() == "step_1"
+
+    done = subprocess.run(_command(root, index, llama_server, smollm2_hf, 2), env=cli_env(), capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "step 2:" in done.stdout
+    rows = _rows(run)
+    assert [int(r["step"]) for r in rows] == [1, 2] and list(rows[0]) == METRIC_COLUMNS
+    assert all(0.0 <= float(r["valid_action_rate"]) <= 1.0 and float(r["tokens"]) > 0 for r in rows)
+    assert (run / "checkpoints" / "latest").read_text() == "step_2"
+    assert (run / "reward.png").stat().st_size > 0 and (run / "adapter" / "adapter_config.json").is_file()
+    assert any((run / "tensorboard").rglob("events.out.tfevents*"))
+
+    again = subprocess.run(_command(root, index, llama_server, smollm2_hf, 2), env=cli_env(), capture_output=True,
+                           text=True, timeout=600)
+    assert again.returncode == 0 and "already has 2 steps" in again.stdout
+
+
+def test_other_settings_do_not_resume_a_run(setup, tmp_path) -> None:
+    root, index = setup
+    LocalRun(tmp_path, [{"q": 1}], object(), {}, LocalSettings(steps=3))
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "latest").write_text("step_1")
+    LocalRun(tmp_path, [{"q": 1}], object(), {}, LocalSettings(steps=9))          # more steps: fine
+    with pytest.raises(ValueError, match="actor_lr"):
+        LocalRun(tmp_path, [{"q": 1}], object(), {}, LocalSettings(actor_lr=1.0))
+    with pytest.raises(ValueError, match="no training rows"):
+        LocalRun(tmp_path / "x", [], object(), {})
+
+
+def test_plot_from_metrics(tmp_path) -> None:
+    path = tmp_path / "metrics.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS)
+        writer.writeheader()
+        for step in range(1, 7):
+            writer.writerow({k: step if k == "step" else 0.1 * step for k in METRIC_COLUMNS})
+    assert plot_metrics(path, tmp_path / "reward.png").stat().st_size > 10_000
+    assert plot_metrics(tmp_path / "missing.csv", tmp_path / "none.png") is None

@@ -1,0 +1,140 @@
+"""Warm start: hop-chain trajectories with PPO's state mask, masked SFT on real SmolLM2 with a LoRA adapter."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from s3_agents.config import SearchConfig
+from s3_agents.grammar import action_grammar
+from s3_agents.llm.constrained import grammar_token_masks
+from s3_agents.retrievers import FaissRetriever
+from s3_agents.world import build_world
+from training.trajectories import chain_trajectories, read_trajectories, write_trajectories
+from training.warmstart import WarmstartSettings, masked_loss, sft_features, warmstart
+
+CONFIG = SearchConfig.from_name("3-2-2", max_new_tokens=100, max_context_docs=3)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return build_world(300, seed=5)
+
+
+@pytest.fixture(scope="module")
+def world_retriever(world, minilm):
+    return FaissRetriever.from_passages(world.passages, minilm)
+
+
+@pytest.fixture(scope="module")
+def trajectories(world, world_retriever, policy_model):
+    _, tokenizer = policy_model
+    questions = [q for q in world.split("train") if q["hops"] == 2][:3] + \
+        [q for q in world.split("train") if q["hops"] == 3][:1]
+    return asyncio.run(chain_trajectories(tokenizer, world_retriever, questions, {p.id: p for p in world.passages},
+                                          CONFIG, progress=False))
+
+
+def test_chain_teacher_finds_the_answer_and_writes_valid_constrained_turns(trajectories, policy_model) -> None:
+    _, tokenizer = policy_model
+    assert len(trajectories) >= 3 and all(t.answer_in_context for t in trajectories)
+    grammar = action_grammar(CONFIG)
+    for t in trajectories:
+        assert any('"query"' in text for text in t.outputs) and "True</search_complete>" in t.outputs[-1]
+        for text in t.outputs:              # every teacher turn is a sentence of the action grammar
+            ids = tokenizer.encode(text, add_special_tokens=False)
+            masks = grammar_token_masks(tokenizer, grammar, ids, len(tokenizer))
+            assert all(bool(masks[i, token]) for i, token in enumerate(ids)), text
+
+
+def test_mask_is_one_exactly_on_the_searchers_turns(trajectories, policy_model) -> None:
+    _, tokenizer = policy_model
+    for t in trajectories:
+        spans, current = [], []
+        for token, m in zip(t.response_ids, t.response_mask):
+            if m:
+                current.append(token)
+            elif current:
+                spans.append(current)
+                current = []
+        if current:
+            spans.append(current)
+        decoded = [tokenizer.decode(span, skip_special_tokens=True) for span in spans]
+        assert decoded == t.outputs
+        documents = tokenizer.decode([tok for tok, m in zip(t.response_ids, t.response_mask) if not m])
+        assert "<information>" in documents and "<information>" not in "".join(decoded)
+
+
+def test_labels_only_on_mask_one_tokens(trajectories, tmp_path) -> None:
+    t = trajectories[0]
+    features = sft_features(t)
+    assert features["input_ids"] == t.prompt_ids + t.response_ids
+    labels = features["labels"]
+    assert labels[:len(t.prompt_ids)] == [-100] * len(t.prompt_ids)
+    for label, token, m in zip(labels[len(t.prompt_ids):], t.response_ids, t.response_mask):
+        assert label == (token if m else -100)
+    assert len(sft_features(t, max_length=100)["labels"]) == 100
+    write_trajectories(trajectories, tmp_path / "t.jsonl")
+    assert read_trajectories(tmp_path / "t.jsonl") == list(trajectories)
+    (tmp_path / "bad.jsonl").write_text('{"question": "q"}\n')
+    with pytest.raises(ValueError, match="bad.jsonl, line 1"):
+        read_trajectories(tmp_path / "bad.jsonl")
+
+
+@pytest.mark.slow
+def test_one_epoch_lowers_the_masked_loss_of_real_smollm2(trajectories, smollm2_hf, tmp_path) -> None:
+    from training.local_server import load_policy_model
+
+    model, tokenizer = load_policy_model(smollm2_hf)
+    summary = warmstart(model, tokenizer, trajectories, tmp_path, settings=WarmstartSettings(
+        epochs=1, grad_accum=1, learning_rate=1e-3, max_length=1200))
+    assert summary["loss_after"] < summary["loss_before"]
+    adapter = tmp_path / "adapter"
+    assert (adapter / "adapter_config.json").is_file() and (tmp_path / "loss.csv").is_file()
+    assert sum(f.stat().st_size for f in adapter.glob("*.safetensors")) < 25_000_000    # the adapter, not the model
+    assert any((tmp_path / "checkpoints").rglob("events.out.tfevents*"))
+    # The base weights did not move: the adapter switched off gives the base model's loss.
+    features = [sft_features(t, 1200) for t in trajectories]
+    base, _ = load_policy_model(smollm2_hf)
+    with model.disable_adapter():
+        assert masked_loss(model, features) == pytest.approx(masked_loss(base, features), rel=1e-4)
+
+
+def test_teacher_and_rejection_sampling_sources(world, world_retriever, policy_model, scripted_server) -> None:
+    """(a) any chat client as teacher, kept when it found the answer; (b) best of K by reward, none if all lose."""
+    from s3_agents.testing import ScriptedClient
+    from training.agent_loop import S3AgentLoop
+    from training.trajectories import ChainTeacher, best_of_k_trajectories, teacher_trajectories
+
+    _, tokenizer = policy_model
+    passages = {p.id: p for p in world.passages}
+    good, bad = [q for q in world.split("train") if q["hops"] == 2][:2]
+
+    def teacher_for(messages):               # an "endpoint" that follows the chain of the question it is asked
+        question = next(q for q in (good, bad) if q["question"] in messages[0]["content"])
+        return teachers[question["id"]](messages)
+
+    teachers = {good["id"]: ChainTeacher(good, passages, CONFIG),
+                bad["id"]: lambda messages: "<search_complete>True</search_complete>"}   # gives up at once
+    kept = asyncio.run(teacher_trajectories(tokenizer, world_retriever, [good, bad], ScriptedClient(teacher_for),
+                                            CONFIG, progress=False))
+    assert [t.question.rstrip("?") for t in kept] == [good["question"].rstrip("?")]
+    assert kept[0].source == "teacher" and kept[0].answer_in_context
+
+    row = {"raw_prompt": [{"role": "user", "content": good["question"]}],
+           "reward_model": {"ground_truth": {"question": good["question"], "target": good["answers"]}}}
+    replies = ["<search_complete>True</search_complete>", '<search_complete>False</search_complete>\n'
+               '<query>{"query": "%s"}</query>' % good["chain"][0]["query"], "<search_complete>True</search_complete>"]
+    loop = S3AgentLoop.standalone(scripted_server(tokenizer, replies), tokenizer, retriever=world_retriever,
+                                  search="3-2-1", response_length=1024)
+
+    async def score(r, fields):              # the second episode searched: reward it
+        return float(fields["s3_searches"])
+
+    best = asyncio.run(best_of_k_trajectories(loop, [row], score, k=2, progress=False))
+    assert len(best) == 1 and best[0].source == "self" and sum(best[0].response_mask) > 0
+    assert "<query>" in tokenizer.decode([t for t, m in zip(best[0].response_ids, best[0].response_mask) if m])
+    loop = S3AgentLoop.standalone(scripted_server(tokenizer, replies[:1] * 2), tokenizer, retriever=world_retriever,
+                                  search="3-2-1", response_length=1024)
+    assert asyncio.run(best_of_k_trajectories(loop, [row], score, k=2, progress=False)) == []
