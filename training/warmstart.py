@@ -46,6 +46,7 @@ class WarmstartSettings:
         max_length: Longest sequence in tokens (longer trajectories are cut at the end).
         bf16: bfloat16 autocast (default: where the device supports it).
         save_steps: Optimiser steps between checkpoints.
+        max_steps: Stop after this many optimiser steps (``None``: the whole ``epochs``).
         seed: Data order and adapter init.
     """
 
@@ -55,6 +56,7 @@ class WarmstartSettings:
     max_length: int = 3072
     bf16: bool | None = None
     save_steps: int = 20
+    max_steps: int | None = None
     seed: int = 0
 
 
@@ -173,6 +175,7 @@ def warmstart(model: Any, tokenizer: Any, trajectories: Sequence[Trajectory], ou
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"), num_train_epochs=s.epochs, per_device_train_batch_size=1,
         gradient_accumulation_steps=s.grad_accum, learning_rate=s.learning_rate, lr_scheduler_type="constant",
+        max_steps=s.max_steps if s.max_steps else -1,
         logging_steps=1, save_strategy="steps", save_steps=s.save_steps, save_total_limit=2, seed=s.seed,
         data_seed=s.seed, bf16=bf16, use_cpu=device == "cpu", report_to=["tensorboard"],
         remove_unused_columns=False, dataloader_num_workers=0,

@@ -100,16 +100,15 @@ def test_untrained_smollm2_acts_validly_under_the_grammar_at_the_llama_cpp_serve
 
 
 @pytest.mark.slow
-def test_untrained_smollm2_acts_validly_under_the_grammar_in_process(retriever) -> None:
-    from s3_agents.llm import LlamaCppClient, TransformersClient, smollm2_gguf_path
+def test_untrained_smollm2_acts_validly_under_the_grammar_in_process(retriever, smollm2_hf) -> None:
+    from s3_agents.llm import LlamaCppClient, TransformersClient
 
-    path = smollm2_gguf_path()
     llama = LlamaCppClient(n_ctx=4096)
     try:
         invalid, turns = _all_valid(S3Searcher(llama, retriever, CONFIG).batch(QUESTIONS[1:2], concurrency=1))
         assert turns >= 1 and invalid == 0
     finally:
         llama.close()
-    transformers = TransformersClient(str(path.parent), gguf_file=path.name)
+    transformers = TransformersClient(str(smollm2_hf))
     invalid, turns = _all_valid(S3Searcher(transformers, retriever, CONFIG).batch(QUESTIONS[2:], concurrency=1))
     assert turns >= 1 and invalid == 0

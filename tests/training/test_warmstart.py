@@ -12,7 +12,7 @@ from s3_agents.llm.constrained import grammar_token_masks
 from s3_agents.retrievers import FaissRetriever
 from s3_agents.world import build_world
 from training.trajectories import chain_trajectories, read_trajectories, write_trajectories
-from training.warmstart import WarmstartSettings, masked_loss, sft_features, warmstart
+from training.warmstart import WarmstartSettings, lora_model, masked_loss, sft_features, warmstart
 
 CONFIG = SearchConfig.from_name("3-2-2", max_new_tokens=100, max_context_docs=3)
 
@@ -86,7 +86,8 @@ def test_labels_only_on_mask_one_tokens(trajectories, tmp_path) -> None:
 def test_one_epoch_lowers_the_masked_loss_of_real_smollm2(trajectories, smollm2_hf, tmp_path) -> None:
     from training.local_server import load_policy_model
 
-    model, tokenizer = load_policy_model(smollm2_hf)
+    base_model, tokenizer = load_policy_model(smollm2_hf)
+    model = lora_model(base_model)
     summary = warmstart(model, tokenizer, trajectories, tmp_path, settings=WarmstartSettings(
         epochs=1, grad_accum=1, learning_rate=1e-3, max_length=1200))
     assert summary["loss_after"] < summary["loss_before"]
@@ -109,7 +110,10 @@ def test_teacher_and_rejection_sampling_sources(world, world_retriever, policy_m
 
     _, tokenizer = policy_model
     passages = {p.id: p for p in world.passages}
-    good, bad = [q for q in world.split("train") if q["hops"] == 2][:2]
+    two_hop = [q for q in world.split("train") if q["hops"] == 2]
+    good = two_hop[0]
+    bad = next(q for q in two_hop[1:] if not any(q["answers"][0] in p.text            # naive top-3 misses it
+                                                 for p in world_retriever.search([q["question"]], 3)[0]))
 
     def teacher_for(messages):               # an "endpoint" that follows the chain of the question it is asked
         question = next(q for q in (good, bad) if q["question"] in messages[0]["content"])
@@ -124,8 +128,8 @@ def test_teacher_and_rejection_sampling_sources(world, world_retriever, policy_m
 
     row = {"raw_prompt": [{"role": "user", "content": good["question"]}],
            "reward_model": {"ground_truth": {"question": good["question"], "target": good["answers"]}}}
-    replies = ["<search_complete>True</search_complete>", '<search_complete>False</search_complete>\n'
-               '<query>{"query": "%s"}</query>' % good["chain"][0]["query"], "<search_complete>True</search_complete>"]
+    search = '<search_complete>False</search_complete>\n<query>{"query": "' + good["chain"][0]["query"] + '"}</query>'
+    replies = ["<search_complete>True</search_complete>", search, "<search_complete>True</search_complete>"]
     loop = S3AgentLoop.standalone(scripted_server(tokenizer, replies), tokenizer, retriever=world_retriever,
                                   search="3-2-1", response_length=1024)
 
