@@ -32,6 +32,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--stage", choices=["all", "index", "warmstart", "ppo", "eval"], default="all")
     parser.add_argument("--warmstart-questions", type=int, default=300)
     parser.add_argument("--warmstart-steps", type=int, default=40, help="Optimiser steps (4 trajectories each).")
+    parser.add_argument("--warmstart-adapter", type=Path, default=None,
+                        help="Use this warm-start adapter instead of training one (e.g. s3_agents/data/searcher, "
+                             "the shipped one, which this script's warm start produced).")
     parser.add_argument("--ppo-steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--eval-limit", type=int, default=100)
@@ -72,6 +75,8 @@ def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
     from training.warmstart import WarmstartSettings, warmstart
 
     out = args.out / "warmstart"
+    if args.warmstart_adapter:
+        return args.warmstart_adapter
     if (out / "adapter" / "adapter_config.json").is_file():
         return out / "adapter"
     out.mkdir(parents=True, exist_ok=True)

@@ -40,3 +40,9 @@ def test_training_cpu_benchmark_runs() -> None:
     result = run("training_cpu.py")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "agent loop / plain searcher" in result.stdout and "CpuPPO.step" in result.stdout
+
+
+def test_constrained_benchmark_runs() -> None:
+    result = run("constrained.py")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "| free |" in result.stdout and "| grammar | 0/" in result.stdout     # no invalid turn under the grammar

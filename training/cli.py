@@ -61,8 +61,8 @@ def prepare(
                     "same questions with the same retriever and generator", fg=typer.colors.YELLOW, err=True)
 
 
-LoraRank = Annotated[int | None, typer.Option(min=0, help="LoRA rank of the actor; 0 trains the full model "
-                                                          "(default: the preset's: 16 one-GPU, 0 paper).")]
+LoraRank = Annotated[int | None, typer.Option(min=0, help="LoRA rank of the actor, e.g. 16; 0 trains the full "
+                                                          "model (the presets' default, as the paper).")]
 InitAdapter = Annotated[Path | None, typer.Option(help="LoRA adapter to start from (s3 train warmstart).")]
 
 

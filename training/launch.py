@@ -53,8 +53,8 @@ class TrainJob:
         output_dir: Run folder: the agent-loop YAML, logs and checkpoints go there.
         n_gpus: GPUs per node (default: the preset's).
         steps: Training steps (default: the preset's).
-        lora_rank: LoRA rank of the actor (verl's ``actor_rollout_ref.model.lora_rank``; 0 trains the full model;
-            default: the preset's, 16 in ``s3_ppo_1gpu``, 0 in the paper's ``s3_ppo``).
+        lora_rank: LoRA rank of the actor (verl's ``actor_rollout_ref.model.lora_rank``, alpha twice the rank;
+            0 trains the full model; default: the preset's, 0 in both, as the paper).
         init_adapter: A LoRA adapter to start from (e.g. ``s3 train warmstart`` output:
             ``actor_rollout_ref.model.lora_adapter_path``).
         extra_overrides: More Hydra overrides, passed last (``key=value``).

@@ -56,6 +56,14 @@ def test_presets_compose_and_pass_verls_validation(setup, preset):
         assert config.trainer.n_gpus_per_node == 1
 
 
+def test_lora_rank_and_warm_start_adapter_reach_verls_config(setup, tmp_path):
+    adapter = tmp_path / "adapter"
+    config = compose_config(job(setup, lora_rank=16, init_adapter=str(adapter)))
+    model = config.actor_rollout_ref.model
+    assert (model.lora_rank, model.lora_alpha, model.lora_adapter_path) == (16, 32, str(adapter.resolve()))
+    assert compose_config(job(setup)).actor_rollout_ref.model.lora_rank == 0     # the presets: full model
+
+
 def test_preflight_reports_every_missing_piece_at_once(setup, tmp_path):
     bad = job(setup, train_files=[str(tmp_path / "nope.parquet")], retriever=str(tmp_path / "no-index"),
               rag_cache=str(tmp_path / "none.sqlite"))

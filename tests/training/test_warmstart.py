@@ -88,7 +88,7 @@ def test_one_epoch_lowers_the_masked_loss_of_real_smollm2(trajectories, smollm2_
 
     base_model, tokenizer = load_policy_model(smollm2_hf)
     model = lora_model(base_model)
-    summary = warmstart(model, tokenizer, trajectories, tmp_path, settings=WarmstartSettings(
+    summary = warmstart(model, tokenizer, trajectories[:2], tmp_path, settings=WarmstartSettings(
         epochs=1, grad_accum=1, learning_rate=1e-3, max_length=1200))
     assert summary["loss_after"] < summary["loss_before"]
     adapter = tmp_path / "adapter"
@@ -96,7 +96,7 @@ def test_one_epoch_lowers_the_masked_loss_of_real_smollm2(trajectories, smollm2_
     assert sum(f.stat().st_size for f in adapter.glob("*.safetensors")) < 25_000_000    # the adapter, not the model
     assert any((tmp_path / "checkpoints").rglob("events.out.tfevents*"))
     # The base weights did not move: the adapter switched off gives the base model's loss.
-    features = [sft_features(t, 1200) for t in trajectories]
+    features = [sft_features(t, 1200) for t in trajectories[:2]]
     base, _ = load_policy_model(smollm2_hf)
     with model.disable_adapter():
         assert masked_loss(model, features) == pytest.approx(masked_loss(base, features), rel=1e-4)
