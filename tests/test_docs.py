@@ -17,7 +17,7 @@ def test_graph_drawing_is_current(doc: str) -> None:
 
 def test_benchmark_doc_has_every_section_with_its_command() -> None:
     text = (REPO / "docs" / "benchmarks.md").read_text(encoding="utf-8")
-    for name in ("retrieval", "server_load", "rollouts", "training_cpu"):
+    for name in ("retrieval", "server_load", "rollouts", "training_cpu", "constrained"):
         assert f"<!-- {name}:start -->" in text and f"Command: `python benchmarks/{name}.py`" in text
 
 
