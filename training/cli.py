@@ -253,9 +253,7 @@ async def _collect(source, tokenizer, retriever, location, config, world, questi
                                      rag_cache=str(rag_cache), retriever=location, judge=False)
         return result["score"]
 
-    from training.local import _plain
-
-    return await tj.best_of_k_trajectories(loop, [_plain(r) for r in rows], score, k=k)
+    return await tj.best_of_k_trajectories(loop, rows, score, k=k)
 
 
 @app.command("local")

@@ -81,13 +81,13 @@ class LocalSettings:
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """verl parquet rows (``s3 train prepare``) as dicts."""
+    """verl parquet rows (``s3 train prepare``) as plain Python dicts (numpy arrays and scalars converted)."""
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"training data not found: {path} (write it with `s3 train prepare`)")
-    return pd.read_parquet(path).to_dict("records")
+    return [_plain(row) for row in pd.read_parquet(path).to_dict("records")]
 
 
 def _plain(value: Any) -> Any:
@@ -106,7 +106,7 @@ class LocalRun:
 
     Args:
         out_dir: Run folder (see the module docstring).
-        rows: Training rows (:func:`read_rows`).
+        rows: Training rows as plain dicts (:func:`read_rows`).
         retriever: The training retriever (a :class:`~s3_agents.retrievers.Retriever`), or its location.
         reward_kwargs: Keyword arguments of :func:`training.reward.compute_score` (``generator_url``,
             ``generator_model``, ``rag_cache``, ``retriever``...).
@@ -129,7 +129,7 @@ class LocalRun:
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeError("--device cuda: no CUDA GPU is visible to torch here")
         self.out = Path(out_dir)
-        self.rows = [_plain(r) for r in rows]
+        self.rows = list(rows)
         self.retriever = retriever
         self.reward_kwargs = dict(reward_kwargs)
         self.settings = settings or LocalSettings()

@@ -159,11 +159,11 @@ class CpuPPO:
         p, r = len(rollout.prompt_ids), len(rollout.response_ids)
         out = model(input_ids=ids, output_hidden_states=with_hidden)
         logits = out.logits[:, p - 1:p + r - 1].float() / self.settings.temperature
-        allowed = rollout.allowed_tokens(self.tokenizer, logits.shape[-1]) if rollout.grammar else None
+        if rollout.grammar is not None and self.tokenizer is None:
+            raise ValueError("rollouts sampled under a grammar need CpuPPO(..., tokenizer=...)")
+        allowed = rollout.allowed_tokens(self.tokenizer, logits.shape[-1])
         if allowed is not None:
             positions, masks = allowed
-            if self.tokenizer is None:
-                raise ValueError("rollouts sampled under a grammar need CpuPPO(..., tokenizer=...)")
             rows = logits[0, positions.to(self.device)].masked_fill(~masks.to(self.device), -1e9)
             logits = logits.clone()
             logits[0, positions.to(self.device)] = rows
