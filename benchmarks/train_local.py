@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import shutil
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,9 @@ def eval_stage(args: argparse.Namespace, world: Any, index: Path, adapters: dict
     policies = {name: _Memo(TransformersClient(args.model, adapter=adapter) if args.model else
                             TransformersClient(str(gguf.parent), gguf_file=gguf.name, adapter=adapter))
                 for name, adapter in adapters.items()}
-    test = {"world-test": [QAExample(q["question"], tuple(q["answers"]), q["id"]) for q in world.split("test")]}
+    questions = list(world.split("test"))
+    random.Random(0).shuffle(questions)     # the split is grouped by question type: a limit must not keep only some
+    test = {"world-test": [QAExample(q["question"], tuple(q["answers"]), q["id"]) for q in questions]}
     out: dict[str, Any] = {}
     for rule, cap in (("equal-budget", BUDGET), ("reference", None)):
         config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, constrained=True, max_context_docs=cap)
@@ -169,10 +172,24 @@ def eval_stage(args: argparse.Namespace, world: Any, index: Path, adapters: dict
                             f"SmolLM2 (llama.cpp); GenAcc by span match (no judge); context "
                             f"{'capped at ' + str(cap) + ' documents' if cap else 'by the reference rule'}."])
         out[rule] = {method: per["world-test"] for method, per in summarize(rows).items()}
+        out[rule + "/rows"] = rows
     return out
 
 
-def _summary(results: dict[str, Any]) -> dict[str, Any]:
+def _by_type(rows: list[Any], world: Any) -> dict[str, dict[str, Any]]:
+    """GenAcc and answer-in-context per question type (percent), per method: which hops each searcher handles."""
+    kind = {q["id"]: f'{q["type"]} ({q["hops"]} hops)' for q in world.questions}
+    table: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        cell = table.setdefault(kind[row.id], {}).setdefault(row.method, [0, 0.0, 0.0])
+        cell[0] += 1
+        cell[1] += row.genacc
+        cell[2] += row.context_recall
+    return {t: {m: {"n": n, "genacc": round(100 * g / n, 1), "answer_in_context": round(100 * c / n, 1)}
+                for m, (n, g, c) in per.items()} for t, per in sorted(table.items())}
+
+
+def _summary(results: dict[str, Any], world: Any) -> dict[str, Any]:
     def entry(values: dict[str, Any]) -> dict[str, Any]:
         return {"genacc": round(values["genacc"], 2), "genacc_ci": list(values["genacc_ci"]),
                 "answer_in_context": round(values["context_recall"], 2),
@@ -182,9 +199,10 @@ def _summary(results: dict[str, Any]) -> dict[str, Any]:
 
     return {"methods": {m: entry(v) for m, v in results["equal-budget"].items()},
             "reference_rule": {m: entry(v) for m, v in results["reference"].items()},
+            "by_type": _by_type(results["equal-budget/rows"], world),
             "settings": {"search": SEARCH, "turn_tokens": TURN_TOKENS, "budget": BUDGET, "constrained": True,
                          "generator": "SmolLM2-135M-Instruct (llama.cpp)", "genacc": "span match",
-                         "split": "test"}}
+                         "split": "test", "sample": "seeded shuffle (0) of the test split, first --eval-limit"}}
 
 
 def main() -> None:
@@ -204,7 +222,7 @@ def main() -> None:
         if args.stage == "ppo":
             return
         results = eval_stage(args, world, index, {"untrained": None, "warmstart": adapter, "ppo": ppo}, server.url)
-    summary = _summary(results)
+    summary = _summary(results, world)
     print(json.dumps(summary, indent=1))
     if args.no_write:
         return
