@@ -20,6 +20,7 @@ import asyncio
 import json
 import random
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +196,8 @@ def _summary(results: dict[str, Any], world: Any) -> dict[str, Any]:
                 "answer_in_context": round(values["context_recall"], 2),
                 "answer_in_context_ci": list(values["context_recall_ci"]),
                 "context_docs": round(values["context_docs"], 2), "searches": round(values["searches"], 2),
-                "valid_action_rate": round(values.get("valid_action_rate", 100.0), 2), "n": int(values["n"])}
+                "valid_action_rate": (round(values["valid_action_rate"], 2) if "valid_action_rate" in values else None),
+                "n": int(values["n"])}
 
     return {"methods": {m: entry(v) for m, v in results["equal-budget"].items()},
             "reference_rule": {m: entry(v) for m, v in results["reference"].items()},
@@ -236,6 +238,40 @@ def main() -> None:
     for name in ("metrics.csv", "reward.png"):
         if (args.out / "ppo" / name).is_file():
             shutil.copy(args.out / "ppo" / name, DOCS / name)
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from _report import write_section
+
+    write_section("train-local", _section(summary))
+
+
+def _section(summary: dict[str, Any]) -> str:
+    """The benchmarks.md section: both rules side by side, with the command."""
+    names = {"naive-rag": "naive RAG (top-3)", "untrained": "untrained SmolLM2", "warmstart": "warm start",
+             "ppo": "PPO (from the warm start)"}
+
+    def cell(entry: dict[str, Any], key: str) -> str:
+        low, high = entry[f"{key}_ci"]
+        return f"{entry[key]:.1f} [{low:.1f}, {high:.1f}]"
+
+    rows = []
+    for method, entry in summary["methods"].items():
+        ref = summary["reference_rule"][method]
+        rows.append(f"| {names.get(method, method)} | {cell(entry, 'genacc')} | {cell(entry, 'answer_in_context')} | "
+                    f"{cell(ref, 'genacc')} | {cell(ref, 'answer_in_context')} | "
+                    f"{entry['context_docs']:.2f} / {ref['context_docs']:.2f} | {entry['searches']:.2f} | "
+                    f"{'—' if entry['valid_action_rate'] is None else format(entry['valid_action_rate'], '.1f')} |")
+    n = next(iter(summary["methods"].values()))["n"]
+    return "\n".join([
+        "## Trained searcher vs naive RAG (`benchmarks/train_local.py`)", "",
+        f"{n} questions of the benchmark world's test split (a seeded shuffle), searchers SmolLM2-135M-Instruct "
+        f"(+ LoRA adapters), constrained, {SEARCH}, greedy; generator SmolLM2 on llama.cpp; GenAcc by span match; "
+        "95% bootstrap intervals. Equal budget: every method's context capped at naive RAG's 3 documents; "
+        "reference rule: the s3 code's assembly, uncapped.", "",
+        "| method | GenAcc (equal budget) | answer in context (equal budget) | GenAcc (reference rule) | "
+        "answer in context (reference rule) | context docs (equal / reference) | searches | valid actions % |",
+        "|---|---|---|---|---|---|---|---|", *rows, "",
+        f"Command: `python {' '.join(sys.argv)}` (details and the reward curve: [training.md](training.md))",
+    ])
 
 
 if __name__ == "__main__":
