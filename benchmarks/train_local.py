@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
 import shutil
 import sys
 from pathlib import Path
@@ -87,7 +86,7 @@ def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
     saved = out / "trajectories.jsonl"
     if not saved.is_file():
         found = asyncio.run(tj.chain_trajectories(tokenizer, load_retriever(index),
-                                                  world.split("train")[:args.warmstart_questions],
+                                                  world.sample("train", args.warmstart_questions),
                                                   {p.id: p for p in world.passages}, config, budget=BUDGET))
         tj.write_trajectories(found, saved)
     summary = warmstart(model, tokenizer, tj.read_trajectories(saved), out,
@@ -158,9 +157,8 @@ def eval_stage(args: argparse.Namespace, world: Any, index: Path, adapters: dict
     policies = {name: _Memo(TransformersClient(args.model, adapter=adapter) if args.model else
                             TransformersClient(str(gguf.parent), gguf_file=gguf.name, adapter=adapter))
                 for name, adapter in adapters.items()}
-    questions = list(world.split("test"))
-    random.Random(0).shuffle(questions)     # the split is grouped by question type: a limit must not keep only some
-    test = {"world-test": [QAExample(q["question"], tuple(q["answers"]), q["id"]) for q in questions]}
+    test = {"world-test": [QAExample(q["question"], tuple(q["answers"]), q["id"])
+                           for q in world.sample("test", args.eval_limit)]}
     out: dict[str, Any] = {}
     for rule, cap in (("equal-budget", BUDGET), ("reference", None)):
         config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, constrained=True, max_context_docs=cap)
@@ -204,7 +202,7 @@ def _summary(results: dict[str, Any], world: Any) -> dict[str, Any]:
             "by_type": _by_type(results["equal-budget/rows"], world),
             "settings": {"search": SEARCH, "turn_tokens": TURN_TOKENS, "budget": BUDGET, "constrained": True,
                          "generator": "SmolLM2-135M-Instruct (llama.cpp)", "genacc": "span match",
-                         "split": "test", "sample": "seeded shuffle (0) of the test split, first --eval-limit"}}
+                         "split": "test", "sample": "World.sample('test', --eval-limit, seed=0)"}}
 
 
 def main() -> None:

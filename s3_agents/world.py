@@ -63,6 +63,21 @@ class World:
             raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
         return [q for q in self.questions if q["split"] == name]
 
+    def sample(self, name: str, n: int | None = None, *, seed: int = 0) -> list[dict[str, Any]]:
+        """``n`` questions of a split in a seeded random order (all of them when ``n`` is ``None``).
+
+        A split lists its questions type by type, so its first ``n`` cover only some types; take a sample
+        where a subset must stand for the split (a warm start's questions, a limited evaluation).
+
+        Example:
+            >>> world = build_world(300, seed=5)
+            >>> len(world.sample("test", 10)), world.sample("test", 10) == world.sample("test", 10)
+            (10, True)
+        """
+        questions = self.split(name)
+        random.Random(seed).shuffle(questions)
+        return questions[:n]
+
 
 def build_world(passages: int = 2000, *, seed: int = 7) -> World:
     """Generate a benchmark world of about ``passages`` passages.

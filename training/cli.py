@@ -164,7 +164,9 @@ def warmstart(
                                                     "the shipped world.")] = None,
     questions: Annotated[Path | None, typer.Option(
         help="QA JSONL for teacher/self (default: the world's train split); verl parquet for self.")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only N questions: a seeded sample of the world's train "
+                                                          "split (chain), the first N of --questions (teacher, self)."
+                                              )] = None,
     model: BaseModel = None,
     search: Search = "5-3-3",
     turn_tokens: TurnTokens = 100,
@@ -223,7 +225,7 @@ async def _collect(source, tokenizer, retriever, location, config, world, questi
 
     if source == "chain":
         w = load_world(world or default_world_dir())
-        items = w.split("train")[:limit] if limit else w.split("train")
+        items = w.sample("train", limit)                  # a seeded sample: the split lists its types in turn
         return await tj.chain_trajectories(tokenizer, retriever, items, {p.id: p for p in w.passages}, config,
                                            budget=config.max_context_docs or 3)
     if source == "teacher":

@@ -39,6 +39,17 @@ def test_splits_are_disjoint_and_cover_every_question(small_world) -> None:
     assert len({q["id"] for q in small_world.questions}) == len(small_world.questions)
 
 
+def test_a_sample_stands_for_its_split(small_world) -> None:
+    train = small_world.split("train")
+    n = len(train) // 4
+    sample = small_world.sample("train", n)
+    assert sample == small_world.sample("train", n) and len(sample) == n
+    assert {q["id"] for q in sample} <= {q["id"] for q in train}
+    # The split lists its questions type by type: its first quarter misses types that a sample has.
+    assert len({q["type"] for q in sample}) > len({q["type"] for q in train[:n]})
+    assert len(small_world.sample("test")) == len(small_world.split("test"))
+
+
 def test_size_types_and_hops(small_world) -> None:
     assert 570 <= len(small_world.passages) <= 630
     assert {q["type"] for q in small_world.questions} == set(QUESTION_TYPES)
