@@ -175,6 +175,25 @@ def eval_stage(args: argparse.Namespace, world: Any, index: Path, adapters: dict
     return out
 
 
+def _paired(rows: list[Any]) -> dict[str, dict[str, Any]]:
+    """PPO minus each other method on the same questions (percentage points, 95% paired bootstrap intervals)."""
+    from s3_agents.evaluation.report import bootstrap_ci
+
+    scores = {(row.method, row.id): row for row in rows}
+    out: dict[str, dict[str, Any]] = {}
+    for other in ("warmstart", "naive-rag", "untrained"):
+        ids = [i for (m, i) in scores if m == "ppo" and (other, i) in scores]
+        if not ids:
+            continue
+        entry: dict[str, Any] = {"n": len(ids)}
+        for key, field_name in (("genacc", "genacc"), ("answer_in_context", "context_recall")):
+            diffs = [getattr(scores["ppo", i], field_name) - getattr(scores[other, i], field_name) for i in ids]
+            entry[key] = round(100 * sum(diffs) / len(diffs), 1)
+            entry[f"{key}_ci"] = list(bootstrap_ci(diffs))
+        out[f"ppo - {other}"] = entry
+    return out
+
+
 def _by_type(rows: list[Any], world: Any) -> dict[str, dict[str, Any]]:
     """GenAcc and answer-in-context per question type (percent), per method: which hops each searcher handles."""
     kind = {q["id"]: f'{q["type"]} ({q["hops"]} hops)' for q in world.questions}
@@ -197,9 +216,12 @@ def _summary(results: dict[str, Any], world: Any) -> dict[str, Any]:
                 "valid_action_rate": (round(values["valid_action_rate"], 2) if "valid_action_rate" in values else None),
                 "n": int(values["n"])}
 
-    return {"methods": {m: entry(v) for m, v in results["equal-budget"].items()},
-            "reference_rule": {m: entry(v) for m, v in results["reference"].items()},
+    order = ("naive-rag", "untrained", "warmstart", "ppo")
+    rank = {m: order.index(m) if m in order else len(order) for m in results["equal-budget"]}
+    return {"methods": {m: entry(results["equal-budget"][m]) for m in sorted(rank, key=rank.get)},
+            "reference_rule": {m: entry(results["reference"][m]) for m in sorted(rank, key=rank.get)},
             "by_type": _by_type(results["equal-budget/rows"], world),
+            "paired": _paired(results["equal-budget/rows"]),
             "settings": {"search": SEARCH, "turn_tokens": TURN_TOKENS, "budget": BUDGET, "constrained": True,
                          "generator": "SmolLM2-135M-Instruct (llama.cpp)", "genacc": "span match",
                          "split": "test", "sample": "World.sample('test', --eval-limit, seed=0)"}}
@@ -252,8 +274,8 @@ def _section(summary: dict[str, Any]) -> str:
         return f"{entry[key]:.1f} [{low:.1f}, {high:.1f}]"
 
     rows = []
-    for method, entry in summary["methods"].items():
-        ref = summary["reference_rule"][method]
+    for method in sorted(summary["methods"], key=lambda m: list(names).index(m) if m in names else len(names)):
+        entry, ref = summary["methods"][method], summary["reference_rule"][method]
         rows.append(f"| {names.get(method, method)} | {cell(entry, 'genacc')} | {cell(entry, 'answer_in_context')} | "
                     f"{cell(ref, 'genacc')} | {cell(ref, 'answer_in_context')} | "
                     f"{entry['context_docs']:.2f} / {ref['context_docs']:.2f} | {entry['searches']:.2f} | "
