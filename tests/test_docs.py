@@ -19,6 +19,8 @@ def test_benchmark_doc_has_every_section_with_its_command() -> None:
     text = (REPO / "docs" / "benchmarks.md").read_text(encoding="utf-8")
     for name in ("retrieval", "server_load", "rollouts", "training_cpu", "constrained"):
         assert f"<!-- {name}:start -->" in text and f"Command: `python benchmarks/{name}.py`" in text
+    # The recorded training run names its options (paths, steps, evaluation size).
+    assert "<!-- train-local:start -->" in text and "Command: `python benchmarks/train_local.py --" in text
 
 
 def _shell_commands(doc: str) -> list[str]:
@@ -59,3 +61,19 @@ def test_evaluation_doc_shows_the_prompts_the_code_sends() -> None:
         assert getattr(methods, name).strip() in text, f"docs/evaluation.md shows an outdated {name}"
     for name in methods.METHOD_NAMES:
         assert f"| `{name}` |" in text, f"docs/evaluation.md does not describe {name}"
+
+
+def test_recorded_training_run_summary_matches_the_doc() -> None:
+    """docs/train-local/summary.json holds the equal-budget table, and training.md shows those numbers."""
+    import json
+
+    summary = json.loads((REPO / "docs" / "train-local" / "summary.json").read_text(encoding="utf-8"))
+    doc = (REPO / "docs" / "training.md").read_text(encoding="utf-8")
+    assert list(summary["methods"]) == ["naive-rag", "untrained", "warmstart", "ppo"]
+    for entry in summary["methods"].values():
+        assert {"genacc", "answer_in_context", "context_docs", "n"} <= set(entry) and entry["n"] >= 100
+        low, high = entry["genacc_ci"]
+        assert f"{entry['genacc']:.1f} [{low:.1f}, {high:.1f}]" in doc
+        low, high = entry["answer_in_context_ci"]
+        assert f"{entry['answer_in_context']:.1f} [{low:.1f}, {high:.1f}]" in doc
+    assert (REPO / "docs" / "train-local" / "reward.png").stat().st_size > 10_000
