@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import os
+import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -55,24 +57,54 @@ class EvalRow:
 class ResultsFile:
     """``results.jsonl``: one row per (method, dataset, question), appended and fsynced as each finishes.
 
-    A re-run reads the finished rows and skips them; a last line cut by an interruption is dropped.
+    A re-run reads the finished rows and skips them. A last line cut by an interruption (even inside a
+    multi-byte character) is dropped and redone; any other line that is not a row is moved to
+    ``results.jsonl.rejected`` with a warning naming its line, never deleted. A row with fields this
+    version does not know is kept, those fields moved into ``extra``. One run at a time: the file is locked
+    (``results.jsonl.lock``, released when the process ends, even on SIGKILL) and a second run is refused.
     :meth:`finalize` rewrites the file sorted by key (atomically), so an interrupted-then-resumed run ends
     with the same file as an uninterrupted one (up to :data:`VOLATILE` fields).
+
+    Raises:
+        RuntimeError: If another run holds the file.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rows: dict[tuple[str, str, str], EvalRow] = {}
-        if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    row = EvalRow(**json.loads(line))
-                except (ValueError, TypeError):
-                    continue  # a line cut short when the previous run was stopped
+        self._lock = _lock(self.path)
+        try:
+            if self.path.exists():
+                self._read()
+                self._rewrite()  # drop a cut line before appending after it
+            self._handle = self.path.open("a", encoding="utf-8")
+        except BaseException:
+            self._lock.close()
+            raise
+
+    def _read(self) -> None:
+        lines = self.path.read_bytes().split(b"\n")
+        cut = lines.pop()  # after the last newline: empty, or a line the interruption cut short
+        rejected: list[tuple[int, bytes]] = []
+        for number, raw in enumerate(lines, start=1):
+            row = _parse(raw)
+            if row is not None:
                 self.rows[row.key] = row
-            self._rewrite()  # drop a cut line before appending after it
-        self._handle = self.path.open("a", encoding="utf-8")
+            elif raw.strip():
+                rejected.append((number, raw))
+        if cut.strip() and (row := _parse(cut)) is not None:  # a whole row that only lacks its newline
+            self.rows[row.key] = row
+        if rejected:
+            side = self.path.with_name(self.path.name + ".rejected")
+            with side.open("ab") as handle:
+                for _, raw in rejected:
+                    handle.write(raw + b"\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            numbers = ", ".join(str(n) for n, _ in rejected[:10]) + (" ..." if len(rejected) > 10 else "")
+            warnings.warn(f"{self.path}: line(s) {numbers} are not result rows; moved to {side} (they will be "
+                          "recomputed)", RuntimeWarning, stacklevel=3)
 
     def __contains__(self, key: tuple[str, str, str]) -> bool:
         return key in self.rows
@@ -93,10 +125,49 @@ class ResultsFile:
         partial.replace(self.path)
 
     def finalize(self) -> list[EvalRow]:
-        """Close, rewrite sorted, and return the rows."""
-        self._handle.close()
-        self._rewrite()
+        """Close, rewrite sorted, release the lock, and return the rows."""
+        try:
+            self._handle.close()
+            self._rewrite()
+        finally:
+            self._lock.close()
         return [self.rows[key] for key in sorted(self.rows)]
+
+
+_FIELDS = tuple(f.name for f in fields(EvalRow))
+
+
+def _parse(raw: bytes) -> EvalRow | None:
+    """A row from one line, or ``None`` if the line is not one (undecodable, not JSON, fields missing)."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict) or not set(_FIELDS) <= set(data):
+            return None
+        unknown = {k: v for k, v in data.items() if k not in _FIELDS}
+        known = {k: data[k] for k in _FIELDS}
+        if unknown:
+            known["extra"] = {**(known["extra"] if isinstance(known["extra"], dict) else {}), **unknown}
+        return EvalRow(**known)
+    except (UnicodeDecodeError, ValueError, TypeError):
+        return None
+
+
+def _lock(path: Path) -> Any:
+    """Hold an exclusive lock for ``path`` (a ``.lock`` file beside it that names the holder's pid)."""
+    handle = open(path.with_name(path.name + ".lock"), "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise RuntimeError(f"another run is writing {path} (pid {holder}); wait for it or stop it, "
+                           "or give this run another results file") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
 
 
 async def _score(method: Method, dataset: str, example: QAExample, judge: ChatClient | None) -> EvalRow:

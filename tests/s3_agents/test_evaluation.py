@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 import pytest
 import typer
@@ -22,7 +23,7 @@ from s3_agents.evaluation import (
     write_report,
 )
 from s3_agents.evaluation.report import cost_table, markdown_table
-from s3_agents.evaluation.runner import VOLATILE, EvalRow
+from s3_agents.evaluation.runner import VOLATILE, EvalRow, ResultsFile
 from s3_agents.metrics import answer_in_context
 from s3_agents.qa import QAExample, load_demo_qa, load_qa
 from s3_agents.retrievers import RemoteRetriever, build_index
@@ -317,3 +318,50 @@ def test_s3_eval_names_a_judge_that_is_down(tmp_path):
     assert not (tmp_path / "eval" / "results.jsonl").exists()
     lonely = run_cli("eval", "--judge-model", "judge", "--out", str(tmp_path / "eval"))
     assert lonely.returncode == 2 and "--judge-url" in lonely.stderr
+
+
+# -- a results file that was damaged, or is shared ----------------------------------------------------
+def _rows(path):
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _scripted_run(path, retriever, n=3):
+    generator = Generator(ScriptedClient(lambda m: "Kaemia Tritrir"))
+    return run(evaluate([NaiveRAG(retriever, generator)], {"demo": load_demo_qa()[:n]}, path, show_progress=False))
+
+
+def test_a_line_cut_inside_a_multibyte_character_is_dropped_and_redone(tmp_path, retriever):
+    path = tmp_path / "results.jsonl"
+    rows = _scripted_run(path, retriever)
+    line = json.dumps({**_rows(path)[0], "answer": "Ørsted é"}, ensure_ascii=False).encode()
+    cut = line[:line.index("Ø".encode()) + 1]                          # inside the two bytes of "Ø"
+    keep = path.read_bytes().split(b"\n")[1:]
+    path.write_bytes(b"\n".join(keep) + cut)
+    again = _scripted_run(path, retriever)                           # resumes: no UnicodeDecodeError
+    assert [r.key for r in again] == [r.key for r in rows]
+    assert not (tmp_path / "results.jsonl.rejected").exists()
+
+
+def test_unreadable_lines_are_set_aside_with_a_warning_and_parsed_rows_kept(tmp_path, retriever):
+    path = tmp_path / "results.jsonl"
+    rows = _scripted_run(path, retriever, n=5)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[1] = "garbage, not json"
+    newer = json.loads(lines[3]) | {"from_a_newer_version": 1}           # a row with an extra key: kept
+    lines[3] = json.dumps(newer)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.warns(RuntimeWarning, match=r"line\(s\) 2 are not result rows"):
+        again = _scripted_run(path, retriever, n=5)
+    assert len(again) == len(rows) == 5
+    assert (tmp_path / "results.jsonl.rejected").read_text() == "garbage, not json\n"
+    kept = {(r["method"], r["dataset"], r["id"]): r for r in _rows(path)}
+    assert kept[tuple(newer[k] for k in ("method", "dataset", "id"))]["extra"]["from_a_newer_version"] == 1
+
+
+def test_a_second_run_on_the_same_results_file_is_refused(tmp_path, retriever):
+    path = tmp_path / "results.jsonl"
+    first = ResultsFile(path)
+    with pytest.raises(RuntimeError, match=rf"another run is writing .*results.jsonl \(pid {os.getpid()}\)"):
+        _scripted_run(path, retriever)
+    first.finalize()
+    assert len(_scripted_run(path, retriever)) == 3                      # the lock goes with the first run
