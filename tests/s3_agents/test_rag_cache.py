@@ -66,3 +66,14 @@ def test_scores_use_gen_acc(tmp_path: Path, retriever) -> None:
                      show_progress=False)
     assert cache.get(items[0]["question"]) == RagEntry("It is the mobroun.", 1.0, 0.0)
     assert cache.get(items[1]["question"]).acc == 0.0
+
+
+def test_durability_is_what_the_doc_says(tmp_path: Path) -> None:
+    """docs/searcher.md states what a power loss can lose; it must describe the pragmas the cache really sets."""
+    cache = RagCache(tmp_path / "rag.sqlite", retriever_id="r", generator_id="g", k=3)
+    journal = cache._db.execute("PRAGMA journal_mode").fetchone()[0]
+    synchronous = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}[cache._db.execute("PRAGMA synchronous").fetchone()[0]]
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "searcher.md").read_text(encoding="utf-8")
+    section = doc.split("## Naive-RAG cache")[1]
+    assert journal == "wal" and f"`synchronous={synchronous}`" in section.split("fsync per row")[0]
+    assert "power loss" in section and "recomputes exactly the lost rows" in section
