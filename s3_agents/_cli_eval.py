@@ -16,6 +16,7 @@ from s3_agents._cli_search import (
     GeneratorModel,
     GeneratorUrl,
     IndexOpt,
+    LlmTimeout,
     MaxContextDocs,
     PolicyAdapter,
     PolicyGguf,
@@ -130,6 +131,7 @@ def eval_command(
     generator_url: GeneratorUrl = None,
     generator_model: GeneratorModel = None,
     api_key: ApiKey = None,
+    timeout: LlmTimeout = 300.0,
     constrained: Constrained = False,
     max_context_docs: MaxContextDocs = None,
     judge: Annotated[bool, typer.Option(help="GenAcc asks an LLM judge (yes/no) when span match fails.")] = True,
@@ -151,9 +153,9 @@ def eval_command(
     names = [n.strip() for n in methods.split(",") if n.strip()]
     datasets = _datasets(dataset or ["demo"])
     cfg = _config(config, max_new_tokens=turn_tokens, constrained=constrained, max_context_docs=max_context_docs)
-    policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter)
-    gen_client = _endpoint_or(generator_url, generator_model, api_key, "generator", policy)
-    judge_client = _endpoint_or(judge_url, judge_model, api_key, "judge", gen_client)
+    policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter, timeout)
+    gen_client = _endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
+    judge_client = _endpoint_or(judge_url, judge_model, api_key, "judge", gen_client, timeout)
     retriever = _retriever(index, url)
     chosen = build_methods(names, policy=policy, retriever=retriever, generator=Generator(gen_client), config=cfg,
                            k=k, max_turns=max_turns,

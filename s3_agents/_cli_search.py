@@ -37,13 +37,16 @@ GeneratorUrl = Annotated[str | None, typer.Option(
     help="OpenAI-compatible endpoint of the generator; default: the policy's.")]
 GeneratorModel = Annotated[str | None, typer.Option(help="Model name at --generator-url.")]
 ApiKey = Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="API key for the LLM endpoints.")]
+LlmTimeout = Annotated[float, typer.Option(
+    "--timeout", min=1, help="Seconds to wait for an LLM endpoint's reply, per attempt (connecting and the "
+                             "start-up check give up after 10 s).")]
 ConfigName = Annotated[str, typer.Option("--config", help="<retrieved>-<selected>-<turns>, the paper's naming.")]
 IndexOpt = Annotated[str | None, typer.Option("--index", "-i", help="Index directory; default: demo corpus in memory.")]
 UrlOpt = Annotated[str | None, typer.Option("--url", help="Retrieval server URL instead of an index.")]
 
 
 def _llm(url: str | None, model: str | None, gguf: Path | None, api_key: str | None, role: str,
-         hf: str | None = None, adapter: Path | None = None) -> Any:
+         hf: str | None = None, adapter: Path | None = None, timeout: float = 300.0) -> Any:
     from s3_agents.llm import LlamaCppClient, OpenAICompatClient, TransformersClient, smollm2_gguf_path
 
     given = [f"--{role}-{name}" for name, value in (("url", url), ("gguf", gguf), ("hf", hf)) if value]
@@ -59,7 +62,7 @@ def _llm(url: str | None, model: str | None, gguf: Path | None, api_key: str | N
     if url:
         if not model:
             raise typer.BadParameter(f"--{role}-model is required with --{role}-url (the served model's name)")
-        client = OpenAICompatClient(url, model, api_key=api_key)
+        client = OpenAICompatClient(url, model, api_key=api_key, timeout=timeout)
         client.check()
         return client
     if model:
@@ -67,10 +70,11 @@ def _llm(url: str | None, model: str | None, gguf: Path | None, api_key: str | N
     return LlamaCppClient(gguf)
 
 
-def _endpoint_or(url: str | None, model: str | None, api_key: str | None, role: str, fallback: Any) -> Any:
+def _endpoint_or(url: str | None, model: str | None, api_key: str | None, role: str, fallback: Any,
+                 timeout: float = 300.0) -> Any:
     """The client of ``--<role>-url`` / ``--<role>-model`` (generator, judge), or else ``fallback``."""
     if url:
-        return _llm(url, model, None, api_key, role)
+        return _llm(url, model, None, api_key, role, timeout=timeout)
     if model:
         raise typer.BadParameter(f"--{role}-model needs --{role}-url")
     return fallback
@@ -160,6 +164,7 @@ def search(
     generator_url: GeneratorUrl = None,
     generator_model: GeneratorModel = None,
     api_key: ApiKey = None,
+    timeout: LlmTimeout = 300.0,
     config: ConfigName = "8-3-3",
     constrained: Constrained = False,
     max_context_docs: MaxContextDocs = None,
@@ -171,8 +176,8 @@ def search(
     from s3_agents.searcher import S3Searcher
 
     cfg = _config(config, constrained=constrained, max_context_docs=max_context_docs)
-    policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter)
-    gen_client = _endpoint_or(generator_url, generator_model, api_key, "generator", policy)
+    policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter, timeout)
+    gen_client = _endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
     searcher = S3Searcher(policy, _retriever(index, url), cfg)
     steps, final = asyncio.run(_run(searcher, question))
     reply = Generator(gen_client).answer(final["question"], final["context"]) if answer else None
@@ -270,6 +275,7 @@ def precompute(
     generator_model: GeneratorModel = None,
     generator_gguf: PolicyGguf = None,
     api_key: ApiKey = None,
+    timeout: LlmTimeout = 300.0,
     k: Annotated[int, typer.Option("-k", min=1, help="Naive-RAG documents (s3: 3).")] = 3,
     concurrency: Annotated[int, typer.Option(min=1, help="Questions in flight at once.")] = 8,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
@@ -290,7 +296,7 @@ def precompute(
                 raise ValueError(
                     f'{questions}, line {line_no}: expected {{"question", "answers": [...]}} ({err})') from err
     items = items[:limit] if limit else items
-    client = _llm(generator_url, generator_model, generator_gguf, api_key, "generator")
+    client = _llm(generator_url, generator_model, generator_gguf, api_key, "generator", timeout=timeout)
     retriever_id = url or (str(Path(index).resolve()) if index else "demo:minilm-faiss")
     rag = RagCache(cache, retriever_id=retriever_id, generator_id=client.model, k=k)
     counts = rag.precompute(items, _retriever(index, url), Generator(client), concurrency=concurrency)

@@ -14,7 +14,7 @@ import httpx
 from s3_agents.errors import LLMClientError, LLMUnavailableError
 from s3_agents.llm.base import Completion, Message
 
-__all__ = ["OpenAICompatClient"]
+__all__ = ["OpenAICompatClient", "CHECK_TIMEOUT"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,10 @@ def _base(url: str) -> str:
     return url if url.endswith("/v1") else url + "/v1"
 
 
+CHECK_TIMEOUT = 10.0
+"""Seconds :meth:`OpenAICompatClient.check` (and ``GET /models``) waits for an endpoint in all."""
+
+
 class OpenAICompatClient:
     """Chat and completion calls to an OpenAI-compatible server.
 
@@ -39,8 +43,11 @@ class OpenAICompatClient:
         base_url: Server URL, with or without the ``/v1`` suffix (``http://127.0.0.1:8000/v1``).
         model: Model name sent with each request.
         api_key: Bearer token; defaults to ``OPENAI_API_KEY``, and none is sent when neither is set.
-        timeout: Seconds per attempt; generous by default, since a CPU server can take minutes for a
-            500-token turn (and a timed-out request keeps the server busy).
+        timeout: Seconds to wait for a reply, per attempt; generous by default, since a CPU server can take
+            minutes for a 500-token turn (and a timed-out request keeps the server busy).
+        connect_timeout: Seconds to open a connection (a down host fails fast, whatever ``timeout`` is).
+            :meth:`check` and ``GET /models`` wait at most :data:`CHECK_TIMEOUT` seconds in all, so an
+            endpoint that accepts connections and never answers is reported in seconds, not minutes.
         retries: Attempts after the first.
         backoff: First retry delay in seconds, doubled each time.
         extra_body: Extra JSON fields for every request (e.g. vLLM's ``top_k``).
@@ -61,6 +68,7 @@ class OpenAICompatClient:
         *,
         api_key: str | None = None,
         timeout: float = 300.0,
+        connect_timeout: float = 10.0,
         retries: int = 3,
         backoff: float = 0.5,
         extra_body: dict[str, Any] | None = None,
@@ -72,7 +80,11 @@ class OpenAICompatClient:
             raise ValueError("model must name the served model (see GET /v1/models)")
         self.base_url = _base(base_url)
         self.model = model
+        if timeout <= 0 or connect_timeout <= 0:
+            raise ValueError(f"timeouts must be positive, got timeout={timeout}, connect_timeout={connect_timeout}")
         self.timeout = timeout
+        self._timeouts = httpx.Timeout(timeout, connect=min(connect_timeout, timeout))
+        self._quick = httpx.Timeout(min(CHECK_TIMEOUT, timeout))
         self.retries = retries
         self.backoff = backoff
         self.extra_body = dict(extra_body or {})
@@ -81,7 +93,7 @@ class OpenAICompatClient:
         self.grammar_api = grammar_api
         key = api_key or os.environ.get("OPENAI_API_KEY")
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._client = httpx.Client(timeout=timeout, headers=self._headers)
+        self._client = httpx.Client(timeout=self._timeouts, headers=self._headers)
         # One async client per event loop; a new loop (asyncio.run again) replaces the old client.
         self._aclients: dict[int, httpx.AsyncClient] = {}
 
@@ -108,7 +120,7 @@ class OpenAICompatClient:
         """``"vllm"`` or ``"llama.cpp"``; ``"auto"`` is settled by one ``GET /models``."""
         if self.grammar_api == "auto":
             try:
-                response = self._client.get(self.base_url + "/models")
+                response = self._client.get(self.base_url + "/models", timeout=self._quick)
                 owners = {str(m.get("owned_by", "")) for m in response.json().get("data", [])}
             except (httpx.HTTPError, ValueError, AttributeError, TypeError):
                 owners = set()
@@ -186,7 +198,7 @@ class OpenAICompatClient:
         """Model ids the server lists at ``GET /models``."""
         url = self.base_url + "/models"
         try:
-            response = self._client.get(url)
+            response = self._client.get(url, timeout=self._quick)
             response.raise_for_status()
             return [m["id"] for m in response.json().get("data", [])]
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as err:
@@ -201,7 +213,11 @@ class OpenAICompatClient:
         """
         url = self.base_url + "/models"
         try:
-            response = self._client.get(url)
+            response = self._client.get(url, timeout=self._quick)
+        except httpx.TimeoutException as err:
+            raise LLMUnavailableError(
+                f"LLM endpoint {url} (model {self.model!r}) did not answer within {self._quick.read:g} s: it is "
+                "hung or overloaded (the connection opened, no reply came)", url=url, model=self.model) from err
         except httpx.TransportError as err:
             raise LLMUnavailableError(f"LLM endpoint {url} (model {self.model!r}) is not reachable: {err}. "
                                       "Is the server running?", url=url, model=self.model) from err
@@ -219,7 +235,7 @@ class OpenAICompatClient:
         if client is None:
             self._aclients.clear()
             limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-            client = self._aclients[loop_id] = httpx.AsyncClient(timeout=self.timeout, headers=self._headers,
+            client = self._aclients[loop_id] = httpx.AsyncClient(timeout=self._timeouts, headers=self._headers,
                                                                  limits=limits)
         return client
 

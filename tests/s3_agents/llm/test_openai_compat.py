@@ -116,3 +116,69 @@ def test_truncate_at_stop() -> None:
     assert truncate_at_stop("a</query>b</x>", ["</x>", "</query>"]) == ("a", "</query>")
     assert truncate_at_stop("abc", ["</query>"]) == ("abc", None)
     assert truncate_at_stop("abc", None) == ("abc", None)
+
+
+# -- a hung endpoint: accepts connections, never answers ----------------------------------------------
+@pytest.fixture()
+def hung_endpoint():
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])              # read nothing, answer nothing
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/v1"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_check_gives_up_on_a_hung_endpoint_in_seconds(hung_endpoint) -> None:
+    import time
+
+    client = OpenAICompatClient(hung_endpoint, "m", timeout=300, retries=0)       # replies may take minutes...
+    started = time.monotonic()
+    with pytest.raises(LLMUnavailableError, match=rf"{hung_endpoint}/models .* did not answer within 10 s"):
+        client.check()                                                           # ...the start-up check not
+    assert time.monotonic() - started < 15
+
+
+def test_read_timeout_is_separate_and_names_the_url(hung_endpoint) -> None:
+    import time
+
+    client = OpenAICompatClient(hung_endpoint, "m", timeout=1.5, retries=1, backoff=0.1)
+    started = time.monotonic()
+    with pytest.raises(LLMUnavailableError, match=rf"{hung_endpoint}/chat/completions .*timeout 1.5 s each"):
+        client.chat([{"role": "user", "content": "hi"}])
+    assert time.monotonic() - started < 8
+    assert client._timeouts.connect == 1.5 and OpenAICompatClient("http://h", "m")._timeouts.connect == 10.0
+    with pytest.raises(ValueError, match="positive"):
+        OpenAICompatClient("http://h", "m", timeout=0)
+
+
+def test_cli_timeout_reaches_the_endpoint_check(hung_endpoint) -> None:
+    import time
+
+    from tests.conftest import run_cli
+
+    started = time.monotonic()
+    result = run_cli("search", "Who founded Gritia?", "--policy-url", hung_endpoint, "--policy-model", "m",
+                     "--timeout", "2", timeout=120)
+    assert result.returncode != 0 and hung_endpoint in result.stdout + result.stderr
+    assert "did not answer within 2 s" in result.stdout + result.stderr
+    assert time.monotonic() - started < 60
