@@ -193,14 +193,16 @@ def corpus_check(
     path: Annotated[Path, typer.Argument(help="JSONL corpus.")],
     show: Annotated[int, typer.Option(help="Bad lines to list.")] = 10,
 ) -> None:
-    """Validate a corpus; list bad lines with their numbers (exit 1 if any)."""
+    """Validate a corpus; list bad lines with their numbers (exit 1 if any, or if it holds no passage)."""
     from s3_agents.corpus import load_corpus
 
     data = load_corpus(path, skip_bad_lines=True)
     typer.echo(data.summary())
     for bad in data.bad_lines[:show]:
         typer.echo(f"  line {bad.line_no}: {bad.reason}")
-    if data.bad_lines:
+    if not data.passages:
+        typer.echo(f"error: no passages in {path}", err=True)
+    if data.bad_lines or not data.passages:
         raise typer.Exit(code=1)
 
 

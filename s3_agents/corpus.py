@@ -15,22 +15,23 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import logging
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from s3_agents.errors import CorpusFormatError
+from s3_agents.errors import CorpusFormatError, DataFileError
 from s3_agents.types import Passage
 
 __all__ = [
     "BadLine",
     "Corpus",
     "load_corpus",
+    "read_lines",
     "parse_passage",
     "write_corpus",
     "corpus_fingerprint",
@@ -134,10 +135,35 @@ def parse_passage(record: Any) -> Passage:
     return Passage(id=pid, title=title, text=text)
 
 
-def _open_text(path: Path) -> TextIO:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return path.open("r", encoding="utf-8")
+def read_lines(path: str | Path) -> Iterator[tuple[int, str | None, str]]:
+    """The lines of a text file (``.gz`` read through gzip) as ``(line_no, text, problem)``.
+
+    A line that is not UTF-8 comes as ``(line_no, None, "not UTF-8: byte 0x.. at column N")``, so a reader
+    can name it or skip it; ``problem`` is ``""`` otherwise.
+
+    Raises:
+        DataFileError: If a ``.gz`` file is not gzip, or its stream ends early (a truncated file), naming
+            the file and the line where reading stopped.
+
+    Example:
+        >>> next(read_lines(demo_corpus_path()))[0]
+        1
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    line_no = 0
+    with opener(path, "rb") as handle:
+        try:
+            for line_no, raw in enumerate(handle, start=1):
+                try:
+                    yield line_no, raw.decode("utf-8"), ""
+                except UnicodeDecodeError as err:
+                    yield line_no, None, f"not UTF-8: byte 0x{raw[err.start]:02x} at column {err.start + 1}"
+        except gzip.BadGzipFile as err:
+            raise DataFileError(path, line_no + 1, f"not a gzip file, though named .gz ({err})") from err
+        except (EOFError, zlib.error) as err:
+            raise DataFileError(path, line_no + 1, f"the gzip stream ends early or is damaged: a truncated or "
+                                                   f"corrupt file ({err})") from err
 
 
 def load_corpus(path: str | Path, *, skip_bad_lines: bool = False) -> Corpus:
@@ -167,27 +193,28 @@ def load_corpus(path: str | Path, *, skip_bad_lines: bool = False) -> Corpus:
     passages: list[Passage] = []
     bad: list[BadLine] = []
     first_seen: dict[str, int] = {}
-    with _open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
+    for line_no, line, problem in read_lines(path):
+        if line is not None and not line.strip():
+            continue
+        try:
+            if line is None:
+                raise ValueError(problem)
             try:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"invalid JSON ({err.msg} at column {err.colno})") from err
-                passage = parse_passage(record)
-                if passage.id in first_seen:
-                    raise ValueError(
-                        f"duplicate id {passage.id!r} (first seen on line {first_seen[passage.id]})"
-                    )
-            except ValueError as err:
-                if not skip_bad_lines:
-                    raise CorpusFormatError(path, line_no, str(err)) from err
-                bad.append(BadLine(line_no, str(err)))
-                continue
-            first_seen[passage.id] = line_no
-            passages.append(passage)
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"invalid JSON ({err.msg} at column {err.colno})") from err
+            passage = parse_passage(record)
+            if passage.id in first_seen:
+                raise ValueError(
+                    f"duplicate id {passage.id!r} (first seen on line {first_seen[passage.id]})"
+                )
+        except ValueError as err:
+            if not skip_bad_lines:
+                raise CorpusFormatError(path, line_no, str(err)) from err
+            bad.append(BadLine(line_no, str(err)))
+            continue
+        first_seen[passage.id] = line_no
+        passages.append(passage)
     corpus = Corpus(str(path), passages, bad)
     if bad:
         logger.warning("%s", corpus.summary())

@@ -12,6 +12,7 @@ from pathlib import Path
 
 __all__ = [
     "S3Error",
+    "DataFileError",
     "CorpusFormatError",
     "IndexNotFoundError",
     "RetrieverError",
@@ -25,23 +26,28 @@ class S3Error(Exception):
     """Base class of every error that s3-agents raises on purpose."""
 
 
-class CorpusFormatError(S3Error, ValueError):
-    """A corpus line that is not a passage.
+class DataFileError(S3Error, ValueError):
+    """A data file (corpus, QA) that cannot be read past a point: a damaged or mislabelled gzip stream.
 
     Attributes:
-        path: The corpus file.
-        line_no: 1-based line number of the bad line.
-        reason: What is wrong with it.
+        path: The file.
+        line_no: 1-based number of the line where reading stopped.
+        reason: What is wrong.
     """
 
-    def __init__(self, path: str | Path, line_no: int, reason: str) -> None:
+    def __init__(self, path: str | Path, line_no: int, reason: str, hint: str = "") -> None:
         self.path = str(path)
         self.line_no = line_no
         self.reason = reason
-        super().__init__(
-            f"{self.path}, line {line_no}: {reason} "
-            "(pass skip_bad_lines=True / --skip-bad-lines to skip such lines and count them)"
-        )
+        super().__init__(f"{self.path}, line {line_no}: {reason}{hint}")
+
+
+class CorpusFormatError(DataFileError):
+    """A corpus line that is not a passage (same attributes as :class:`DataFileError`)."""
+
+    def __init__(self, path: str | Path, line_no: int, reason: str) -> None:
+        super().__init__(path, line_no, reason,
+                         " (pass skip_bad_lines=True / --skip-bad-lines to skip such lines and count them)")
 
 
 class IndexNotFoundError(S3Error, FileNotFoundError):

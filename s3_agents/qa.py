@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from s3_agents.corpus import demo_questions_path
+from s3_agents.corpus import demo_questions_path, read_lines
 
 __all__ = ["QAExample", "load_qa", "load_demo_qa"]
 
@@ -65,20 +65,24 @@ def load_qa(path: str | Path) -> list[QAExample]:
         raise FileNotFoundError(f"QA file not found: {path}")
     examples: list[QAExample] = []
     problems: list[str] = []
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise ValueError("not a JSON object")
-                examples.append(_example(record, line_no))
-            except ValueError as err:  # json.JSONDecodeError is a ValueError
-                problems.append(f"line {line_no}: {err}")
+    for line_no, line, problem in read_lines(path):
+        if line is None:
+            problems.append(f"line {line_no}: {problem}")
+            continue
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            examples.append(_example(record, line_no))
+        except ValueError as err:  # json.JSONDecodeError is a ValueError
+            problems.append(f"line {line_no}: {err}")
     if problems:
         shown = "; ".join(problems[:10]) + (f"; ... {len(problems) - 10} more" if len(problems) > 10 else "")
         raise ValueError(f'{path}: expected {{"question", "golden_answers" | "answers": [...]}} per line: {shown}')
+    if not examples:
+        raise ValueError(f"{path}: no questions in the file")
     return examples
 
 

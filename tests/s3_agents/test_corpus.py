@@ -93,3 +93,63 @@ def test_fingerprint_changes_with_text(demo_corpus) -> None:
     changed = list(demo_corpus.passages)
     changed[5] = Passage(changed[5].id, changed[5].title, changed[5].text + ".")
     assert corpus_fingerprint(changed) != corpus_fingerprint(demo_corpus)
+
+
+# -- files that are not what they say: every error names the file and the line -------------------------
+GOOD = b'{"id": "1", "contents": "\\"A\\"\\nalpha"}\n'
+
+
+def test_invalid_utf8_names_the_line_and_can_be_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.jsonl"
+    latin1 = '{"id": "2", "contents": "\\"B\\"\\ncaf\u00e9"}\n'.encode("latin-1")
+    path.write_bytes(GOOD + latin1 + GOOD.replace(b'"1"', b'"3"'))
+    with pytest.raises(CorpusFormatError, match=rf"{path}, line 2: not UTF-8: byte 0xe9 at column \d+"):
+        load_corpus(path)
+    corpus = load_corpus(path, skip_bad_lines=True)
+    assert [p.id for p in corpus] == ["1", "3"] and [b.line_no for b in corpus.bad_lines] == [2]
+
+
+def test_binary_file_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "model.bin"
+    path.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(CorpusFormatError, match=rf"{path}, line \d+: "):
+        load_corpus(path)
+
+
+def test_truncated_and_mislabelled_gzip(tmp_path: Path) -> None:
+    from s3_agents.errors import DataFileError
+
+    whole = gzip.compress(b"".join(GOOD.replace(b'"1"', f'"{i}"'.encode()) for i in range(200)))
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(DataFileError, match=rf"{cut}, line \d+: the gzip stream ends early"):
+        load_corpus(cut)
+    plain = tmp_path / "plain.jsonl.gz"
+    plain.write_bytes(GOOD)
+    with pytest.raises(DataFileError, match=rf"{plain}, line 1: not a gzip file"):
+        load_corpus(plain, skip_bad_lines=True)
+
+
+def test_corpus_check_fails_on_an_empty_corpus(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from s3_agents.cli import app
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    result = CliRunner().invoke(app, ["corpus", "check", str(empty)])
+    assert result.exit_code == 1 and f"no passages in {empty}" in result.output
+
+
+def test_qa_files_name_the_file_and_line(tmp_path: Path) -> None:
+    from s3_agents.qa import load_qa
+
+    path = tmp_path / "qa.jsonl"
+    latin1 = '{"question": "caf\u00e9?", "answers": ["b"]}\n'.encode("latin-1")
+    path.write_bytes(b'{"question": "q?", "answers": ["a"]}\n' + latin1)
+    with pytest.raises(ValueError, match=rf"{path}: .*line 2: not UTF-8: byte 0xe9"):
+        load_qa(path)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(ValueError, match=rf"{empty}: no questions"):
+        load_qa(empty)
