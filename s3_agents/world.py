@@ -361,7 +361,10 @@ def load_world(directory: str | Path) -> World:
     world = World(passages=list(load_corpus(directory / "corpus.jsonl").passages),
                   seed=int(json.loads(manifest.read_text(encoding="utf-8")).get("seed", 0)))
     for split in SPLITS:
-        for example in load_qa(directory / f"{split}.jsonl"):
+        path = directory / f"{split}.jsonl"
+        if path.is_file() and not path.read_bytes().strip():
+            continue                                          # a split with no question (a tiny world)
+        for example in load_qa(path):
             world.questions.append({"id": example.id, "question": example.question, "answers": list(example.answers),
                                     **example.metadata, "split": split})
     return world
