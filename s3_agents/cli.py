@@ -145,10 +145,11 @@ def serve(
     default_topk: Annotated[int, typer.Option(min=1, help="topk when a request sends none.")] = 3,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Largest request body.")] = 1_000_000,
     max_batch: Annotated[int, typer.Option(min=1, help="Queries per batched index call.")] = 256,
+    docs: Annotated[bool, typer.Option(help="Serve /docs, /redoc and /openapi.json (off by default).")] = False,
 ) -> None:
     """Serve POST /retrieve (s3 / Search-R1 compatible) and GET /health."""
     from s3_agents.retrievers import load_retriever
-    from s3_agents.server import ServerLimits
+    from s3_agents.server import ServerLimits, check_api_key
     from s3_agents.server import serve as run_server
 
     if default_topk > max_topk:
@@ -159,8 +160,12 @@ def serve(
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         _info(f"warning: binding {host} without --api-key exposes the index to the network")
     _info(f"serving {index or 'the demo corpus'} on http://{host}:{port}/retrieve")
-    run_server(retriever, host=host, port=port, api_key=api_key, limits=limits,
-               info={"index": index or "demo"})
+    try:
+        check_api_key(api_key)
+    except ValueError as err:
+        raise typer.BadParameter(f"--api-key: {err}") from err
+    run_server(retriever, host=host, port=port, api_key=api_key, limits=limits, docs=docs,
+               info={"index": Path(index).name if index else "demo"})   # /health is open: a name, not a path
 
 
 @app.command()

@@ -27,7 +27,7 @@ from pydantic import BaseModel, StrictBool, StrictInt, StrictStr, ValidationErro
 from s3_agents.retrievers.base import Retriever
 from s3_agents.types import Passage
 
-__all__ = ["ServerLimits", "RetrieveRequest", "create_app", "serve"]
+__all__ = ["ServerLimits", "RetrieveRequest", "create_app", "serve", "check_api_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -193,26 +193,47 @@ def _format(hits: list[Passage], return_scores: bool) -> list[dict[str, Any]]:
     return [p.to_document() for p in hits]
 
 
+def check_api_key(api_key: str | None) -> None:
+    """Refuse a key no client could send: empty, or not printable ASCII (HTTP headers carry ASCII).
+
+    Raises:
+        ValueError: Saying why.
+
+    Example:
+        >>> check_api_key("s3cret")
+    """
+    if api_key is not None and (not api_key or not api_key.isascii() or not api_key.isprintable()):
+        raise ValueError("the API key must be printable ASCII: it travels in an HTTP header, which carries ASCII "
+                         "only, so a key with other characters could never be matched")
+
+
 def create_app(
     retriever: Retriever,
     *,
     api_key: str | None = None,
     limits: ServerLimits | None = None,
     info: dict[str, Any] | None = None,
+    docs: bool = False,
 ) -> FastAPI:
     """The FastAPI application serving ``retriever``.
 
     Args:
         retriever: Any :class:`~s3_agents.retrievers.Retriever`.
         api_key: When set, ``/retrieve`` requires ``Authorization: Bearer <key>`` (or
-            ``X-API-Key: <key>``); ``/health`` stays open.
+            ``X-API-Key: <key>``); ``/health`` stays open. ASCII only (HTTP headers carry ASCII).
         limits: Request limits (defaults: :class:`ServerLimits`).
-        info: Extra fields for ``/health`` (backend name, index path...).
+        info: Extra fields for ``/health`` (index name...). It is open to anyone: no filesystem paths.
+        docs: Serve ``/docs``, ``/redoc`` and ``/openapi.json`` (off by default: they describe the
+            server to anyone who asks, key or not).
+
+    Raises:
+        ValueError: If ``api_key`` is empty or not ASCII (no client could send it).
 
     Example:
         >>> import uvicorn                                          # doctest: +SKIP
         >>> uvicorn.run(create_app(retriever), host="127.0.0.1", port=3000)  # doctest: +SKIP
     """
+    check_api_key(api_key)
     limits = limits or ServerLimits()
     batcher = _Batcher(retriever, limits.max_batch)
 
@@ -222,7 +243,8 @@ def create_app(
         yield
         await batcher.stop()
 
-    app = FastAPI(title="s3-agents retrieval server", version="1", lifespan=lifespan)
+    app = FastAPI(title="s3-agents retrieval server", version="1", lifespan=lifespan,
+                  **({} if docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}))
     app.add_middleware(_BodyLimit, limit=limits.max_body_bytes)
     health = {"status": "ok", "retriever": type(retriever).__name__, **(info or {})}
     try:
@@ -287,9 +309,10 @@ def serve(
     limits: ServerLimits | None = None,
     info: dict[str, Any] | None = None,
     log_level: str = "info",
+    docs: bool = False,
 ) -> None:
     """Run the retrieval server until interrupted (binds 127.0.0.1 unless told otherwise)."""
     import uvicorn
 
-    app = create_app(retriever, api_key=api_key, limits=limits, info=info)
+    app = create_app(retriever, api_key=api_key, limits=limits, info=info, docs=docs)
     uvicorn.run(app, host=host, port=port, log_level=log_level)

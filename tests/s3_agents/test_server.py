@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import httpx
 import pytest
 
+from s3_agents import HashingEmbedder, load_demo_corpus
 from s3_agents.corpus import demo_corpus_path
 from s3_agents.errors import RetrieverError, RetrieverUnavailableError
 from s3_agents.retrievers import FaissRetriever, RemoteRetriever
@@ -69,9 +71,32 @@ def test_empty_query_list(server) -> None:
     assert post(server, {"queries": [], "topk": 3}).json() == {"result": []}
 
 
-def test_health_is_open(server) -> None:
+def test_health_is_open(server, index_dir) -> None:
     health = httpx.get(server.url + "/health").json()
     assert health["status"] == "ok" and health["passages"] == 270 and health["retriever"] == "FaissRetriever"
+    assert health["index"] == index_dir.name and str(index_dir.parent) not in json.dumps(health)   # no path
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json"])
+def test_api_description_is_off_by_default(server, path) -> None:
+    assert httpx.get(server.url + path).status_code == 404
+
+
+def test_api_description_when_asked_and_key_rules() -> None:
+    from fastapi.testclient import TestClient
+
+    from s3_agents.server import create_app
+
+    retriever = FaissRetriever.from_passages(list(load_demo_corpus().passages)[:5], HashingEmbedder(dim=32))
+    assert TestClient(create_app(retriever, docs=True)).get("/openapi.json").status_code == 200
+    for bad in ("clé-ключ", "", "tab\tkey"):
+        with pytest.raises(ValueError, match="printable ASCII"):
+            create_app(retriever, api_key=bad)
+
+
+def test_serve_refuses_a_key_no_client_could_send() -> None:
+    result = run_cli("serve", "--api-key", "clé-ключ", timeout=60)
+    assert result.returncode != 0 and "printable ASCII" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "nope"}])
