@@ -274,8 +274,8 @@ def _section(summary: dict[str, Any]) -> str:
         return f"{entry[key]:.1f} [{low:.1f}, {high:.1f}]"
 
     rows = []
-    for method in sorted(summary["methods"], key=lambda m: list(names).index(m) if m in names else len(names)):
-        entry, ref = summary["methods"][method], summary["reference_rule"][method]
+    for method, entry in summary["methods"].items():            # in _summary's order: naive RAG first, PPO last
+        ref = summary["reference_rule"][method]
         rows.append(f"| {names.get(method, method)} | {cell(entry, 'genacc')} | {cell(entry, 'answer_in_context')} | "
                     f"{cell(ref, 'genacc')} | {cell(ref, 'answer_in_context')} | "
                     f"{entry['context_docs']:.2f} / {ref['context_docs']:.2f} | {entry['searches']:.2f} | "
