@@ -23,6 +23,7 @@ from s3_agents._cli_search import (
     PolicyHf,
     PolicyModel,
     PolicyUrl,
+    RetrieverKey,
     UrlOpt,
     _config,
     _endpoint_or,
@@ -76,15 +77,15 @@ def _no_bm25() -> Any:
                              param_hint="--methods")
 
 
-def open_bm25(bm25_index: str | None, retriever: Any, *, demo: bool) -> Any:
+def open_bm25(bm25_index: str | None, retriever: Any, *, demo: bool, api_key: str | None = None) -> Any:
     """The BM25 retriever of the ``-bm25`` methods: ``--bm25-index`` (a BM25 index directory, or the URL of a
     retrieval server over one), else the main one if it is BM25, else (demo corpus only) BM25 over the demo
-    corpus in memory."""
+    corpus in memory. ``api_key`` is the key of that server (default: ``$S3_RETRIEVER_KEY``)."""
     from s3_agents.corpus import load_demo_corpus
     from s3_agents.retrievers import BM25Retriever, RemoteRetriever, load_retriever
 
     if bm25_index and bm25_index.startswith(("http://", "https://")):
-        return RemoteRetriever(bm25_index)
+        return RemoteRetriever(bm25_index, api_key=api_key)
     if bm25_index:
         sparse = load_retriever(bm25_index)
         if not isinstance(sparse, BM25Retriever):
@@ -119,6 +120,7 @@ def eval_command(
         help="QA JSONL (FlashRAG/Search-R1 or {question, answers}), or `demo`; repeat for several.")] = None,
     index: IndexOpt = None,
     url: UrlOpt = None,
+    retriever_key: RetrieverKey = None,
     bm25_index: Annotated[str | None, typer.Option(
         help="BM25 index directory or retrieval-server URL for the -bm25 methods (default: --index if it is "
              "BM25; for the demo corpus, BM25 in memory).")]
@@ -156,10 +158,11 @@ def eval_command(
     policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter, timeout)
     gen_client = _endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
     judge_client = _endpoint_or(judge_url, judge_model, api_key, "judge", gen_client, timeout)
-    retriever = _retriever(index, url)
+    retriever = _retriever(index, url, retriever_key)
     chosen = build_methods(names, policy=policy, retriever=retriever, generator=Generator(gen_client), config=cfg,
                            k=k, max_turns=max_turns,
-                           bm25=lambda: open_bm25(bm25_index, retriever, demo=not (index or url)))
+                           bm25=lambda: open_bm25(bm25_index, retriever, demo=not (index or url),
+                                                          api_key=retriever_key))
     rows = asyncio.run(evaluate(chosen, datasets, out / "results.jsonl", judge=judge_client if judge else None,
                                 concurrency=concurrency, limit=limit))
     judged = f"judge: {judge_client.model}" if judge else "judge off: span match only"

@@ -43,6 +43,9 @@ LlmTimeout = Annotated[float, typer.Option(
 ConfigName = Annotated[str, typer.Option("--config", help="<retrieved>-<selected>-<turns>, the paper's naming.")]
 IndexOpt = Annotated[str | None, typer.Option("--index", "-i", help="Index directory; default: demo corpus in memory.")]
 UrlOpt = Annotated[str | None, typer.Option("--url", help="Retrieval server URL instead of an index.")]
+RetrieverKey = Annotated[str | None, typer.Option(
+    "--retriever-key", help="Key of a retrieval server started with `s3 serve --api-key` (every URL this command "
+                            "calls for retrieval); default: $S3_RETRIEVER_KEY.")]
 
 
 def _llm(url: str | None, model: str | None, gguf: Path | None, api_key: str | None, role: str,
@@ -80,10 +83,10 @@ def _endpoint_or(url: str | None, model: str | None, api_key: str | None, role: 
     return fallback
 
 
-def _retriever(index: str | None, url: str | None) -> Any:
+def _retriever(index: str | None, url: str | None, key: str | None) -> Any:
     from s3_agents.cli import open_retriever
 
-    return open_retriever(index, url)
+    return open_retriever(index, url, api_key=key)
 
 
 def _config(name: str, **overrides: Any) -> Any:
@@ -156,6 +159,7 @@ def search(
     question: Annotated[str, typer.Argument(help="The question.")],
     index: IndexOpt = None,
     url: UrlOpt = None,
+    retriever_key: RetrieverKey = None,
     policy_url: PolicyUrl = None,
     policy_model: PolicyModel = None,
     policy_gguf: PolicyGguf = None,
@@ -178,7 +182,7 @@ def search(
     cfg = _config(config, constrained=constrained, max_context_docs=max_context_docs)
     policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter, timeout)
     gen_client = _endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
-    searcher = S3Searcher(policy, _retriever(index, url), cfg)
+    searcher = S3Searcher(policy, _retriever(index, url, retriever_key), cfg)
     steps, final = asyncio.run(_run(searcher, question))
     reply = Generator(gen_client).answer(final["question"], final["context"]) if answer else None
     if as_json:
@@ -271,6 +275,7 @@ def precompute(
     cache: Annotated[Path, typer.Option(help="SQLite file of the cache.")] = Path("rag_cache.sqlite"),
     index: IndexOpt = None,
     url: UrlOpt = None,
+    retriever_key: RetrieverKey = None,
     generator_url: GeneratorUrl = None,
     generator_model: GeneratorModel = None,
     generator_gguf: PolicyGguf = None,
@@ -299,6 +304,6 @@ def precompute(
     client = _llm(generator_url, generator_model, generator_gguf, api_key, "generator", timeout=timeout)
     retriever_id = url or (str(Path(index).resolve()) if index else "demo:minilm-faiss")
     rag = RagCache(cache, retriever_id=retriever_id, generator_id=client.model, k=k)
-    counts = rag.precompute(items, _retriever(index, url), Generator(client), concurrency=concurrency)
+    counts = rag.precompute(items, _retriever(index, url, retriever_key), Generator(client), concurrency=concurrency)
     typer.echo(f"{counts['computed']} computed, {counts['cached']} already cached, {len(rag)} rows for this "
                f"retriever/generator/k in {cache}")

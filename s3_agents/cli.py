@@ -144,20 +144,33 @@ def serve(
     max_topk: Annotated[int, typer.Option(min=1, help="Largest topk.")] = 100,
     default_topk: Annotated[int, typer.Option(min=1, help="topk when a request sends none.")] = 3,
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Largest request body.")] = 1_000_000,
+    max_query_chars: Annotated[int, typer.Option(min=1, help="Longest query.")] = 4_000,
+    max_request_chars: Annotated[int, typer.Option(min=1, help="Query characters per request.")] = 100_000,
     max_batch: Annotated[int, typer.Option(min=1, help="Queries per batched index call.")] = 256,
+    max_batch_chars: Annotated[int, typer.Option(
+        min=1, help="Query characters per index call: the slice of a large request run before others' turn.")] = 4_000,
+    body_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to send a request body (then 408).")] = 30.0,
+    request_timeout: Annotated[float, typer.Option(
+        min=0.1, help="Seconds to serve a request once its body is in (then 503 or 504).")] = 60.0,
+    allowed_host: Annotated[list[str] | None, typer.Option(
+        help="Host name to answer besides the loopback names (repeatable; '*' for any). Bound elsewhere than "
+             "loopback, the default is any.")] = None,
     docs: Annotated[bool, typer.Option(help="Serve /docs, /redoc and /openapi.json (off by default).")] = False,
 ) -> None:
     """Serve POST /retrieve (s3 / Search-R1 compatible) and GET /health."""
     from s3_agents.retrievers import load_retriever
     from s3_agents.server import ServerLimits, check_api_key
     from s3_agents.server import serve as run_server
+    from s3_agents.server.guards import is_loopback
 
     if default_topk > max_topk:
         raise typer.BadParameter("--default-topk must not exceed --max-topk")
     retriever = load_retriever(index) if index else _demo_retriever(embedder)
     limits = ServerLimits(max_queries=max_queries, max_topk=max_topk, default_topk=default_topk,
-                          max_body_bytes=max_body_bytes, max_batch=max_batch)
-    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+                          max_body_bytes=max_body_bytes, max_query_chars=max_query_chars,
+                          max_request_chars=max_request_chars, max_batch=max_batch, max_batch_chars=max_batch_chars,
+                          body_timeout=body_timeout, request_timeout=request_timeout)
+    if not is_loopback(host) and not api_key:
         _info(f"warning: binding {host} without --api-key exposes the index to the network")
     _info(f"serving {index or 'the demo corpus'} on http://{host}:{port}/retrieve")
     try:
@@ -165,6 +178,7 @@ def serve(
     except ValueError as err:
         raise typer.BadParameter(f"--api-key: {err}") from err
     run_server(retriever, host=host, port=port, api_key=api_key, limits=limits, docs=docs,
+               allowed_hosts=allowed_host or (),
                info={"index": Path(index).name if index else "demo"})   # /health is open: a name, not a path
 
 
@@ -174,7 +188,8 @@ def retrieve(
     index: Annotated[str | None, typer.Option("--index", "-i", help="Index directory.")] = None,
     url: Annotated[str | None, typer.Option(help="Retrieval server URL instead of an index.")] = None,
     k: Annotated[int, typer.Option("-k", min=1, help="Passages per query.")] = 3,
-    api_key: Annotated[str | None, typer.Option(envvar="S3_API_KEY", help="API key for --url.")] = None,
+    api_key: Annotated[str | None, typer.Option(
+        "--retriever-key", "--api-key", help="Key of the server at --url; default: $S3_RETRIEVER_KEY.")] = None,
     embedder: EmbedderOpt = "minilm",
     as_json: Annotated[bool, typer.Option("--json", help="Print the s3 JSON reply shape.")] = False,
 ) -> None:

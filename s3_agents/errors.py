@@ -17,6 +17,7 @@ __all__ = [
     "IndexNotFoundError",
     "RetrieverError",
     "RetrieverUnavailableError",
+    "RetrieverRefusedError",
     "LLMClientError",
     "LLMUnavailableError",
 ]
@@ -68,6 +69,22 @@ class RetrieverUnavailableError(RetrieverError):
     def __init__(self, url: str, message: str) -> None:
         self.url = url
         super().__init__(message)
+
+
+class RetrieverRefusedError(RetrieverError):
+    """A retrieval server refused a request with an HTTP 4xx (a wrong key, a request over its limits).
+
+    Attributes:
+        url: The endpoint that was called.
+        status: The HTTP status.
+        detail: The server's explanation.
+    """
+
+    def __init__(self, url: str, status: int, detail: str) -> None:
+        self.url = url
+        self.status = status
+        self.detail = detail
+        super().__init__(f"retrieval server at {url} answered HTTP {status}: {detail}")
 
 
 class LLMClientError(S3Error):

@@ -60,8 +60,9 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(s3_command(*args), capture_output=True, text=True, env=cli_env(),
+def run_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(s3_command(*args), capture_output=True, text=True, env={**cli_env(), **(env or {})},
                           cwd=REPO, timeout=timeout)
 
 

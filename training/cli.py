@@ -20,6 +20,9 @@ Retriever = Annotated[str, typer.Option(help="Index directory or retrieval-serve
 GenUrl = Annotated[str, typer.Option(help="OpenAI-compatible endpoint of the frozen generator.")]
 GenModel = Annotated[str, typer.Option(help="Model name at --generator-url.")]
 Cache = Annotated[Path, typer.Option(help="SQLite of naive-RAG baselines (s3 precompute).")]
+Timeout = Annotated[float, typer.Option(
+    "--timeout", min=1, help="Seconds to wait for a generator or teacher endpoint's reply, per attempt "
+                             "(connecting gives up after 10 s).")]
 
 
 @app.command()
@@ -178,6 +181,7 @@ def warmstart(
     generator_url: Annotated[str | None, typer.Option(help="Generator endpoint for --source self's reward.")] = None,
     generator_model: Annotated[str | None, typer.Option(help="Model name at --generator-url.")] = None,
     rag_cache: Annotated[Path, typer.Option(help="Naive-RAG cache for --source self.")] = Path("rag_cache.sqlite"),
+    timeout: Timeout = 300.0,
     epochs: Annotated[float, typer.Option(min=0.01, help="Passes over the trajectories.")] = 1.0,
     lr: Annotated[float, typer.Option(help="Adapter learning rate.")] = 2e-4,
     grad_accum: Annotated[int, typer.Option(min=1, help="Trajectories per optimiser step.")] = 4,
@@ -207,7 +211,7 @@ def warmstart(
     else:
         found = asyncio.run(_collect(source, tokenizer, load_retriever(retriever), retriever, config, world,
                                      questions, limit, teacher_url, teacher_model, k, generator_url,
-                                     generator_model, rag_cache, base))
+                                     generator_model, rag_cache, base, timeout))
         tj.write_trajectories(found, saved)
         typer.echo(f"wrote {len(found)} trajectories ({source}) to {saved}")
     summary = run_warmstart(base, tokenizer, found, out, device=device, lora=LoraSettings(r=lora_r, alpha=2 * lora_r),
@@ -218,7 +222,7 @@ def warmstart(
 
 
 async def _collect(source, tokenizer, retriever, location, config, world, questions, limit, teacher_url,
-                   teacher_model, k, generator_url, generator_model, rag_cache, base):
+                   teacher_model, k, generator_url, generator_model, rag_cache, base, timeout):
     from s3_agents.qa import load_qa
     from s3_agents.world import default_world_dir, load_world
     from training import trajectories as tj
@@ -235,7 +239,7 @@ async def _collect(source, tokenizer, retriever, location, config, world, questi
             raise typer.BadParameter("--source teacher needs --teacher-url and --teacher-model")
         items = load_qa(questions or default_world_dir() / "train.jsonl")
         return await tj.teacher_trajectories(tokenizer, retriever, items[:limit] if limit else items,
-                                             OpenAICompatClient(teacher_url, teacher_model), config)
+                                             OpenAICompatClient(teacher_url, teacher_model, timeout=timeout), config)
     from training.agent_loop import S3AgentLoop
     from training.local import read_rows
     from training.local_server import TransformersServer
@@ -252,7 +256,8 @@ async def _collect(source, tokenizer, retriever, location, config, world, questi
         info = {**(row.get("extra_info") or {}), **fields}
         result = await compute_score(row.get("data_source", ""), "", row["reward_model"]["ground_truth"], info,
                                      generator_url=generator_url, generator_model=generator_model,
-                                     rag_cache=str(rag_cache), retriever=location, judge=False)
+                                     rag_cache=str(rag_cache), retriever=location, judge=False,
+                                     timeout=timeout)
         return result["score"]
 
     return await tj.best_of_k_trajectories(loop, rows, score, k=k)
@@ -266,6 +271,7 @@ def local_command(
     generator_model: GenModel,
     rag_cache: Cache = Path("rag_cache.sqlite"),
     out: Annotated[Path, typer.Option(help="Run folder (resumed when it holds a checkpoint).")] = Path("runs/ppo"),
+    timeout: Timeout = 300.0,
     model: BaseModel = None,
     init_adapter: Annotated[Path | None, typer.Option(help="LoRA adapter to start from (s3 train warmstart).")
                             ] = None,
@@ -293,7 +299,7 @@ def local_command(
                              actor_lr=actor_lr, kl_coef=kl_coef, variant=variant, judge=judge,
                              max_context_docs=max_context_docs, seed=seed)
     reward_kwargs = {"generator_url": generator_url, "generator_model": generator_model,
-                     "rag_cache": str(rag_cache), "retriever": retriever}
+                     "rag_cache": str(rag_cache), "retriever": retriever, "timeout": timeout}
     run = LocalRun(out, read_rows(train), load_retriever(retriever), reward_kwargs, settings, model=model,
                    init_adapter=init_adapter, device=device)
     last = run.train()

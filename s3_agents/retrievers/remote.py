@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -11,15 +12,18 @@ from typing import Any
 import httpx
 
 from s3_agents.corpus import parse_passage
-from s3_agents.errors import RetrieverError, RetrieverUnavailableError
+from s3_agents.errors import RetrieverError, RetrieverRefusedError, RetrieverUnavailableError
 from s3_agents.retrievers.base import Retriever, check_queries
 from s3_agents.types import Passage
 
-__all__ = ["RemoteRetriever", "build_request", "parse_response"]
+__all__ = ["RemoteRetriever", "build_request", "parse_response", "RETRIEVER_KEY_ENV"]
 
 logger = logging.getLogger(__name__)
 
 _RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
+
+RETRIEVER_KEY_ENV = "S3_RETRIEVER_KEY"
+"""Environment variable holding the key of a keyed retrieval server (``s3 serve --api-key``)."""
 
 
 def build_request(queries: Sequence[str], k: int, *, return_scores: bool = True) -> dict[str, Any]:
@@ -73,11 +77,12 @@ class RemoteRetriever(Retriever):
     Transport failures (connection refused, timeouts, HTTP 408/429/5xx) are retried with
     exponential backoff; after the last attempt a :class:`RetrieverUnavailableError` names the URL.
     Other HTTP errors (a wrong API key, a request over the server's limits) raise
-    :class:`RetrieverError` at once, with the server's explanation.
+    :class:`~s3_agents.errors.RetrieverRefusedError` at once, with the status and the server's
+    explanation.
 
     Args:
         url: The server (``http://127.0.0.1:3000``) or its endpoint (``.../retrieve``).
-        api_key: Sent as ``Authorization: Bearer <key>`` when given.
+        api_key: Sent as ``Authorization: Bearer <key>``; default: ``$S3_RETRIEVER_KEY`` when set.
         timeout: Seconds per attempt.
         retries: Attempts after the first one.
         backoff: First retry delay in seconds; doubles after each attempt.
@@ -104,6 +109,7 @@ class RemoteRetriever(Retriever):
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        api_key = api_key if api_key is not None else os.environ.get(RETRIEVER_KEY_ENV) or None
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(timeout=timeout, headers=self._headers)
 
@@ -117,10 +123,11 @@ class RemoteRetriever(Retriever):
     def _check(self, response: httpx.Response, n: int) -> list[list[Passage]]:
         if response.status_code >= 400:
             try:
-                detail = response.json().get("detail", response.text)
+                payload = response.json()
             except ValueError:
-                detail = response.text
-            raise RetrieverError(f"retrieval server at {self.url} answered HTTP {response.status_code}: {detail}")
+                payload = None
+            detail = payload.get("detail", response.text) if isinstance(payload, dict) else response.text[:500]
+            raise RetrieverRefusedError(self.url, response.status_code, str(detail))
         try:
             payload = response.json()
         except ValueError as err:

@@ -88,7 +88,8 @@ def test_api_description_when_asked_and_key_rules() -> None:
     from s3_agents.server import create_app
 
     retriever = FaissRetriever.from_passages(list(load_demo_corpus().passages)[:5], HashingEmbedder(dim=32))
-    assert TestClient(create_app(retriever, docs=True)).get("/openapi.json").status_code == 200
+    assert TestClient(create_app(retriever, docs=True), base_url="http://127.0.0.1").get(
+        "/openapi.json").status_code == 200
     for bad in ("clé-ключ", "", "tab\tkey"):
         with pytest.raises(ValueError, match="printable ASCII"):
             create_app(retriever, api_key=bad)

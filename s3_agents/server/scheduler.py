@@ -1,0 +1,198 @@
+"""Fair batching of concurrent requests into index calls.
+
+Each request becomes a job. The scheduler runs one index call at a time (in a worker thread),
+and fills each call from several jobs within a query budget and a character budget, so that
+one large request is searched in slices that interleave with small ones:
+
+- the oldest job always gets at least one query, so a stream of small requests cannot starve it;
+- then jobs with the least work left go first, so a one-query request waits for at most the
+  call already running plus its own;
+- queries of different ``topk`` go to separate index calls, and a failed call is retried job by
+  job, so one request's failure (an upstream refusing its ``topk``) is that request's alone.
+
+Results are JSON-encoded in the worker thread, query by query, so a large reply never holds the
+event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from s3_agents.retrievers.base import Retriever
+from s3_agents.types import Passage
+
+__all__ = ["Job", "Scheduler"]
+
+Encode = Callable[[list[Passage]], object]
+
+
+@dataclass(eq=False)
+class Job:
+    """One request's queries and what has been searched of them.
+
+    Attributes:
+        queries: The request's queries.
+        k: Passages per query.
+        encode: Turns one query's hits into the JSON value of the reply.
+        parts: JSON of each query searched so far, in order.
+        taken: Queries handed to an index call so far.
+    """
+
+    queries: list[str]
+    k: int
+    encode: Encode
+    future: asyncio.Future[list[bytes]]
+    parts: list[bytes] = field(default_factory=list)
+    taken: int = 0
+    _chars: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._chars = [0, *itertools.accumulate(len(q) for q in self.queries)]
+
+    @property
+    def dead(self) -> bool:
+        """Answered already: finished, failed, or given up by its request (deadline)."""
+        return self.future.done()
+
+    def chars_left(self) -> int:
+        return self._chars[-1] - self._chars[self.taken]
+
+
+@dataclass(frozen=True)
+class _Slice:
+    job: Job
+    lo: int
+    hi: int
+
+    @property
+    def queries(self) -> list[str]:
+        return self.job.queries[self.lo:self.hi]
+
+
+class Scheduler:
+    """Runs the jobs of concurrent requests as a sequence of budgeted index calls.
+
+    Args:
+        retriever: Searched from one worker thread at a time.
+        max_batch: Queries per index call.
+        max_batch_chars: Query characters per index call (a single longer query still goes alone).
+
+    Example:
+        >>> scheduler = Scheduler(retriever, max_batch=256, max_batch_chars=4000)   # doctest: +SKIP
+        >>> scheduler.start()                      # inside the server's event loop  # doctest: +SKIP
+        >>> parts = await scheduler.submit(["river through Gritia"], 3, encode)     # doctest: +SKIP
+    """
+
+    def __init__(self, retriever: Retriever, max_batch: int, max_batch_chars: int) -> None:
+        self.retriever = retriever
+        self.max_batch = max_batch
+        self.max_batch_chars = max_batch_chars
+        self.index_calls = 0
+        self.queries_served = 0
+        self._jobs: list[Job] = []
+        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._wake = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    def job(self, queries: list[str], k: int, encode: Encode) -> Job:
+        """A job for ``queries``, queued at once; await ``job.future`` for its encoded results."""
+        job = Job(queries, k, encode, asyncio.get_running_loop().create_future())
+        self._jobs.append(job)
+        assert self._wake is not None, "Scheduler.start() was not called"
+        self._wake.set()
+        return job
+
+    def plan(self) -> list[_Slice]:
+        """The slices of the next index call (and advances each job past them)."""
+        self._jobs = [job for job in self._jobs if not job.dead and job.taken < len(job.queries)]
+        if not self._jobs:
+            return []
+        ends: dict[Job, int] = {}
+        queries_left, chars_left = self.max_batch, self.max_batch_chars
+        oldest = self._jobs[0]
+        ends[oldest] = oldest.taken + 1  # progress for the oldest, whatever its size
+        queries_left -= 1
+        chars_left -= len(oldest.queries[oldest.taken])
+        for job in sorted(self._jobs, key=Job.chars_left):
+            end = ends.get(job, job.taken)
+            while end < len(job.queries) and queries_left > 0 and len(job.queries[end]) <= chars_left:
+                queries_left -= 1
+                chars_left -= len(job.queries[end])
+                end += 1
+            if end > job.taken:
+                ends[job] = end
+        slices = [_Slice(job, job.taken, end) for job, end in ends.items()]
+        for piece in slices:
+            piece.job.taken = piece.hi
+        return slices
+
+    async def _run(self) -> None:
+        assert self._wake is not None
+        while True:
+            slices = self.plan()
+            if not slices:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            outcomes = await asyncio.to_thread(self._search, slices)
+            for piece, outcome in zip(slices, outcomes):
+                job = piece.job
+                if job.dead:
+                    continue
+                if isinstance(outcome, BaseException):
+                    job.future.set_exception(outcome)
+                    continue
+                job.parts.extend(outcome)
+                if len(job.parts) == len(job.queries):
+                    job.future.set_result(job.parts)
+
+    def _search(self, slices: list[_Slice]) -> list[list[bytes] | Exception]:
+        """Search every slice (one index call per ``k``); a failed call is retried slice by slice."""
+        outcomes: dict[int, list[bytes] | Exception] = {}
+        by_k: dict[int, list[int]] = {}
+        for i, piece in enumerate(slices):
+            by_k.setdefault(piece.job.k, []).append(i)
+        for k, members in by_k.items():
+            try:
+                hits = self._call([q for i in members for q in slices[i].queries], k)
+            except Exception as err:
+                if len(members) == 1:
+                    outcomes[members[0]] = err
+                    continue
+                for i in members:  # isolate the request that caused it
+                    try:
+                        outcomes[i] = self._encode(slices[i], self._call(slices[i].queries, k))
+                    except Exception as own:
+                        outcomes[i] = own
+                continue
+            offset = 0
+            for i in members:
+                n = slices[i].hi - slices[i].lo
+                outcomes[i] = self._encode(slices[i], hits[offset:offset + n])
+                offset += n
+        return [outcomes[i] for i in range(len(slices))]
+
+    def _call(self, queries: list[str], k: int) -> list[list[Passage]]:
+        hits = self.retriever.search(queries, k)
+        self.index_calls += 1
+        self.queries_served += len(queries)
+        return hits
+
+    @staticmethod
+    def _encode(piece: _Slice, hits: list[list[Passage]]) -> list[bytes]:
+        return [json.dumps(piece.job.encode(found[:piece.job.k]), ensure_ascii=False).encode() for found in hits]
