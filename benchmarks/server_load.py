@@ -1,12 +1,22 @@
 """Load on the retrieval server: several concurrent clients on loopback for a bounded time.
 
-    python benchmarks/server_load.py              # full run, writes docs/benchmarks.md
+    python benchmarks/server_load.py              # both runs, writes docs/benchmarks.md
+    python benchmarks/server_load.py --only fairness
     python benchmarks/server_load.py --quick --no-write
 
 Starts `s3 serve` on a free 127.0.0.1 port over a FAISS index of the demo corpus (real MiniLM
-embedder), then for each concurrency level runs that many clients, each sending one-query
-requests back to back for `--seconds`. Reports requests/s, p50/p99 latency and errors; any error
-makes the script exit 1. Traffic goes to 127.0.0.1 only and every loop is bounded in time.
+embedder). Two runs:
+
+- levels: for each concurrency level, that many clients each send one-query requests back to
+  back for `--seconds`; requests/s, p50/p99 latency and errors (any error makes the script exit 1).
+- fairness: one client sends one-query requests back to back, first alone, then while a hostile
+  client sends maximum-size requests back to back (the most query characters a request may carry,
+  in queries of 1,900 characters, `topk` at its maximum). The goal: the small client's p99 under
+  load stays under 5x its p99 alone. Measured on the default server (large requests run in slices)
+  and, side by side, on one whose slice budget is unbounded (each large request is one index call,
+  as before slicing).
+
+Traffic goes to 127.0.0.1 only and every loop is bounded in time.
 """
 
 from __future__ import annotations
@@ -29,12 +39,13 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks._report import write_section  # noqa: E402
 from benchmarks._servers import free_port, wait_healthy  # noqa: E402
-from s3_agents.corpus import demo_corpus_path, load_demo_questions  # noqa: E402
+from s3_agents.corpus import demo_corpus_path, load_demo_corpus, load_demo_questions  # noqa: E402
 
 
-def start_server(index: Path, port: int) -> subprocess.Popen:
+def start_server(index: Path, port: int, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "TQDM_DISABLE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "s3_agents", "serve", "--index", str(index), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "s3_agents", "serve", "--index", str(index), "--port", str(port),
+                             "--log-level", "warning", *extra],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return wait_healthy(proc, f"http://127.0.0.1:{port}/health")
 
@@ -67,32 +78,119 @@ async def run_level(url: str, clients: int, seconds: float, questions: list[str]
             "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)), "errors": errors}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--levels", default="1,4,16,32", help="concurrent clients per level")
-    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each level")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
-    if args.quick:
-        args.levels, args.seconds = "1,4", 2.0
-    levels = [int(x) for x in args.levels.split(",")]
+async def small_client(url: str, stop_at: float, questions: list[str], latencies: list[float]) -> int:
+    """One-query requests back to back until ``stop_at``; appends latencies, returns the error count."""
+    errors = 0
+    rng = random.Random(0)
+    async with httpx.AsyncClient(timeout=120) as http:
+        while time.monotonic() < stop_at:
+            t0 = time.perf_counter()
+            try:
+                reply = await http.post(url, json={"queries": [rng.choice(questions)], "topk": 3})
+                ok = reply.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            latencies.append(time.perf_counter() - t0)
+            errors += not ok
+    return errors
+
+
+async def hostile_client(url: str, stop_at: float, body: dict, seconds: list[float]) -> int:
+    """Maximum-size requests back to back until ``stop_at``; returns the error count."""
+    errors = 0
+    async with httpx.AsyncClient(timeout=300) as http:
+        while time.monotonic() < stop_at:
+            t0 = time.perf_counter()
+            reply = await http.post(url, json=body)
+            seconds.append(time.perf_counter() - t0)
+            errors += reply.status_code != 200
+    return errors
+
+
+async def fairness(url: str, seconds: float, questions: list[str], big: dict) -> dict[str, float]:
+    alone: list[float] = []
+    errors = await small_client(url, time.monotonic() + seconds, questions, alone)
+    mixed: list[float] = []
+    big_seconds: list[float] = []
+    stop_at = time.monotonic() + seconds
+    hostile = asyncio.ensure_future(hostile_client(url, stop_at, big, big_seconds))
+    await asyncio.sleep(0.5)  # the first large request is in
+    errors += await small_client(url, stop_at, questions, mixed)
+    big_errors = await hostile
+    p99_alone, p99_mixed = (float(np.percentile(np.array(x) * 1000, 99)) for x in (alone, mixed))
+    return {"alone_n": len(alone), "alone_p50": float(np.median(alone)) * 1000, "alone_p99": p99_alone,
+            "mixed_n": len(mixed), "mixed_p50": float(np.median(mixed)) * 1000, "mixed_p99": p99_mixed,
+            "ratio": p99_mixed / p99_alone, "big_n": len(big_seconds),
+            "big_s": float(np.mean(big_seconds)) if big_seconds else float("nan"),
+            "errors": errors + big_errors}
+
+
+def hostile_body(limits_chars: int = 100_000, query_chars: int = 1_900, topk: int = 100) -> dict:
+    """The largest request the default limits allow: queries of ``query_chars`` up to the character cap."""
+    text = " ".join(p.contents for p in load_demo_corpus().passages)
+    queries = [text[i * 97:i * 97 + query_chars] for i in range(limits_chars // query_chars)]
+    return {"queries": queries, "topk": topk}
+
+
+FAIRNESS_SERVERS = {
+    "sliced (defaults)": (),
+    "one index call per request": ("--max-batch-chars", "1000000", "--max-batch", "512"),
+}
+
+
+def run_fairness(index: Path, seconds: float) -> tuple[str, bool]:
     questions = [q["question"] for q in load_demo_questions()]
-    with tempfile.TemporaryDirectory() as tmp:
-        index = Path(tmp) / "idx"
-        subprocess.run([sys.executable, "-m", "s3_agents", "index", "build", str(demo_corpus_path()), str(index),
-                        "--quiet"], check=True, env={**os.environ, "PYTHONPATH": str(REPO)},
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    big = hostile_body()
+    results = {}
+    for name, extra in FAIRNESS_SERVERS.items():
         port = free_port()
-        server = start_server(index, port)
+        server = start_server(index, port, *extra)
         try:
             url = f"http://127.0.0.1:{port}/retrieve"
-            asyncio.run(run_level(url, 2, 1.0, questions))  # warm-up
-            results = [asyncio.run(run_level(url, c, args.seconds, questions)) for c in levels]
-            health = httpx.get(f"http://127.0.0.1:{port}/health").json()
+            asyncio.run(run_level(url, 1, 1.0, questions))  # warm-up
+            results[name] = asyncio.run(fairness(url, seconds, questions, big))
         finally:
             server.terminate()
             server.wait(timeout=30)
+    rows = [f"| {name} | {r['alone_p50']:.1f} | {r['alone_p99']:.1f} | {r['mixed_p50']:.1f} | {r['mixed_p99']:.1f} "
+            f"| **{r['ratio']:.1f}x** | {r['mixed_n']:,} | {r['big_n']} | {r['big_s']:.1f} | {r['errors']} |"
+            for name, r in results.items()]
+    sliced = results["sliced (defaults)"]
+    met = sliced["ratio"] < 5
+    body = "\n".join([
+        "## Fairness under a hostile client (`benchmarks/server_load.py --only fairness`)",
+        "",
+        f"Command: `python benchmarks/server_load.py --only fairness --seconds {seconds:g}`",
+        "",
+        f"`s3 serve` over a FAISS flat index of the demo corpus (MiniLM on CPU). One client sends one-query "
+        f"requests (`topk` 3) back to back for {seconds:g} s alone, then for {seconds:g} s while a second client "
+        f"sends the largest requests the default limits allow, back to back: {len(big['queries'])} queries of "
+        f"1,900 characters ({sum(map(len, big['queries'])):,} characters, the per-request cap), `topk` "
+        f"{big['topk']}. Same machine, same run; the second server differs only in its slice budget.",
+        "",
+        "| server | alone p50 ms | alone p99 ms | under load p50 ms | under load p99 ms | p99 ratio "
+        "| small requests under load | large requests | s per large request | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *rows,
+        "",
+        f"Goal: p99 under load under 5x p99 alone. With slicing: **{sliced['ratio']:.1f}x, "
+        f"{'met' if met else 'not met'}**.",
+    ])
+    return body, met and all(r["errors"] == 0 for r in results.values())
+
+
+def run_levels(index: Path, levels: list[int], seconds: float) -> tuple[str, bool]:
+    questions = [q["question"] for q in load_demo_questions()]
+    port = free_port()
+    server = start_server(index, port)
+    try:
+        url = f"http://127.0.0.1:{port}/retrieve"
+        asyncio.run(run_level(url, 2, 1.0, questions))  # warm-up
+        results = [asyncio.run(run_level(url, c, seconds, questions)) for c in levels]
+        health = httpx.get(f"http://127.0.0.1:{port}/health").json()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
     rows = [f"| {r['clients']} | {r['requests']:,} | {r['rps']:,.1f} | {r['p50']:.1f} | {r['p99']:.1f} "
             f"| {r['errors']} |"
             for r in results]
@@ -100,10 +198,10 @@ def main() -> int:
     body = "\n".join([
         "## Retrieval server under load (`benchmarks/server_load.py`)",
         "",
-        "Command: `python benchmarks/server_load.py`",
+        "Command: `python benchmarks/server_load.py --only levels`",
         "",
         f"`s3 serve` over a FAISS flat index of the demo corpus (270 passages, MiniLM query embedding on CPU), "
-        f"one-query requests with `topk` 3 sent back to back by each client for {args.seconds:g} s per level, "
+        f"one-query requests with `topk` 3 sent back to back by each client for {seconds:g} s per level, "
         "on 127.0.0.1; client and server share the machine's cores.",
         "",
         "| clients | requests | requests/s | p50 ms | p99 ms | errors |",
@@ -114,10 +212,36 @@ def main() -> int:
         f"answered {health['queries_served']:,} queries in {health['batches']:,} batched index calls "
         f"({health['queries_served'] / max(1, health['batches']):.1f} queries per call on average).",
     ])
-    print(body)
-    if not args.no_write:
-        write_section("server_load", body)
-    return 0 if total_errors == 0 else 1
+    return body, total_errors == 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=["levels", "fairness"], help="run one of the two")
+    parser.add_argument("--levels", default="1,4,16,32", help="concurrent clients per level")
+    parser.add_argument("--seconds", type=float, default=None, help="duration of each level / fairness phase "
+                                                                     "(default 10 / 30)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.levels, args.seconds = "1,4", 2.0
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        index = Path(tmp) / "idx"
+        subprocess.run([sys.executable, "-m", "s3_agents", "index", "build", str(demo_corpus_path()), str(index),
+                        "--quiet"], check=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        runs = {"levels": lambda: run_levels(index, [int(x) for x in args.levels.split(",")], args.seconds or 10.0),
+                "fairness": lambda: run_fairness(index, args.seconds or 30.0)}
+        for name, run in runs.items():
+            if args.only in (None, name):
+                body, passed = run()
+                ok = ok and passed
+                print(body + "\n")
+                if not args.no_write:
+                    write_section(f"server_{name}" if name == "fairness" else "server_load", body)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -148,7 +148,7 @@ def serve(
     max_request_chars: Annotated[int, typer.Option(min=1, help="Query characters per request.")] = 100_000,
     max_batch: Annotated[int, typer.Option(min=1, help="Queries per batched index call.")] = 256,
     max_batch_chars: Annotated[int, typer.Option(
-        min=1, help="Query characters per index call: the slice of a large request run before others' turn.")] = 4_000,
+        min=1, help="Query characters per index call: the slice of a large request run before others' turn.")] = 2_000,
     body_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to send a request body (then 408).")] = 30.0,
     request_timeout: Annotated[float, typer.Option(
         min=0.1, help="Seconds to serve a request once its body is in (then 503 or 504).")] = 60.0,
@@ -156,6 +156,7 @@ def serve(
         help="Host name to answer besides the loopback names (repeatable; '*' for any). Bound elsewhere than "
              "loopback, the default is any.")] = None,
     docs: Annotated[bool, typer.Option(help="Serve /docs, /redoc and /openapi.json (off by default).")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info (one line per request), warning or error.")] = "info",
 ) -> None:
     """Serve POST /retrieve (s3 / Search-R1 compatible) and GET /health."""
     from s3_agents.retrievers import load_retriever
@@ -177,8 +178,10 @@ def serve(
         check_api_key(api_key)
     except ValueError as err:
         raise typer.BadParameter(f"--api-key: {err}") from err
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter("--log-level must be debug, info, warning or error")
     run_server(retriever, host=host, port=port, api_key=api_key, limits=limits, docs=docs,
-               allowed_hosts=allowed_host or (),
+               allowed_hosts=allowed_host or (), log_level=log_level,
                info={"index": Path(index).name if index else "demo"})   # /health is open: a name, not a path
 
 

@@ -17,8 +17,10 @@ def test_graph_drawing_is_current(doc: str) -> None:
 
 def test_benchmark_doc_has_every_section_with_its_command() -> None:
     text = (REPO / "docs" / "benchmarks.md").read_text(encoding="utf-8")
-    for name in ("retrieval", "server_load", "rollouts", "training_cpu", "constrained"):
-        assert f"<!-- {name}:start -->" in text and f"Command: `python benchmarks/{name}.py`" in text
+    for name, script in (("retrieval", "retrieval"), ("server_load", "server_load"), ("rollouts", "rollouts"),
+                         ("training_cpu", "training_cpu"), ("constrained", "constrained"),
+                         ("server_fairness", "server_load")):
+        assert f"<!-- {name}:start -->" in text and f"Command: `python benchmarks/{script}.py" in text
     # The recorded training run names its options (paths, steps, evaluation size).
     assert "<!-- train-local:start -->" in text and "Command: `python benchmarks/train_local.py --" in text
 

@@ -62,7 +62,7 @@ class ServerLimits:
     max_request_chars: int = 100_000
     default_topk: int = 3
     max_batch: int = 256
-    max_batch_chars: int = 4_000
+    max_batch_chars: int = 2_000
     body_timeout: float = 30.0
     request_timeout: float = 60.0
 

@@ -1,14 +1,16 @@
 """Fair batching of concurrent requests into index calls.
 
 Each request becomes a job. The scheduler runs one index call at a time (in a worker thread),
-and fills each call from several jobs within a query budget and a character budget, so that
-one large request is searched in slices that interleave with small ones:
+within a query budget and a character budget, so that a large request is searched in slices
+between which other requests get their turn:
 
-- the oldest job always gets at least one query, so a stream of small requests cannot starve it;
-- then jobs with the least work left go first, so a one-query request waits for at most the
-  call already running plus its own;
-- queries of different ``topk`` go to separate index calls, and a failed call is retried job by
-  job, so one request's failure (an upstream refusing its ``topk``) is that request's alone.
+- requests that fit in the budget whole go first, smallest first, and such a call takes no slice
+  of a larger request: a one-query request waits for the call already running plus its own;
+- when no waiting request fits whole, the smallest one gets a slice that fills the budget;
+- a request passed over by one call goes first in the next, so a stream of small requests slows a
+  large one down but never starves it;
+- queries of different ``topk`` go to separate index calls, and a failed call is retried request
+  by request, so that one request's failure (an upstream refusing its ``topk``) is its own.
 
 Results are JSON-encoded in the worker thread, query by query, so a large reply never holds the
 event loop.
@@ -40,6 +42,7 @@ class Job:
         encode: Turns one query's hits into the JSON value of the reply.
         parts: JSON of each query searched so far, in order.
         taken: Queries handed to an index call so far.
+        passed_over: Left out of the last index call while waiting.
     """
 
     queries: list[str]
@@ -48,6 +51,7 @@ class Job:
     future: asyncio.Future[list[bytes]]
     parts: list[bytes] = field(default_factory=list)
     taken: int = 0
+    passed_over: bool = False
     _chars: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -124,18 +128,30 @@ class Scheduler:
             return []
         ends: dict[Job, int] = {}
         queries_left, chars_left = self.max_batch, self.max_batch_chars
-        oldest = self._jobs[0]
-        ends[oldest] = oldest.taken + 1  # progress for the oldest, whatever its size
-        queries_left -= 1
-        chars_left -= len(oldest.queries[oldest.taken])
-        for job in sorted(self._jobs, key=Job.chars_left):
-            end = ends.get(job, job.taken)
-            while end < len(job.queries) and queries_left > 0 and len(job.queries[end]) <= chars_left:
-                queries_left -= 1
-                chars_left -= len(job.queries[end])
-                end += 1
-            if end > job.taken:
-                ends[job] = end
+
+        def take(job: Job, whole: bool) -> None:
+            """Add queries of ``job`` within the budget (``whole``: all of them, or none)."""
+            nonlocal queries_left, chars_left
+            start = end = ends.get(job, job.taken)
+            n, chars = queries_left, chars_left
+            # The call's first query goes in whatever its length: a query longer than the budget runs alone.
+            while end < len(job.queries) and n > 0 and (len(job.queries[end]) <= chars or not ends and end == start):
+                n, chars, end = n - 1, chars - len(job.queries[end]), end + 1
+            if end == start or (whole and end < len(job.queries)):
+                return
+            ends[job], queries_left, chars_left = end, n, chars
+
+        passed_over = [job for job in self._jobs if job.passed_over]
+        if passed_over:
+            take(passed_over[0], whole=False)
+        by_size = sorted(self._jobs, key=Job.chars_left)
+        for job in by_size:
+            if job not in ends:
+                take(job, whole=True)
+        if not ends:
+            take(by_size[0], whole=False)
+        for job in self._jobs:
+            job.passed_over = job not in ends
         slices = [_Slice(job, job.taken, end) for job, end in ends.items()]
         for piece in slices:
             piece.job.taken = piece.hi

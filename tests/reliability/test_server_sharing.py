@@ -70,23 +70,24 @@ def test_a_small_request_is_served_between_slices_of_a_large_one() -> None:
     assert all(sum(len(q) for q in queries) <= 100 for queries in calls)
 
 
-def test_plan_gives_the_oldest_job_progress_and_small_jobs_first() -> None:
+def test_plan_runs_whole_small_requests_first_and_never_starves_a_large_one() -> None:
     async def main() -> list[list[tuple[str, int, int]]]:
         scheduler = Scheduler(Recording(), max_batch=4, max_batch_chars=1000)
         scheduler._wake = asyncio.Event()  # planned by hand: no background task
-        big = scheduler.job([f"b{i}" for i in range(10)], 3, list)
-        smalls = [scheduler.job([f"s{i}"], 3, list) for i in range(5)]
-        plans = []
-        for _ in range(4):
-            plans.append([(p.job.queries[0], p.lo, p.hi) for p in scheduler.plan()])
-        del big, smalls
-        return plans
+        scheduler.job([f"b{i}" for i in range(10)], 3, list)
+        for i in range(5):
+            scheduler.job([f"s{i}"], 3, list)
+        return [[(p.job.queries[0], p.lo, p.hi) for p in scheduler.plan()] for _ in range(6)]
 
     plans = asyncio.run(main())
-    assert plans[0] == [("b0", 0, 1), ("s0", 0, 1), ("s1", 0, 1), ("s2", 0, 1)]
-    # The big job's one query comes first; the small ones; the big job fills what budget is left.
-    assert plans[1] == [("b0", 1, 3), ("s3", 0, 1), ("s4", 0, 1)]
-    assert plans[2:] == [[("b0", 3, 7)], [("b0", 7, 10)]]
+    assert plans == [
+        [("s0", 0, 1), ("s1", 0, 1), ("s2", 0, 1), ("s3", 0, 1)],  # whole small requests, no slice of the big one
+        [("b0", 0, 4)],                                            # passed over once: it goes first
+        [("s4", 0, 1)],                                            # then the small one it left out
+        [("b0", 4, 8)],
+        [("b0", 8, 10)],                                           # what is left fits whole
+        [],
+    ]
 
 
 def test_each_request_succeeds_or_fails_on_its_own() -> None:
@@ -157,3 +158,14 @@ def test_host_allow_list(host: str, allowed: list[str] | None, status: int) -> N
     assert reply.status_code == status
     if status == 400:
         assert "not served here" in reply.json()["detail"] and "--allowed-host" in reply.json()["detail"]
+
+
+def test_s3_serve_defaults_are_the_server_limits() -> None:
+    import dataclasses
+    import inspect
+
+    from s3_agents.cli import serve
+
+    params = inspect.signature(serve).parameters
+    for limit in dataclasses.fields(ServerLimits):
+        assert params[limit.name].default == limit.default, limit.name
