@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import os
 import warnings
@@ -18,6 +17,7 @@ from tqdm.auto import tqdm
 from s3_agents._tasks import gather_or_cancel
 from s3_agents.evaluation.methods import Method
 from s3_agents.llm.base import ChatClient
+from s3_agents.locks import hold_lock
 from s3_agents.metrics import agen_acc, answer_in_context, exact_match, f1_score
 from s3_agents.qa import QAExample
 
@@ -73,7 +73,8 @@ class ResultsFile:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rows: dict[tuple[str, str, str], EvalRow] = {}
-        self._lock = _lock(self.path)
+        self._lock = hold_lock(self.path.with_name(self.path.name + ".lock"), f"another run is writing {self.path}",
+                               "wait for it or stop it, or give this run another results file")
         try:
             if self.path.exists():
                 self._read()
@@ -150,24 +151,6 @@ def _parse(raw: bytes) -> EvalRow | None:
         return EvalRow(**known)
     except (UnicodeDecodeError, ValueError, TypeError):
         return None
-
-
-def _lock(path: Path) -> Any:
-    """Hold an exclusive lock for ``path`` (a ``.lock`` file beside it that names the holder's pid)."""
-    handle = open(path.with_name(path.name + ".lock"), "a+")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        holder = handle.read().strip() or "unknown"
-        handle.close()
-        raise RuntimeError(f"another run is writing {path} (pid {holder}); wait for it or stop it, "
-                           "or give this run another results file") from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(str(os.getpid()))
-    handle.flush()
-    return handle
 
 
 async def _score(method: Method, dataset: str, example: QAExample, judge: ChatClient | None) -> EvalRow:

@@ -17,7 +17,6 @@ resumes where the killed one stopped.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -35,6 +34,7 @@ from tqdm.auto import tqdm
 from s3_agents.corpus import corpus_fingerprint, load_corpus, write_corpus
 from s3_agents.embedders import Embedder
 from s3_agents.errors import IndexNotFoundError
+from s3_agents.locks import locked
 from s3_agents.types import Passage
 
 __all__ = ["IndexStore", "META_FILE", "PASSAGES_FILE"]
@@ -128,17 +128,8 @@ class IndexStore:
             RuntimeError: If another build of the same directory is running.
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as err:
-                raise RuntimeError(
-                    f"another build is writing {self.root}; wait for it or stop it first"
-                ) from err
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with locked(self.root / ".lock", f"another build is writing {self.root}", "wait for it or stop it first"):
+            yield
 
     @contextmanager
     def new_generation(self) -> Iterator[Path]:

@@ -1,0 +1,57 @@
+"""Exclusive locks on files that name their holder.
+
+``flock`` locks belong to the open file: the operating system releases them when the process ends,
+even on SIGKILL, so a killed run never leaves a stale lock behind. The lock file keeps the holder's
+pid, so a refused process can say who holds it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+__all__ = ["hold_lock", "locked"]
+
+
+def hold_lock(path: str | Path, busy: str, advice: str = "") -> TextIO:
+    """Take the exclusive lock ``path`` (created if missing) for this process; close the handle to release it.
+
+    Args:
+        path: The lock file.
+        busy: What is going on when another process holds it; ``" (pid N)"`` is added.
+        advice: What to do about it, added after the pid.
+
+    Raises:
+        RuntimeError: If another process holds the lock.
+
+    Example:
+        >>> handle = hold_lock("/tmp/s3-doc.lock", "another run is writing /tmp/s3-doc")
+        >>> handle.close()
+    """
+    handle = open(path, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise RuntimeError(f"{busy} (pid {holder})" + (f"; {advice}" if advice else "")) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+@contextmanager
+def locked(path: str | Path, busy: str, advice: str = "") -> Iterator[None]:
+    """:func:`hold_lock` for the duration of a ``with`` block."""
+    handle = hold_lock(path, busy, advice)
+    try:
+        yield
+    finally:
+        handle.close()
