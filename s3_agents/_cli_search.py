@@ -83,7 +83,7 @@ def _endpoint_or(url: str | None, model: str | None, api_key: str | None, role: 
     return fallback
 
 
-def _retriever(index: str | None, url: str | None, key: str | None) -> Any:
+def _retriever(index: str | None, url: str | None, key: str | None = None) -> Any:
     from s3_agents.cli import open_retriever
 
     return open_retriever(index, url, api_key=key)

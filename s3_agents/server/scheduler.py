@@ -24,6 +24,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from s3_agents.errors import RetrieverError
 from s3_agents.retrievers.base import Retriever
 from s3_agents.types import Passage
 
@@ -205,6 +206,9 @@ class Scheduler:
 
     def _call(self, queries: list[str], k: int) -> list[list[Passage]]:
         hits = self.retriever.search(queries, k)
+        if len(hits) != len(queries):
+            raise RetrieverError(f"{type(self.retriever).__name__} returned {len(hits)} result lists "
+                                 f"for {len(queries)} queries")
         self.index_calls += 1
         self.queries_served += len(queries)
         return hits
