@@ -33,13 +33,18 @@ def server():
 
 
 def raw(server: ServerProcess, data: bytes, *, wait: float = 10) -> tuple[int, bytes]:
-    """Send bytes, read the reply until the peer closes; the status code (0: no reply) and the body."""
+    """Send bytes and read one reply (by its Content-Length, or until the peer closes): status (0: none), body."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=wait) as sock:
         sock.sendall(data)
         reply = b""
         try:
             while chunk := sock.recv(65536):
                 reply += chunk
+                head, found, body = reply.partition(b"\r\n\r\n")
+                length = [line.split(b":", 1)[1] for line in head.lower().split(b"\r\n")
+                          if line.startswith(b"content-length:")]
+                if found and length and len(body) >= int(length[0]):
+                    break
         except TimeoutError:
             pass
     head, _, body = reply.partition(b"\r\n\r\n")

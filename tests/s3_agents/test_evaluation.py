@@ -294,7 +294,7 @@ def test_resume_against_llama_cpp(llama_server, retriever, tmp_path):
 
 @pytest.mark.slow
 def test_s3_eval_cli_prints_the_table_and_writes_the_report(llama_server, tmp_path):
-    args = ["eval", "--methods", "naive-rag,naive-rag-bm25,s3", "--dataset", "demo", "--limit", "2",
+    args = ["eval", "--methods", "naive-rag,naive-rag-bm25,s3", "--dataset", "demo", "--limit", "1",
             "--turn-tokens", "48", "--config", "4-2-2", "--policy-url",
             llama_server.url, "--policy-model", llama_server.model, "--out",
             str(tmp_path / "eval"), "--judge-url", llama_server.url, "--judge-model", llama_server.model]
@@ -304,7 +304,7 @@ def test_s3_eval_cli_prints_the_table_and_writes_the_report(llama_server, tmp_pa
     assert "| naive-rag-bm25 |" in result.stdout
     for name in ("results.jsonl", "report.md", "summary.json", "accuracy.png", "cost.png"):
         assert (tmp_path / "eval" / name).is_file()
-    assert len((tmp_path / "eval" / "results.jsonl").read_text().splitlines()) == 6
+    assert len((tmp_path / "eval" / "results.jsonl").read_text().splitlines()) == 3
     assert f"judge: {llama_server.model}" in (tmp_path / "eval" / "report.md").read_text()
     again = run_cli(*args)                       # everything is done: nothing recomputed, same table
     assert again.returncode == 0 and again.stdout.splitlines()[:4] == result.stdout.splitlines()[:4]
