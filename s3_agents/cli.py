@@ -166,6 +166,12 @@ def serve(
 
     if default_topk > max_topk:
         raise typer.BadParameter("--default-topk must not exceed --max-topk")
+    try:
+        check_api_key(api_key)
+    except ValueError as err:
+        raise typer.BadParameter(f"--api-key: {err}") from err
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter("--log-level must be debug, info, warning or error")
     retriever = load_retriever(index) if index else _demo_retriever(embedder)
     limits = ServerLimits(max_queries=max_queries, max_topk=max_topk, default_topk=default_topk,
                           max_body_bytes=max_body_bytes, max_query_chars=max_query_chars,
@@ -174,12 +180,6 @@ def serve(
     if not is_loopback(host) and not api_key:
         _info(f"warning: binding {host} without --api-key exposes the index to the network")
     _info(f"serving {index or 'the demo corpus'} on http://{host}:{port}/retrieve")
-    try:
-        check_api_key(api_key)
-    except ValueError as err:
-        raise typer.BadParameter(f"--api-key: {err}") from err
-    if log_level not in ("debug", "info", "warning", "error"):
-        raise typer.BadParameter("--log-level must be debug, info, warning or error")
     run_server(retriever, host=host, port=port, api_key=api_key, limits=limits, docs=docs,
                allowed_hosts=allowed_host or (), log_level=log_level,
                info={"index": Path(index).name if index else "demo"})   # /health is open: a name, not a path

@@ -98,8 +98,9 @@ def _http_error(err: Exception) -> HTTPException:
         status = err.status if 400 <= err.status < 500 and err.status not in (401, 403, 407) else 502
         return HTTPException(status_code=status, detail=(
             f"the upstream retrieval server refused the request (HTTP {err.status}): {err.detail}"))
-    if isinstance(err, RetrieverUnavailableError):
-        return HTTPException(status_code=503, detail=f"upstream retrieval server unavailable: {err}",
+    if isinstance(err, RetrieverUnavailableError):  # its URL stays in the log, not in the reply
+        logger.warning("upstream unavailable: %s", err)
+        return HTTPException(status_code=503, detail="the upstream retrieval server did not answer; try again later",
                              headers={"Retry-After": "5"})
     logger.error("retrieval failed: %s: %s", type(err).__name__, err, exc_info=err)
     return HTTPException(status_code=500, detail=f"retrieval failed: {type(err).__name__}: {err}")
@@ -235,7 +236,7 @@ def _late(started: int, total: int, timeout: float) -> HTTPException:
         "send fewer or shorter queries per request"))
 
 
-def log_config(level: str) -> dict[str, Any]:
+def _log_config(level: str) -> dict[str, Any]:
     """uvicorn's logging configuration, with the server's own one-line messages in the same stream."""
     import copy
 
@@ -270,4 +271,4 @@ def serve(
     else:
         hosts = list(allowed_hosts) or ["*"]
     app = create_app(retriever, api_key=api_key, limits=limits, info=info, docs=docs, allowed_hosts=hosts)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=log_config(log_level))
+    uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=_log_config(log_level))
