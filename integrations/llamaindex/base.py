@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -124,12 +125,21 @@ class LlamaIndexBackend(Retriever):
         self._by_k: dict[int, BaseRetriever] = {}
 
     def _retriever(self, k: int) -> BaseRetriever:
-        if isinstance(self.source, BaseRetriever):
-            if hasattr(self.source, "similarity_top_k"):
-                self.source.similarity_top_k = k
-            return self.source
+        """A retriever fixed at ``k`` results, never the user's own one changed in place.
+
+        LlamaIndex fixes ``similarity_top_k`` when a retriever is built: an index builds one per ``k``;
+        a retriever that has the attribute is copied once per ``k`` (a shallow copy, sharing the index);
+        any other retriever is used as it is and its results cut to ``k``.
+        """
         if k not in self._by_k:
-            self._by_k[k] = self.source.as_retriever(similarity_top_k=k)
+            if not isinstance(self.source, BaseRetriever):
+                self._by_k[k] = self.source.as_retriever(similarity_top_k=k)
+            elif hasattr(self.source, "similarity_top_k"):
+                fixed = copy.copy(self.source)
+                fixed.similarity_top_k = k
+                self._by_k[k] = fixed
+            else:
+                self._by_k[k] = self.source
         return self._by_k[k]
 
     @staticmethod

@@ -45,6 +45,20 @@ def test_vector_store_index_serves_the_searcher(vector_index, demo_faiss) -> Non
         LlamaIndexBackend(object())
 
 
+def test_backend_never_changes_the_users_retriever(vector_index) -> None:
+    """Concurrent searches with different k each get their k, and the user's retriever keeps its own."""
+    import asyncio
+
+    users = vector_index.as_retriever(similarity_top_k=2)
+    backend = LlamaIndexBackend(users)
+
+    async def main():
+        return await asyncio.gather(*(backend.asearch(["Gritia river"], k=k) for k in (1, 5, 3, 4)))
+
+    assert [len(hits[0]) for hits in asyncio.run(main())] == [1, 5, 3, 4]
+    assert users.similarity_top_k == 2 and len(users.retrieve("Gritia river")) == 2
+
+
 @pytest.mark.slow
 def test_query_engine_and_router_with_a_llama_cpp_server(llama_server, demo_faiss, vector_index) -> None:
     llm = openai_compatible_llm(llama_server.url, llama_server.model, max_tokens=48)
