@@ -16,6 +16,7 @@ import pytest
 
 from s3_agents.corpus import Corpus, load_demo_corpus, load_demo_questions
 from s3_agents.embedders import HashingEmbedder, SentenceTransformerEmbedder
+from s3_agents.llm import LocalLlamaServer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -132,21 +133,18 @@ def start_server() -> Iterator:
         server.stop()
 
 
-class LlamaCppServer(BackgroundServer):
-    """`python -m llama_cpp.server` serving SmolLM2 (GGUF from its wheel)."""
+class LlamaCppServer(LocalLlamaServer):
+    """The library's own `python -m llama_cpp.server` runner (SmolLM2 from its wheel), its output kept for failures."""
 
-    name = "llama-server"
-    health_path = "/models"
     model = "smollm2"
 
     def __init__(self) -> None:
-        from s3_agents.llm import smollm2_gguf_path
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="llama-server-", suffix=".log")
+        super().__init__(n_ctx=8192, log_file=self.log.name)
 
-        self.port = free_port()
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf_path()), "--model_alias",
-                   self.model, "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", "8192",
-                   "--n_threads", "2"]
-        super().__init__(command, f"http://127.0.0.1:{self.port}/v1")
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read()[-5000:]
 
 
 @pytest.fixture(scope="session")

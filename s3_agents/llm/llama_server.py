@@ -26,6 +26,7 @@ class LocalLlamaServer:
         n_ctx: Context window.
         n_threads: CPU threads (default 2).
         startup_timeout: Seconds to wait for ``/v1/models``.
+        log_file: File that receives the server's output (default: discarded).
 
     Example:
         >>> with LocalLlamaServer() as server:                                   # doctest: +SKIP
@@ -33,7 +34,8 @@ class LocalLlamaServer:
     """
 
     def __init__(self, model_path: str | Path | None = None, *, alias: str = "smollm2", port: int | None = None,
-                 n_ctx: int = 4096, n_threads: int = 2, startup_timeout: float = 120) -> None:
+                 n_ctx: int = 4096, n_threads: int = 2, startup_timeout: float = 120,
+                 log_file: str | Path | None = None) -> None:
         from s3_agents.llm.local import smollm2_gguf_path
 
         self.model_path = Path(model_path) if model_path else smollm2_gguf_path()
@@ -42,11 +44,17 @@ class LocalLlamaServer:
             with socket.socket() as sock:
                 sock.bind(("127.0.0.1", 0))
                 port = sock.getsockname()[1]
+        self.port = port
         self.url = f"http://127.0.0.1:{port}/v1"
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--model_alias", alias,
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(n_threads)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 (the child holds it)
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--model_alias", alias,
+                 "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(n_threads)],
+                stdout=log, stderr=subprocess.STDOUT if log_file else subprocess.DEVNULL)
+        finally:
+            if log_file:
+                log.close()
         deadline = time.monotonic() + startup_timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
