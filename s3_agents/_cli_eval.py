@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,44 +30,7 @@ from s3_agents._cli_search import (
     _retriever,
 )
 
-__all__ = ["eval_command", "build_methods", "open_bm25"]
-
-
-def build_methods(names: list[str], *, policy: Any, retriever: Any, generator: Any, config: Any, k: int,
-                  max_turns: int, bm25: Callable[[], Any] | None = None) -> list[Any]:
-    """The named methods; ``policy`` plays the searcher / reasoner / rewriter wherever one is needed.
-
-    ``bm25`` opens the BM25 retriever of the ``-bm25`` methods (called only when one is asked for).
-    """
-    from s3_agents.evaluation import (
-        METHOD_NAMES,
-        IRCoT,
-        NaiveRAG,
-        NoRetrieval,
-        QueryRewrite,
-        S3Method,
-        SearchR1Style,
-    )
-
-    unknown = [n for n in names if n not in METHOD_NAMES]
-    if unknown:
-        raise typer.BadParameter(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(METHOD_NAMES)}")
-    names = list(dict.fromkeys(names))
-    sparse = (bm25 or _no_bm25)() if any(n.endswith("-bm25") for n in names) else None
-    make = {
-        "no-retrieval": lambda: NoRetrieval(generator),
-        "naive-rag": lambda: NaiveRAG(retriever, generator, k=k),
-        "naive-rag-bm25": lambda: NaiveRAG(sparse, generator, k=k, name="naive-rag-bm25"),
-        "s3": lambda: S3Method(policy, retriever, generator, config),
-        "query-rewrite": lambda: QueryRewrite(policy, retriever, generator, k=k),
-        "query-rewrite-bm25": lambda: QueryRewrite(policy, sparse, generator, k=k, name="query-rewrite-bm25",
-                                                   bm25=True),
-        "ircot": lambda: IRCoT(policy, retriever, generator, k=k, max_steps=max_turns),
-        "search-r1": lambda: SearchR1Style(policy, retriever, generator, k=k, max_turns=max_turns),
-        "search-r1-self": lambda: SearchR1Style(policy, retriever, generator, k=k, max_turns=max_turns,
-                                                self_answer=True),
-    }
-    return [make[n]() for n in names]
+__all__ = ["eval_command", "open_bm25"]
 
 
 def _no_bm25() -> Any:
@@ -149,7 +111,7 @@ def eval_command(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions of each dataset.")] = None,
 ) -> None:
     """Evaluate methods on QA datasets with the same generator; resumes, prints the table, writes the report."""
-    from s3_agents.evaluation import evaluate, write_report
+    from s3_agents.evaluation import build_methods, evaluate, write_report
     from s3_agents.generator import Generator
 
     names = [n.strip() for n in methods.split(",") if n.strip()]
@@ -159,10 +121,13 @@ def eval_command(
     gen_client = _endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
     judge_client = _endpoint_or(judge_url, judge_model, api_key, "judge", gen_client, timeout)
     retriever = _retriever(index, url, retriever_key)
-    chosen = build_methods(names, policy=policy, retriever=retriever, generator=Generator(gen_client), config=cfg,
-                           k=k, max_turns=max_turns,
-                           bm25=lambda: open_bm25(bm25_index, retriever, demo=not (index or url),
-                                                          api_key=retriever_key))
+    try:
+        chosen = build_methods(names, policy=policy, retriever=retriever, generator=Generator(gen_client),
+                               config=cfg, k=k, max_turns=max_turns,
+                               bm25=lambda: open_bm25(bm25_index, retriever, demo=not (index or url),
+                                                      api_key=retriever_key))
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--methods") from err
     rows = asyncio.run(evaluate(chosen, datasets, out / "results.jsonl", judge=judge_client if judge else None,
                                 concurrency=concurrency, limit=limit))
     judged = f"judge: {judge_client.model}" if judge else "judge off: span match only"

@@ -56,12 +56,12 @@ def test_documented_cli_commands_use_real_options(doc: str) -> None:
 
 
 def test_evaluation_doc_shows_the_prompts_the_code_sends() -> None:
-    from s3_agents.evaluation import methods
+    from s3_agents.evaluation import METHOD_NAMES, methods
 
     text = (REPO / "docs" / "evaluation.md").read_text(encoding="utf-8")
     for name in ("_REWRITE_PROMPT", "_IRCOT_PROMPT", "_SEARCH_R1_PROMPT"):
         assert getattr(methods, name).strip() in text, f"docs/evaluation.md shows an outdated {name}"
-    for name in methods.METHOD_NAMES:
+    for name in METHOD_NAMES:
         assert f"| `{name}` |" in text, f"docs/evaluation.md does not describe {name}"
 
 

@@ -15,7 +15,6 @@ Example:
 """
 
 from s3_agents.evaluation.methods import (
-    METHOD_NAMES,
     IRCoT,
     Method,
     MethodResult,
@@ -25,10 +24,11 @@ from s3_agents.evaluation.methods import (
     S3Method,
     SearchR1Style,
 )
+from s3_agents.evaluation.registry import METHOD_NAMES, build_methods
 from s3_agents.evaluation.report import summarize, write_report
 from s3_agents.evaluation.runner import EvalRow, ResultsFile, evaluate
 
 __all__ = [
     "Method", "MethodResult", "METHOD_NAMES", "NoRetrieval", "NaiveRAG", "S3Method", "QueryRewrite", "IRCoT",
-    "SearchR1Style", "evaluate", "EvalRow", "ResultsFile", "summarize", "write_report",
+    "SearchR1Style", "build_methods", "evaluate", "EvalRow", "ResultsFile", "summarize", "write_report",
 ]

@@ -24,15 +24,8 @@ from s3_agents.types import Passage
 
 __all__ = [
     "MethodResult", "Method", "TokenCounter", "NoRetrieval", "NaiveRAG", "S3Method", "QueryRewrite", "IRCoT",
-    "SearchR1Style", "METHOD_NAMES",
+    "SearchR1Style",
 ]
-
-METHOD_NAMES = ("no-retrieval", "naive-rag", "naive-rag-bm25", "query-rewrite", "query-rewrite-bm25", "ircot",
-                "search-r1", "search-r1-self", "s3")
-"""Names ``s3 eval --methods`` accepts, in the order reports list them (the paper's: baselines, then s3).
-``naive-rag`` and ``query-rewrite`` search the main index (dense or BM25); their ``-bm25`` twins search a
-BM25 index, so one run holds the paper's RAG-E5 and RAG-BM25 rows."""
-
 
 @dataclass
 class MethodResult:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from s3_agents.evaluation.methods import METHOD_NAMES
+from s3_agents.evaluation.registry import METHOD_NAMES
 from s3_agents.evaluation.runner import EvalRow
 
 __all__ = ["summarize", "markdown_table", "cost_table", "write_report"]

@@ -10,7 +10,7 @@ import pytest
 import typer
 
 from s3_agents import BM25Retriever, FaissRetriever, Generator, HashingEmbedder, OpenAICompatClient, load_demo_corpus
-from s3_agents._cli_eval import build_methods, open_bm25
+from s3_agents._cli_eval import open_bm25
 from s3_agents.evaluation import (
     IRCoT,
     NaiveRAG,
@@ -18,6 +18,7 @@ from s3_agents.evaluation import (
     QueryRewrite,
     S3Method,
     SearchR1Style,
+    build_methods,
     evaluate,
     summarize,
     write_report,
@@ -189,9 +190,11 @@ def test_bm25_index_is_found_or_asked_for(tmp_path, retriever):
     assert method.retriever is server and method.bm25                     # the prompt's BM25 hint, remote too
     with pytest.raises(typer.BadParameter, match="--backend bm25"):
         open_bm25(None, retriever, demo=False)
-    with pytest.raises(typer.BadParameter, match="--backend bm25"):
+    with pytest.raises(ValueError, match="need a BM25 retriever"):
         build_methods(["naive-rag-bm25"], policy=None, retriever=retriever, generator=None, config=None, k=3,
                       max_turns=4)
+    with pytest.raises(ValueError, match="unknown method.*rag-e5; choose from no-retrieval"):
+        build_methods(["rag-e5"], policy=None, retriever=retriever, generator=None, config=None)
 
 
 # -- resume --------------------------------------------------------------------------------------
