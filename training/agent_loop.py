@@ -35,8 +35,8 @@ from verl.experimental.agent_loop.agent_loop import (
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from s3_agents.config import SearchConfig
-from s3_agents.context import assemble_context
 from s3_agents.graph import SearchContext, build_search_graph
+from s3_agents.graph.context import assemble_context
 from s3_agents.retrievers import RemoteRetriever, load_retriever
 from s3_agents.retrievers.base import Retriever
 from s3_agents.types import Passage

@@ -7,12 +7,12 @@ from typing import Any, Literal
 from langgraph.runtime import get_runtime
 
 from s3_agents.config import SearchConfig
-from s3_agents.context import assemble_context
 from s3_agents.grammar import action_grammar
+from s3_agents.graph.context import assemble_context
+from s3_agents.graph.protocol import INVALID_ACTION_FEEDBACK, format_information, parse_action, parse_selection
 from s3_agents.graph.state import Block, SearchContext, SearchState, Segment
 from s3_agents.llm.base import Completion
 from s3_agents.prompts import normalize_question, searcher_prompt
-from s3_agents.protocol import INVALID_ACTION_FEEDBACK, format_information, parse_action, parse_selection
 from s3_agents.types import Passage
 
 __all__ = [

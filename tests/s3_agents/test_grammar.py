@@ -9,8 +9,8 @@ import pytest
 
 from s3_agents import FaissRetriever, HashingEmbedder, S3Searcher, SearchConfig, load_demo_corpus
 from s3_agents.grammar import action_grammar
+from s3_agents.graph.protocol import parse_action
 from s3_agents.llm import OpenAICompatClient
-from s3_agents.protocol import parse_action
 from s3_agents.testing import ScriptedClient
 
 CONFIG = SearchConfig.from_name("3-2-1", max_new_tokens=64, constrained=True, temperature=0.7)

@@ -10,7 +10,7 @@ from langgraph.graph import END, START, StateGraph
 
 from s3_agents import FaissRetriever, HashingEmbedder, S3Searcher, SearchConfig, load_demo_corpus, token_mask
 from s3_agents.graph import SearchContext, build_search_graph
-from s3_agents.protocol import INVALID_ACTION_FEEDBACK
+from s3_agents.graph.protocol import INVALID_ACTION_FEEDBACK
 from s3_agents.testing import ScriptedClient
 from s3_agents.types import Passage
 
