@@ -302,8 +302,7 @@ def precompute(
                     f'{questions}, line {line_no}: expected {{"question", "answers": [...]}} ({err})') from err
     items = items[:limit] if limit else items
     client = _llm(generator_url, generator_model, generator_gguf, api_key, "generator", timeout=timeout)
-    retriever_id = url or (str(Path(index).resolve()) if index else "demo:minilm-faiss")
-    rag = RagCache(cache, retriever_id=retriever_id, generator_id=client.model, k=k)
+    rag = RagCache(cache, retriever_id=RagCache.retriever_key(url or index), generator_id=client.model, k=k)
     counts = rag.precompute(items, _retriever(index, url, retriever_key), Generator(client), concurrency=concurrency)
     typer.echo(f"{counts['computed']} computed, {counts['cached']} already cached, {len(rag)} rows for this "
                f"retriever/generator/k in {cache}")

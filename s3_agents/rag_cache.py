@@ -81,6 +81,22 @@ class RagCache:
             self._db.execute(_SCHEMA)
             self._db.commit()
 
+    @staticmethod
+    def retriever_key(location: str | Path | None) -> str:
+        """The ``retriever_id`` of a retriever's location, the one rule every writer and reader of a cache uses.
+
+        A server URL as it is; an index directory made absolute; no location: the built-in demo
+        retriever (what the CLI searches when given no ``--index`` or ``--url``).
+
+        Example:
+            >>> RagCache.retriever_key("http://127.0.0.1:3000/retrieve"), RagCache.retriever_key(None)
+            ('http://127.0.0.1:3000/retrieve', 'demo:minilm-faiss')
+        """
+        if location is None or str(location) == "":
+            return "demo:minilm-faiss"
+        text = str(location)
+        return text if text.startswith(("http://", "https://")) else str(Path(text).resolve())
+
     def get(self, question: str) -> RagEntry | None:
         """The stored baseline of ``question``, or ``None``."""
         with self._lock:

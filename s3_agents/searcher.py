@@ -1,23 +1,19 @@
-"""The searcher as one object: graph + dependencies, single and batched episodes, scoring."""
+"""The searcher as one object: graph + dependencies, single and batched episodes."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from s3_agents.config import SearchConfig
-from s3_agents.generator import Generator
 from s3_agents.graph import SearchContext, SearchState, Segment, build_search_graph
 from s3_agents.llm.base import ChatClient
-from s3_agents.metrics import agen_acc, exact_match, f1_score
-from s3_agents.rag_cache import RagCache
 from s3_agents.retrievers.base import Retriever
-from s3_agents.reward import RewardVariant, gain_beyond_rag
 
-__all__ = ["S3Searcher", "EpisodeScore", "token_mask"]
+__all__ = ["S3Searcher", "token_mask"]
+
 
 @functools.cache
 def _shared_graph() -> Any:
@@ -81,33 +77,6 @@ class S3Searcher:
         """Async :meth:`stream`."""
         async for step in self.graph.astream({"question": question}, context=self.context, stream_mode=stream_mode):
             yield step
-
-
-@dataclass(frozen=True, slots=True)
-class EpisodeScore:
-    """How an episode's context served the generator."""
-
-    answer: str
-    acc: float
-    em: float
-    f1: float
-    rag_answer: str
-    acc_rag: float
-    reward: float
-
-
-async def ascore_episode(state: SearchState, answers: Sequence[str], generator: Generator, rag_cache: RagCache, *,
-                         retriever: Retriever, judge: ChatClient | None = None,
-                         variant: RewardVariant = "gbr") -> EpisodeScore:
-    """Answer from the episode's context, and compare with the cached (or computed) naive-RAG baseline."""
-    answer = await generator.aanswer(state["question"], state["context"])
-    acc = await agen_acc(answer, answers, judge)
-    baseline = rag_cache.get(state["question"])
-    if baseline is None:
-        baseline = await rag_cache.acompute(state["question"], answers, retriever, generator, judge)
-    return EpisodeScore(answer=answer, acc=acc, em=exact_match(answer, answers), f1=f1_score(answer, answers),
-                        rag_answer=baseline.answer, acc_rag=baseline.acc,
-                        reward=gain_beyond_rag(acc, baseline.acc, variant))
 
 
 def token_mask(transcript: Sequence[Segment], tokenize: Callable[[str], list[int]]) -> tuple[list[int], list[int]]:

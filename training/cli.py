@@ -45,7 +45,6 @@ def prepare(
     from s3_agents.qa import load_qa
     from s3_agents.rag_cache import RagCache
     from training.data import prepare_dataset
-    from training.reward import retriever_id
 
     items = load_qa(questions)[:limit] if limit else load_qa(questions)
     cache = None
@@ -55,7 +54,8 @@ def prepare(
         if not generator_model or not (index or url):
             raise typer.BadParameter("--rag-fails-only needs --generator-model and --index or --url: "
                                      "the cache rows are keyed by retriever and generator")
-        cache = RagCache(rag_cache, retriever_id=retriever_id(url or index or ""), generator_id=generator_model, k=k)
+        cache = RagCache(rag_cache, retriever_id=RagCache.retriever_key(url or index), generator_id=generator_model,
+                         k=k)
     report = prepare_dataset(items, out, data_source=data_source, split=split, rag_cache=cache,
                              drop_rag_successes=rag_fails_only, drop_yes_no=not keep_yes_no)
     typer.echo(report.summary())

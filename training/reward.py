@@ -17,27 +17,20 @@ the SQLite cache that ``s3 precompute`` fills (a missing row is computed and sto
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from s3_agents.generator import Generator
 from s3_agents.llm.openai_compat import OpenAICompatClient
-from s3_agents.metrics import agen_acc, exact_match, f1_score
 from s3_agents.rag_cache import RagCache
 from s3_agents.retrievers import load_retriever
 from s3_agents.retrievers.base import Retriever
-from s3_agents.reward import RewardVariant, gain_beyond_rag
+from s3_agents.reward import RewardVariant
+from s3_agents.scoring import ascore_episode
 from s3_agents.types import Passage
 
-__all__ = ["compute_score", "retriever_id"]
-
-
-def retriever_id(location: str) -> str:
-    """How caches name a retriever: its URL, or its index directory made absolute (as ``s3 precompute``)."""
-    return location if location.startswith(("http://", "https://")) else str(Path(location).resolve())
+__all__ = ["compute_score"]
 
 
 @functools.cache
@@ -88,8 +81,9 @@ async def compute_score(data_source: str, solution_str: str, ground_truth: Any,
         generator_model: Its model name (default: ``$S3_GENERATOR_MODEL``).
         api_key: Endpoint key, if any.
         rag_cache: SQLite file of naive-RAG baselines (``s3 precompute`` / ``s3 train prepare``).
-        retriever: Index directory or URL of the training retriever: names the cache rows, and computes
-            a missing baseline (without it a missing baseline is an error).
+        retriever: Index directory or URL of the training retriever: names the cache rows
+            (:meth:`RagCache.retriever_key`), and computes a missing baseline (without it a missing
+            baseline is an error).
         rag_k: Documents of naive RAG (s3: 3).
         variant: ``"gbr"`` (paper: acc - acc_rag) or ``"gbr+acc"`` (s3 code: 2*acc - acc_rag) or ``"acc"``.
         judge: Ask the generator as yes/no judge when span match fails (GenAcc); ``False``: span match only.
@@ -114,25 +108,16 @@ async def compute_score(data_source: str, solution_str: str, ground_truth: Any,
     answers = _answers(ground_truth)
     context = _context(info.get("s3_context"))
     generator = _generator(generator_url, generator_model, api_key, float(timeout), int(retries))
-    judge_client = generator.client if judge else None
-
-    answer = await generator.aanswer(question, context)
-    acc = await agen_acc(answer, answers, judge_client)
-
-    cache_key = retriever_id(retriever) if retriever else "unknown-retriever"
-    cache = _cache(str(rag_cache), cache_key, generator.name, int(rag_k))
-    baseline = await asyncio.to_thread(cache.get, question)
-    if baseline is None:
-        if retriever is None:
-            raise ValueError(f"no naive-RAG baseline for {question!r} in {rag_cache}: run `s3 precompute` with the "
-                             "training retriever and generator, or set reward_kwargs.retriever to compute it here")
-        baseline = await cache.acompute(question, answers, _retriever(retriever), generator, judge_client)
+    cache = _cache(str(rag_cache), RagCache.retriever_key(retriever), generator.name, int(rag_k))
+    opener = functools.partial(_retriever, retriever) if retriever else None
+    score = await ascore_episode(question, context, answers, generator, cache, retriever=opener,
+                                 judge=generator.client if judge else None, variant=variant)
     return {
-        "score": float(gain_beyond_rag(acc, baseline.acc, variant)),
-        "acc": float(acc),
-        "acc_rag": float(baseline.acc),
-        "em": float(exact_match(answer, answers)),
-        "f1": float(f1_score(answer, answers)),
+        "score": float(score.reward),
+        "acc": float(score.acc),
+        "acc_rag": float(score.acc_rag),
+        "em": float(score.em),
+        "f1": float(score.f1),
         "num_selected": float(len(context)),
         "searches": float(info.get("s3_searches", 0) or 0),
     }

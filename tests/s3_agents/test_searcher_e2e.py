@@ -19,7 +19,7 @@ from s3_agents import (
     SearchConfig,
     token_mask,
 )
-from s3_agents.searcher import ascore_episode
+from s3_agents.scoring import ascore_episode
 from tests.conftest import free_port, run_cli
 
 pytestmark = pytest.mark.slow
@@ -72,7 +72,8 @@ def test_generator_and_reward_through_the_server(client, retriever, demo_questio
     cache = RagCache(tmp_path / "rag.sqlite", retriever_id="demo", generator_id=client.model, k=3)
     item = demo_questions[0]
     state = S3Searcher(client, retriever, CONFIG).search(item["question"])
-    score = asyncio.run(ascore_episode(state, item["answers"], generator, cache, retriever=retriever))
+    score = asyncio.run(ascore_episode(state["question"], state["context"], item["answers"], generator, cache,
+                                       retriever=retriever))
     assert score.answer and score.acc in (0.0, 1.0) and score.acc_rag in (0.0, 1.0)
     assert score.reward == score.acc - score.acc_rag
     assert cache.get(item["question"]).answer == score.rag_answer     # the baseline was stored

@@ -12,7 +12,6 @@ from s3_agents import S3Searcher, SearchConfig, TransformersClient
 from s3_agents.rag_cache import RagCache, RagEntry
 from tests.conftest import run_cli
 from training.export import export_policy, find_actor_checkpoint, save_policy
-from training.reward import retriever_id
 
 
 def fake_run(tmp_path, model, smollm2_hf, step: int = 20):
@@ -80,7 +79,8 @@ def test_cli_prepare(tmp_path):
     assert bad.returncode == 2 and "--rag-cache" in bad.stderr
     # With a cache whose rows name the index and generator, RAG successes are dropped.
     (tmp_path / "index").mkdir()
-    cache = RagCache(tmp_path / "rag.sqlite", retriever_id=retriever_id(str(tmp_path / "index")), generator_id="g")
+    cache = RagCache(tmp_path / "rag.sqlite", retriever_id=RagCache.retriever_key(tmp_path / "index"),
+                     generator_id="g")
     cache.put("Who founded Gritia", RagEntry("Kaemia Tritrir", 1.0, 1.0))
     cache.close()
     kept = run_cli("train", "prepare", str(questions), "--out", str(tmp_path / "f.parquet"), "--rag-fails-only",

@@ -10,7 +10,7 @@ from s3_agents import HashingEmbedder, build_index, load_demo_corpus
 from s3_agents.errors import LLMUnavailableError
 from s3_agents.rag_cache import RagCache, RagEntry
 from tests.conftest import free_port
-from training.reward import compute_score, retriever_id
+from training.reward import compute_score
 
 QUESTION = "What is the currency of Ketroul?"
 TRUTH = {"question": QUESTION, "target": ["mobroun"]}
@@ -37,7 +37,7 @@ def score(server, cache, **kwargs):
 @pytest.mark.slow
 def test_gbr_against_a_cached_baseline(llama_server, tmp_path, index_dir):
     cache_path = tmp_path / "rag.sqlite"
-    cache = RagCache(cache_path, retriever_id=retriever_id(index_dir), generator_id=llama_server.model, k=3)
+    cache = RagCache(cache_path, retriever_id=RagCache.retriever_key(index_dir), generator_id=llama_server.model, k=3)
     cache.put(QUESTION, RagEntry("no idea", 0.0, 0.0))
     result = score(llama_server, cache_path, retriever=index_dir)
     assert result["acc"] in (0.0, 1.0) and result["acc_rag"] == 0.0
@@ -54,7 +54,7 @@ def test_gbr_against_a_cached_baseline(llama_server, tmp_path, index_dir):
 def test_missing_baseline_is_computed_and_stored(llama_server, tmp_path, index_dir):
     cache_path = tmp_path / "rag.sqlite"
     result = score(llama_server, cache_path, retriever=index_dir, judge=False)
-    cache = RagCache(cache_path, retriever_id=retriever_id(index_dir), generator_id=llama_server.model, k=3)
+    cache = RagCache(cache_path, retriever_id=RagCache.retriever_key(index_dir), generator_id=llama_server.model, k=3)
     stored = cache.get(QUESTION)
     assert stored is not None and stored.acc == result["acc_rag"] and len(cache) == 1
 
