@@ -38,7 +38,7 @@ from s3_agents.retrievers import (
     load_retriever,
 )
 from s3_agents.reward import gain_beyond_rag
-from s3_agents.searcher import S3Searcher, token_mask
+from s3_agents.searcher import S3Searcher
 from s3_agents.types import Passage
 
 __version__ = "0.1.0"
@@ -69,7 +69,6 @@ __all__ = [
     "build_search_graph",
     "SearchContext",
     "SearchState",
-    "token_mask",
     # LLMs, generator, reward
     "ChatClient",
     "OpenAICompatClient",

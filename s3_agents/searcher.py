@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from s3_agents.config import SearchConfig
-from s3_agents.graph import SearchContext, SearchState, Segment, build_search_graph
+from s3_agents.graph import SearchContext, SearchState, build_search_graph
 from s3_agents.llm.base import ChatClient
 from s3_agents.retrievers.base import Retriever
 
-__all__ = ["S3Searcher", "token_mask"]
+__all__ = ["S3Searcher"]
 
 
 @functools.cache
@@ -77,23 +77,3 @@ class S3Searcher:
         """Async :meth:`stream`."""
         async for step in self.graph.astream({"question": question}, context=self.context, stream_mode=stream_mode):
             yield step
-
-
-def token_mask(transcript: Sequence[Segment], tokenize: Callable[[str], list[int]]) -> tuple[list[int], list[int]]:
-    """Token ids of an episode's transcript and its loss mask (1 = written by the model).
-
-    Segments are tokenised one by one and concatenated, so every token belongs to exactly one
-    segment: the mask is 1 on the model's own tokens and 0 on the prompt and on everything the
-    environment inserted (retrieved documents, invalid-action feedback), which must not be trained on.
-
-    Args:
-        transcript: ``state["transcript"]``.
-        tokenize: Text to token ids without special tokens (e.g. ``LlamaCppClient.tokenize``).
-    """
-    ids: list[int] = []
-    mask: list[int] = []
-    for segment in transcript:
-        piece = tokenize(segment["text"])
-        ids.extend(piece)
-        mask.extend([1 if segment["source"] == "model" else 0] * len(piece))
-    return ids, mask

@@ -47,7 +47,8 @@ class SearchState(TypedDict, total=False):
         queries: Queries that were run, in order.
         outputs: The searcher's raw output, one per generation.
         messages: The chat messages sent to the searcher (observations arrive as user messages).
-        transcript: Prompt, model and environment segments in order; see ``token_mask``.
+        transcript: Prompt, model and environment segments in order (what the searcher wrote, and what
+            was inserted around it). Training builds its own token stream with the chat template.
         pending: The last parsed action (``kind``, ``query``, ``selection``).
         searches: Retrieval calls made (never more than ``max_turns``).
         generations: Searcher generations made (never more than ``max_turns + 1``).

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import httpx
 import pytest
 
 from s3_agents import (
@@ -17,7 +16,6 @@ from s3_agents import (
     RagCache,
     S3Searcher,
     SearchConfig,
-    token_mask,
 )
 from s3_agents.scoring import ascore_episode
 from tests.conftest import free_port, run_cli
@@ -37,18 +35,10 @@ def client(llama_server) -> OpenAICompatClient:
     return OpenAICompatClient(llama_server.url, llama_server.model, timeout=120)
 
 
-def tokenizer(llama_server):
-    def tokenize(text: str) -> list[int]:
-        return httpx.post(f"http://127.0.0.1:{llama_server.port}/extras/tokenize", json={"input": text},
-                          timeout=30).json()["tokens"]
-    return tokenize
-
-
-def test_episodes_keep_their_invariants(client, retriever, demo_questions, llama_server) -> None:
+def test_episodes_keep_their_invariants(client, retriever, demo_questions) -> None:
     searcher = S3Searcher(client, retriever, CONFIG)
     questions = [q["question"] for q in demo_questions[::60]]
     states = asyncio.run(searcher.abatch(questions, concurrency=4))
-    tokenize = tokenizer(llama_server)
     for state in states:
         assert state["searches"] <= CONFIG.max_turns and state["generations"] <= CONFIG.max_turns + 1
         assert state["stop_reason"] in ("complete", "max_turns", "max_generations")
@@ -58,12 +48,8 @@ def test_episodes_keep_their_invariants(client, retriever, demo_questions, llama
         for block in state["blocks"]:
             if block["selected"] is not None:
                 assert len(block["selected"]) <= CONFIG.max_select
-        # Token mask: 1 exactly on the model's tokens, 0 on the prompt and every inserted span.
-        ids, mask = token_mask(state["transcript"], tokenize)
-        assert len(ids) == len(mask)
-        model_tokens = sum(len(tokenize(s["text"])) for s in state["transcript"] if s["source"] == "model")
-        env_tokens = sum(len(tokenize(s["text"])) for s in state["transcript"] if s["source"] != "model")
-        assert sum(mask) == model_tokens and mask.count(0) == env_tokens
+        # The transcript keeps what the model wrote apart from what was inserted.
+        assert [s["text"] for s in state["transcript"] if s["source"] == "model"] == state["outputs"]
         assert sum(1 for s in state["transcript"] if s["source"] == "env") == state["searches"] + state["invalid"]
 
 
