@@ -9,7 +9,7 @@ from typing import Any
 
 from s3_agents.config import SearchConfig
 from s3_agents.graph import SearchContext, SearchState, build_search_graph
-from s3_agents.llm.base import ChatClient
+from s3_agents.llm.base import AsyncChatClient
 from s3_agents.retrievers.base import Retriever
 
 __all__ = ["S3Searcher"]
@@ -25,7 +25,8 @@ class S3Searcher:
     """Run s3 episodes: one question, or many at once with bounded concurrency.
 
     Args:
-        policy: The searcher LLM (any :class:`~s3_agents.llm.ChatClient`).
+        policy: The searcher LLM: any :class:`~s3_agents.llm.ChatClient`; for ``asearch`` / ``abatch`` /
+            ``astream`` only, any :class:`~s3_agents.llm.AsyncChatClient`.
         retriever: Where its queries go.
         config: Loop settings (8-3-3 by default).
         graph: A compiled search graph (default: :func:`~s3_agents.graph.build_search_graph`).
@@ -40,7 +41,7 @@ class S3Searcher:
         ('complete', 3)
     """
 
-    def __init__(self, policy: ChatClient, retriever: Retriever, config: SearchConfig | None = None, *,
+    def __init__(self, policy: AsyncChatClient, retriever: Retriever, config: SearchConfig | None = None, *,
                  graph: Any = None) -> None:
         self.context = SearchContext(policy=policy, retriever=retriever, config=config or SearchConfig())
         self.graph = graph or _shared_graph()

@@ -58,3 +58,6 @@ class ScriptedClient:
 
     async def acomplete(self, prompt: str, **kwargs: object) -> Completion:
         return self.complete(prompt)
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -39,7 +39,8 @@ def turn_closing_ids(tokenizer: Any, chat_template_kwargs: dict[str, Any] | None
 
 
 class VerlPolicy:
-    """A :class:`~s3_agents.llm.ChatClient` (async) that generates through verl's ``server_manager``.
+    """An :class:`~s3_agents.llm.AsyncChatClient` that generates through verl's ``server_manager`` (async only, as
+    verl's rollout is: run the graph with ``ainvoke`` / ``astream``).
 
     One instance serves one episode. Sampling settings come from the trainer (``sampling_params``),
     not from the graph; the graph's ``max_tokens`` is capped by what is left of ``response_length``.
@@ -120,7 +121,7 @@ class VerlPolicy:
             self._append(delta, generated=False)
             self._messages.extend(new)
 
-    # -- ChatClient ----------------------------------------------------------------------------
+    # -- AsyncChatClient ----------------------------------------------------------------------------
     async def achat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
                     stop: Sequence[str] | None = None, seed: int | None = None,
                     grammar: str | None = None) -> Completion:
@@ -163,9 +164,3 @@ class VerlPolicy:
         finish = "stop" if ended or found or len(ids) < params["max_tokens"] else "length"
         return Completion(text=text, finish_reason=finish, stop=found, prompt_tokens=len(self.prompt_ids),
                           completion_tokens=len(ids))
-
-    def chat(self, messages: Sequence[Message], **kwargs: Any) -> Completion:
-        raise TypeError("VerlPolicy is async only (verl's rollout is); run the graph with ainvoke / astream")
-
-    def complete(self, prompt: str, **kwargs: Any) -> Completion:
-        raise TypeError("VerlPolicy serves chat turns only")

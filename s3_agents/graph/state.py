@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypedDict
 
 from s3_agents.config import SearchConfig
-from s3_agents.llm.base import ChatClient, Message
+from s3_agents.llm.base import AsyncChatClient, Message
 from s3_agents.retrievers.base import Retriever
 from s3_agents.types import Passage
 
@@ -84,6 +84,6 @@ class SearchContext:
         config: Loop settings (8-3-3 by default).
     """
 
-    policy: ChatClient
+    policy: AsyncChatClient
     retriever: Retriever
     config: SearchConfig = field(default_factory=SearchConfig)

@@ -1,11 +1,12 @@
 """LLM clients behind one protocol: OpenAI-compatible endpoints, llama.cpp and transformers in-process."""
 
-from s3_agents.llm.base import ChatClient, Completion, Message, truncate_at_stop
+from s3_agents.llm.base import AsyncChatClient, ChatClient, Completion, Message, truncate_at_stop
 from s3_agents.llm.llama_server import LocalLlamaServer
 from s3_agents.llm.local import LlamaCppClient, TransformersClient, smollm2_gguf_path
 from s3_agents.llm.openai_compat import OpenAICompatClient
 
 __all__ = [
+    "AsyncChatClient",
     "ChatClient",
     "Completion",
     "Message",

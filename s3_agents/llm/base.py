@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["ChatClient", "Completion", "Message", "truncate_at_stop", "ThreadedClient"]
+__all__ = ["AsyncChatClient", "ChatClient", "Completion", "Message", "truncate_at_stop", "ThreadedClient"]
 
 Message = dict[str, str]
 """A chat message: ``{"role": "system" | "user" | "assistant", "content": "..."}``."""
@@ -34,18 +34,18 @@ class Completion:
 
 
 @runtime_checkable
-class ChatClient(Protocol):
-    """A language model behind chat and raw-completion calls.
+class AsyncChatClient(Protocol):
+    """What the search graph needs of its searcher in async runs (``asearch``, ``abatch``, ``astream``).
 
-    Implementations: :class:`~s3_agents.llm.OpenAICompatClient` (vLLM, llama.cpp server, OpenAI),
-    :class:`~s3_agents.llm.LlamaCppClient` (in-process GGUF), :class:`~s3_agents.llm.TransformersClient`
-    and :class:`~s3_agents.testing.ScriptedClient`.
+    Every :class:`ChatClient` is one; a rollout backend that only generates asynchronously (training's
+    ``VerlPolicy``) is only this.
     """
 
     model: str
 
-    def chat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-             stop: Sequence[str] | None = None, seed: int | None = None, grammar: str | None = None) -> Completion:
+    async def achat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
+                    stop: Sequence[str] | None = None, seed: int | None = None,
+                    grammar: str | None = None) -> Completion:
         """Continue a conversation with one assistant message.
 
         ``grammar`` (GBNF, see :func:`~s3_agents.grammar.action_grammar`) constrains the output; a client
@@ -53,15 +53,33 @@ class ChatClient(Protocol):
         """
         ...
 
-    async def achat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
-                    stop: Sequence[str] | None = None, seed: int | None = None,
-                    grammar: str | None = None) -> Completion:
-        """Async :meth:`chat`."""
+
+@runtime_checkable
+class ChatClient(AsyncChatClient, Protocol):
+    """A language model behind chat and raw-completion calls, sync and async.
+
+    Implementations: :class:`~s3_agents.llm.OpenAICompatClient` (vLLM, llama.cpp server, OpenAI),
+    :class:`~s3_agents.llm.LlamaCppClient` (in-process GGUF), :class:`~s3_agents.llm.TransformersClient`
+    and :class:`~s3_agents.testing.ScriptedClient`.
+    """
+
+    def chat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
+             stop: Sequence[str] | None = None, seed: int | None = None, grammar: str | None = None) -> Completion:
+        """Blocking :meth:`achat`."""
         ...
 
     def complete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
                  stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
         """Continue raw text (no chat template)."""
+        ...
+
+    async def acomplete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
+                        stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+        """Async :meth:`complete`."""
+        ...
+
+    def close(self) -> None:
+        """Release the model or connection (idempotent)."""
         ...
 
 

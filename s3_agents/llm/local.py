@@ -192,6 +192,9 @@ class TransformersClient(ThreadedClient):
         """Token ids of ``text`` (no special tokens added)."""
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
+    def close(self) -> None:
+        """Nothing to release: the model is freed with the client."""
+
 
 def _merge_adapter(model: Any, adapter: Path) -> Any:
     """``model`` with the LoRA adapter in ``adapter`` merged into its weights."""

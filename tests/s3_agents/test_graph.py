@@ -186,3 +186,25 @@ def test_graph_drawing_is_stable() -> None:
 def test_missing_context_is_a_clear_error() -> None:
     with pytest.raises(TypeError, match="context=SearchContext"):
         build_search_graph().invoke({"question": "q"})
+
+
+def test_client_protocols_match_their_use(retriever) -> None:
+    """Every client offers what callers use (chat, achat, complete, acomplete, close); an async-only one is told
+    to run async, with a message, not an AttributeError."""
+    from s3_agents.llm import AsyncChatClient, ChatClient, LlamaCppClient, OpenAICompatClient, TransformersClient
+
+    scripted = ScriptedClient(lambda messages: "<search_complete>True</search_complete>")
+    assert isinstance(scripted, ChatClient) and isinstance(OpenAICompatClient("http://127.0.0.1:9/v1", "m"), ChatClient)
+    for cls in (LlamaCppClient, TransformersClient):
+        assert all(callable(getattr(cls, name, None)) for name in ("chat", "achat", "complete", "acomplete", "close"))
+
+    class AsyncOnly:
+        model = "async-only"
+
+        async def achat(self, messages, **kwargs):
+            return await scripted.achat(messages, **kwargs)
+
+    assert isinstance(AsyncOnly(), AsyncChatClient) and not isinstance(AsyncOnly(), ChatClient)
+    with pytest.raises(TypeError, match="asynchronously only: run the searcher with asearch"):
+        S3Searcher(AsyncOnly(), retriever).search(Q)
+    assert asyncio.run(S3Searcher(AsyncOnly(), retriever, SearchConfig(max_turns=1)).asearch(Q))["generations"] == 1

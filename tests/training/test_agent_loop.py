@@ -172,3 +172,10 @@ def test_standalone_runs_in_process_retrieval_inline(policy_model, hashing_retri
     finally:
         hashing_retriever._search = original
     assert seen == [threading.get_ident()] and len(hits[0]) == 2
+
+
+def test_verl_policy_is_an_async_client_only() -> None:
+    from training.policy import VerlPolicy
+
+    # The graph calls achat only in async runs; a sync run is refused with a message (tests/s3_agents/test_graph.py).
+    assert callable(VerlPolicy.achat) and not hasattr(VerlPolicy, "chat") and not hasattr(VerlPolicy, "complete")
