@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.conftest import REPO
 
 BLOCKED = ["verl", "vllm", "ray", "training", "integrations", "llama_index"]
@@ -66,3 +68,92 @@ def test_s3_train_without_the_training_package_says_what_to_install() -> None:
     """)
     assert result.returncode == 1
     assert "`s3 train` is unavailable" in result.stderr and "s3-agents[train]" in result.stderr
+
+
+# Layers of the core, lowest first: a module imports from its own layer or lower ones, never higher.
+LAYERS = [
+    {"types", "errors", "config", "locks", "_tasks", "prompts", "corpus", "qa", "demo_world", "reward", "grammar"},
+    {"embedders", "llm", "testing", "retrievers", "generator", "metrics"},
+    {"rag_cache", "graph", "world", "trained"},
+    {"searcher", "scoring"},
+    {"evaluation", "server"},
+    {"cli", "__main__", ""},  # "" is the package itself (s3_agents/__init__.py re-exports)
+]
+
+
+def _core_imports() -> dict[str, set[str]]:
+    """Every ``s3_agents`` module and the ``s3_agents`` modules it imports (lazy imports included)."""
+    import ast
+
+    modules = {}
+    for path in (REPO / "s3_agents").rglob("*.py"):
+        parts = list(path.relative_to(REPO).with_suffix("").parts)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+
+    def resolve(name: str) -> str:
+        while name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    edges: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                edges[name] |= {resolve(a.name) for a in node.names if a.name.startswith("s3_agents")}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("s3_agents"):
+                edges[name] |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules
+                                else resolve(node.module) for a in node.names}
+        edges[name].discard(name)
+    return edges
+
+
+def _layer(module: str) -> int:
+    top = module.split(".")[1] if "." in module else ""
+    for rank, layer in enumerate(LAYERS):
+        if top in layer:
+            return rank
+    raise AssertionError(f"s3_agents.{top} is in no layer: add it to LAYERS in tests/test_layering.py")
+
+
+def test_core_import_graph_has_no_cycle_and_no_upward_import() -> None:
+    edges = _core_imports()
+    upward = [f"{a} -> {b}" for a, targets in edges.items() for b in targets if _layer(b) > _layer(a)]
+    assert not upward, f"imports from a lower layer to a higher one: {upward}"
+    # Cycles: depth-first search for a back edge, reporting the loop it closes.
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (loop := visit(nxt)):
+                return loop
+        state[node] = 2
+        path.pop()
+        return None
+
+    for start in sorted(edges):
+        if start not in state and (loop := visit(start)):
+            raise AssertionError(f"import cycle: {' -> '.join(loop)}")
+
+
+def test_the_layering_check_sees_cycles_and_upward_imports(tmp_path, monkeypatch) -> None:
+    """The check itself fails on a planted cycle and a planted upward import (so it cannot pass vacuously)."""
+    fake = tmp_path / "s3_agents"
+    (fake / "graph").mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    (fake / "graph" / "__init__.py").write_text("")
+    (fake / "types.py").write_text("from s3_agents.graph import nodes\n")                    # foundation -> graph
+    (fake / "graph" / "nodes.py").write_text("def f():\n    from s3_agents.graph import state\n")
+    (fake / "graph" / "state.py").write_text("from s3_agents.graph.nodes import f\n")         # nodes <-> state
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    edges = _core_imports()
+    assert edges["s3_agents.types"] == {"s3_agents.graph.nodes"}
+    with pytest.raises(AssertionError, match="lower layer to a higher one"):
+        test_core_import_graph_has_no_cycle_and_no_upward_import()
+    (fake / "types.py").write_text("")
+    with pytest.raises(AssertionError, match="import cycle: s3_agents.graph.nodes -> s3_agents.graph.state"):
+        test_core_import_graph_has_no_cycle_and_no_upward_import()

@@ -67,6 +67,9 @@ def prepare(
 LoraRank = Annotated[int | None, typer.Option(min=0, help="LoRA rank of the actor, e.g. 16; 0 trains the full "
                                                           "model (the presets' default, as the paper).")]
 InitAdapter = Annotated[Path | None, typer.Option(help="LoRA adapter to start from (s3 train warmstart).")]
+TrainModel = Annotated[str, typer.Option(help="Searcher to train: hub id or local folder.")]
+Preset = Annotated[str, typer.Option(help="s3_ppo_1gpu (one GPU) or s3_ppo (the paper: 5 GPUs).")]
+NGpus = Annotated[int | None, typer.Option(min=1, help="GPUs per node (default: the preset's).")]
 
 
 def _job(model: str, train: list[Path], val: list[Path] | None, retriever: str, generator_url: str,
@@ -85,18 +88,18 @@ def _job(model: str, train: list[Path], val: list[Path] | None, retriever: str, 
 
 @app.command()
 def run(
-    model: Annotated[str, typer.Option(help="Searcher to train: hub id or local folder.")],
+    model: TrainModel,
     train: Files,
     retriever: Retriever,
     generator_url: GenUrl,
     generator_model: GenModel,
     rag_cache: Cache = Path("rag_cache.sqlite"),
     val: Annotated[list[Path] | None, typer.Option(help="Validation parquet (default: --train).")] = None,
-    preset: Annotated[str, typer.Option(help="s3_ppo_1gpu (one GPU) or s3_ppo (the paper: 5 GPUs).")] = "s3_ppo_1gpu",
+    preset: Preset = "s3_ppo_1gpu",
     search: Annotated[str, typer.Option(help="<retrieved>-<selected>-<turns>.")] = "8-3-3",
     variant: Annotated[str, typer.Option(help="gbr (paper) or gbr+acc (s3 code).")] = "gbr",
     output_dir: Annotated[Path, typer.Option(help="Run folder (agent-loop YAML, checkpoints).")] = Path("runs/s3"),
-    n_gpus: Annotated[int | None, typer.Option(min=1, help="GPUs per node (default: the preset's).")] = None,
+    n_gpus: NGpus = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Training steps (default: the preset's).")] = None,
     lora_rank: LoraRank = None,
     init_adapter: InitAdapter = None,
@@ -113,14 +116,14 @@ def run(
 
 @app.command()
 def check(
-    model: Annotated[str, typer.Option(help="Searcher to train: hub id or local folder.")],
+    model: TrainModel,
     train: Files,
     retriever: Retriever,
     generator_url: GenUrl,
     generator_model: GenModel,
     rag_cache: Cache = Path("rag_cache.sqlite"),
-    preset: Annotated[str, typer.Option(help="s3_ppo_1gpu or s3_ppo.")] = "s3_ppo_1gpu",
-    n_gpus: Annotated[int | None, typer.Option(min=1, help="GPUs per node.")] = None,
+    preset: Preset = "s3_ppo_1gpu",
+    n_gpus: NGpus = None,
 ) -> None:
     """Report everything missing for `s3 train run` (exit 1 if anything is)."""
     from training.launch import preflight

