@@ -29,9 +29,10 @@ sys.path.insert(0, str(REPO))
 from benchmarks._report import write_section  # noqa: E402
 from benchmarks._servers import free_port, wait_healthy  # noqa: E402
 from s3_agents import FaissRetriever, OpenAICompatClient, S3Searcher, SearchConfig  # noqa: E402
-from s3_agents.corpus import load_demo_corpus, load_demo_questions  # noqa: E402
+from s3_agents.corpus import load_demo_corpus  # noqa: E402
 from s3_agents.embedders import load_embedder  # noqa: E402
 from s3_agents.llm import Completion, smollm2_gguf_path  # noqa: E402
+from s3_agents.qa import load_demo_qa  # noqa: E402
 from s3_agents.retrievers.base import Retriever  # noqa: E402
 from s3_agents.types import Passage  # noqa: E402
 
@@ -103,8 +104,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.questions, args.concurrency, args.max_new_tokens = 2, 2, 32
-    items = load_demo_questions()
-    questions = [q["question"] for q in items[:: max(1, len(items) // args.questions)]][: args.questions]
+    items = load_demo_qa()
+    questions = [q.question for q in items[:: max(1, len(items) // args.questions)]][: args.questions]
     config = SearchConfig(max_new_tokens=args.max_new_tokens)
     retriever = FaissRetriever.from_passages(load_demo_corpus().passages, load_embedder("minilm"))
     port = free_port()

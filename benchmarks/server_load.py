@@ -39,7 +39,8 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks._report import write_section  # noqa: E402
 from benchmarks._servers import free_port, wait_healthy  # noqa: E402
-from s3_agents.corpus import demo_corpus_path, load_demo_corpus, load_demo_questions  # noqa: E402
+from s3_agents.corpus import demo_corpus_path, load_demo_corpus  # noqa: E402
+from s3_agents.qa import load_demo_qa  # noqa: E402
 
 
 def start_server(index: Path, port: int, *extra: str) -> subprocess.Popen:
@@ -139,7 +140,7 @@ FAIRNESS_SERVERS = {
 
 
 def run_fairness(index: Path, seconds: float) -> tuple[str, bool]:
-    questions = [q["question"] for q in load_demo_questions()]
+    questions = [q.question for q in load_demo_qa()]
     big = hostile_body()
     results = {}
     for name, extra in FAIRNESS_SERVERS.items():
@@ -180,7 +181,7 @@ def run_fairness(index: Path, seconds: float) -> tuple[str, bool]:
 
 
 def run_levels(index: Path, levels: list[int], seconds: float) -> tuple[str, bool]:
-    questions = [q["question"] for q in load_demo_questions()]
+    questions = [q.question for q in load_demo_qa()]
     port = free_port()
     server = start_server(index, port)
     try:

@@ -24,8 +24,9 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks._report import write_section  # noqa: E402
 from s3_agents import FaissRetriever, S3Searcher, SearchConfig, TransformersClient  # noqa: E402
-from s3_agents.corpus import load_demo_corpus, load_demo_questions  # noqa: E402
+from s3_agents.corpus import load_demo_corpus  # noqa: E402
 from s3_agents.embedders import load_embedder  # noqa: E402
+from s3_agents.qa import load_demo_qa  # noqa: E402
 
 
 def peak_rss_gib() -> float:
@@ -63,7 +64,7 @@ def main() -> int:
     hf_logging.disable_progress_bar()
     torch.manual_seed(0)
     retriever = FaissRetriever.from_passages(load_demo_corpus().passages, load_embedder("minilm"))
-    questions = [q["question"] for q in load_demo_questions()[:args.episodes]]
+    questions = [q.question for q in load_demo_qa()[:args.episodes]]
     model, tokenizer = load_policy_model()
     folder = save_policy(model, tokenizer, Path(tempfile.mkdtemp(prefix="s3-bench-")) / "smollm2")
     loop = S3AgentLoop.standalone(TransformersServer(model, tokenizer, seed=0), tokenizer, retriever=retriever,

@@ -12,7 +12,7 @@ Example:
 """
 
 from s3_agents.config import SearchConfig
-from s3_agents.corpus import Corpus, load_corpus, load_demo_corpus, load_demo_questions
+from s3_agents.corpus import Corpus, load_corpus, load_demo_corpus
 from s3_agents.embedders import Embedder, HashingEmbedder, SentenceTransformerEmbedder, load_embedder
 from s3_agents.errors import (
     CorpusFormatError,
@@ -27,6 +27,7 @@ from s3_agents.generator import Generator
 from s3_agents.graph import SearchContext, SearchState, build_search_graph
 from s3_agents.llm import ChatClient, LlamaCppClient, OpenAICompatClient, TransformersClient
 from s3_agents.metrics import exact_match, f1_score, gen_acc, span_match
+from s3_agents.qa import QAExample, load_demo_qa, load_qa
 from s3_agents.rag_cache import RagCache
 from s3_agents.retrievers import (
     BM25Retriever,
@@ -49,7 +50,9 @@ __all__ = [
     "Corpus",
     "load_corpus",
     "load_demo_corpus",
-    "load_demo_questions",
+    "load_demo_qa",
+    "load_qa",
+    "QAExample",
     # embedders
     "Embedder",
     "SentenceTransformerEmbedder",

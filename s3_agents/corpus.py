@@ -38,7 +38,6 @@ __all__ = [
     "demo_corpus_path",
     "demo_questions_path",
     "load_demo_corpus",
-    "load_demo_questions",
 ]
 
 logger = logging.getLogger(__name__)
@@ -262,8 +261,3 @@ def load_demo_corpus() -> Corpus:
     """The shipped demo corpus: a few hundred passages about a fictional archipelago."""
     return load_corpus(demo_corpus_path())
 
-
-def load_demo_questions() -> list[dict[str, Any]]:
-    """The shipped multi-hop questions over the demo corpus, with gold answers."""
-    with demo_questions_path().open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]

@@ -24,6 +24,7 @@ from s3_agents.generator import Generator
 from s3_agents.llm.base import ChatClient
 from s3_agents.metrics import agen_acc, exact_match
 from s3_agents.prompts import normalize_question
+from s3_agents.qa import QAExample
 from s3_agents.retrievers.base import Retriever
 
 __all__ = ["RagEntry", "RagCache"]
@@ -136,10 +137,10 @@ class RagCache:
         await asyncio.to_thread(self.put, q, entry)
         return entry
 
-    async def aprecompute(self, items: Sequence[dict[str, Any]], retriever: Retriever, generator: Generator, *,
+    async def aprecompute(self, items: Sequence[QAExample], retriever: Retriever, generator: Generator, *,
                           judge: ChatClient | None = None, concurrency: int = 8,
                           show_progress: bool = True) -> dict[str, int]:
-        """Fill the cache for ``items`` (``{"question", "answers"}`` dicts), computing only what is missing.
+        """Fill the cache for ``items`` (from :func:`~s3_agents.qa.load_qa`), computing only what is missing.
 
         Returns:
             ``{"total", "cached", "computed"}`` counts.
@@ -148,14 +149,14 @@ class RagCache:
             Whatever the retriever or generator raises once their retries are spent (for example
             :class:`~s3_agents.errors.LLMUnavailableError`); every row finished before stays stored.
         """
-        todo = [item for item in items if self.get(item["question"]) is None]
-        unique = {normalize_question(item["question"]): item for item in todo}
+        todo = [item for item in items if self.get(item.question) is None]
+        unique = {normalize_question(item.question): item for item in todo}
         gate = asyncio.Semaphore(concurrency)
         bar = tqdm(total=len(unique), desc="naive RAG baseline", unit="question", disable=not show_progress)
 
-        async def one(item: dict[str, Any]) -> None:
+        async def one(item: QAExample) -> None:
             async with gate:
-                await self.acompute(item["question"], item["answers"], retriever, generator, judge)
+                await self.acompute(item.question, item.answers, retriever, generator, judge)
                 bar.update(1)
 
         try:
@@ -164,7 +165,7 @@ class RagCache:
             bar.close()
         return {"total": len(items), "cached": len(items) - len(todo), "computed": len(unique)}
 
-    def precompute(self, items: Sequence[dict[str, Any]], retriever: Retriever, generator: Generator,
+    def precompute(self, items: Sequence[QAExample], retriever: Retriever, generator: Generator,
                    **kwargs: Any) -> dict[str, int]:
         """Sync :meth:`aprecompute`."""
         return asyncio.run(self.aprecompute(items, retriever, generator, **kwargs))

@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from s3_agents.corpus import Corpus, load_demo_corpus, load_demo_questions
+from s3_agents.corpus import Corpus, load_demo_corpus
 from s3_agents.embedders import HashingEmbedder, SentenceTransformerEmbedder
 from s3_agents.llm import LocalLlamaServer
+from s3_agents.qa import QAExample, load_demo_qa
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,8 +28,8 @@ def demo_corpus() -> Corpus:
 
 
 @pytest.fixture(scope="session")
-def demo_questions() -> list[dict]:
-    return load_demo_questions()
+def demo_questions() -> list[QAExample]:
+    return load_demo_qa()
 
 
 @pytest.fixture(scope="session")

@@ -198,9 +198,11 @@ def _demo_question(question: str | None, question_id: str | None, seed: int, tra
 
         items = load_world(default_world_dir()).split("test")
     else:
-        from s3_agents.corpus import load_demo_questions
+        from s3_agents.qa import load_demo_qa
 
-        items = [q for q in load_demo_questions() if q["hops"] == 2] if not question_id else load_demo_questions()
+        items = [{"id": q.id, "question": q.question, "answers": list(q.answers), "hops": q.metadata.get("hops")}
+                 for q in load_demo_qa()]
+        items = [q for q in items if q["hops"] == 2] if not question_id else items
     if question:
         return question, []
     if question_id:
@@ -214,7 +216,8 @@ def _demo_question(question: str | None, question_id: str | None, seed: int, tra
 
 
 def precompute(
-    questions: Annotated[Path, typer.Argument(help='JSONL of {"question", "answers"} (demo: `s3 corpus demo DIR`).')],
+    questions: Annotated[Path, typer.Argument(
+        help='QA JSONL: {"question", "answers"} or FlashRAG / Search-R1 lines (demo: `s3 corpus demo DIR`).')],
     cache: Annotated[Path, typer.Option(help="SQLite file of the cache.")] = Path("rag_cache.sqlite"),
     index: IndexOpt = None,
     url: UrlOpt = None,
@@ -230,19 +233,10 @@ def precompute(
 ) -> None:
     """Precompute the naive-RAG baseline (answer, GenAcc) per question; resumes, computes only what is missing."""
     from s3_agents.generator import Generator
+    from s3_agents.qa import load_qa
     from s3_agents.rag_cache import RagCache
 
-    if not questions.is_file():
-        raise FileNotFoundError(f"questions file not found: {questions}")
-    items = []
-    for line_no, line in enumerate(questions.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                item = json.loads(line)
-                items.append({"question": str(item["question"]), "answers": [str(a) for a in item["answers"]]})
-            except (ValueError, KeyError, TypeError) as err:
-                raise ValueError(
-                    f'{questions}, line {line_no}: expected {{"question", "answers": [...]}} ({err})') from err
+    items = load_qa(questions)
     items = items[:limit] if limit else items
     client = open_llm(generator_url, generator_model, generator_gguf, api_key, "generator", timeout=timeout)
     rag = RagCache(cache, retriever_id=RagCache.retriever_key(url or index), generator_id=client.model, k=k)

@@ -60,7 +60,7 @@ def test_killed_eval_resumes_without_loss_or_duplicates(llama_server, tmp_path: 
 
 def test_killed_precompute_resumes_without_loss_or_duplicates(llama_server, demo_questions, tmp_path: Path) -> None:
     questions = tmp_path / "questions.jsonl"
-    questions.write_text("".join(json.dumps({"question": q["question"], "answers": q["answers"]}) + "\n"
+    questions.write_text("".join(json.dumps({"question": q.question, "answers": list(q.answers)}) + "\n"
                                  for q in demo_questions[:N]))
     cache = tmp_path / "rag.sqlite"
     args = ["precompute", str(questions), "--cache", str(cache), "--generator-url", llama_server.url,

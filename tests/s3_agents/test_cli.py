@@ -92,7 +92,7 @@ def test_search_commands_explain_wrong_options(tmp_path: Path) -> None:
         (("search", "q", "--policy-gguf", str(tmp_path / "none.gguf")), 1, "GGUF model file not found"),
         (("search", "q", "--config", "eight"), 2, "'8-3-3'"),
         (("demo", "--question", "q", "--question-id", "q1"), 2, "not both"),
-        (("precompute", str(tmp_path / "missing.jsonl")), 1, "questions file not found"),
+        (("precompute", str(tmp_path / "missing.jsonl")), 1, "QA file not found"),
     ]
     for args, code, words in cases:
         result = run_cli(*args)
@@ -100,7 +100,7 @@ def test_search_commands_explain_wrong_options(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "q", "answers": ["a"]}\n{"question": "no answers"}\n')
     result = run_cli("precompute", str(bad), "--cache", str(tmp_path / "c.sqlite"))
-    assert result.returncode == 1 and "bad.jsonl, line 2" in result.stderr
+    assert result.returncode == 1 and "bad.jsonl" in result.stderr and "line 2: needs non-empty" in result.stderr
 
 
 def test_data_world_writes_a_world(tmp_path) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from s3_agents import FaissRetriever, Generator, HashingEmbedder, RagCache, load_demo_corpus
+from s3_agents.qa import QAExample
 from s3_agents.rag_cache import RagEntry
 from s3_agents.testing import ScriptedClient
 
@@ -55,17 +56,17 @@ def test_a_failing_generator_loses_nothing(tmp_path: Path, retriever, demo_quest
                          show_progress=False)
     reopened = RagCache(path, retriever_id="demo", generator_id="g", k=3)
     assert len(reopened) == 3
-    assert len(reopened.missing([q["question"] for q in demo_questions[:8]])) == 5
+    assert len(reopened.missing([q.question for q in demo_questions[:8]])) == 5
 
 
 def test_scores_use_gen_acc(tmp_path: Path, retriever) -> None:
     cache = RagCache(":memory:", retriever_id="demo", generator_id="g", k=3)
-    items = [{"question": "What is the currency of Ketroul", "answers": ["mobroun"]},
-             {"question": "Who founded Gritia?", "answers": ["Kaemia Tritrir"]}]
+    items = [QAExample("What is the currency of Ketroul", ("mobroun",)),
+             QAExample("Who founded Gritia?", ("Kaemia Tritrir",))]
     cache.precompute(items, retriever, Generator(ScriptedClient(lambda m: "It is the mobroun.")),
                      show_progress=False)
-    assert cache.get(items[0]["question"]) == RagEntry("It is the mobroun.", 1.0, 0.0)
-    assert cache.get(items[1]["question"]).acc == 0.0
+    assert cache.get(items[0].question) == RagEntry("It is the mobroun.", 1.0, 0.0)
+    assert cache.get(items[1].question).acc == 0.0
 
 
 def test_durability_is_what_the_doc_says(tmp_path: Path) -> None:

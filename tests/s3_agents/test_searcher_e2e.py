@@ -37,7 +37,7 @@ def client(llama_server) -> OpenAICompatClient:
 
 def test_episodes_keep_their_invariants(client, retriever, demo_questions) -> None:
     searcher = S3Searcher(client, retriever, CONFIG)
-    questions = [q["question"] for q in demo_questions[::60]]
+    questions = [q.question for q in demo_questions[::60]]
     states = asyncio.run(searcher.abatch(questions, concurrency=4))
     for state in states:
         assert state["searches"] <= CONFIG.max_turns and state["generations"] <= CONFIG.max_turns + 1
@@ -57,12 +57,12 @@ def test_generator_and_reward_through_the_server(client, retriever, demo_questio
     generator = Generator(client)
     cache = RagCache(tmp_path / "rag.sqlite", retriever_id="demo", generator_id=client.model, k=3)
     item = demo_questions[0]
-    state = S3Searcher(client, retriever, CONFIG).search(item["question"])
-    score = asyncio.run(ascore_episode(state["question"], state["context"], item["answers"], generator, cache,
+    state = S3Searcher(client, retriever, CONFIG).search(item.question)
+    score = asyncio.run(ascore_episode(state["question"], state["context"], item.answers, generator, cache,
                                        retriever=retriever))
     assert score.answer and score.acc in (0.0, 1.0) and score.acc_rag in (0.0, 1.0)
     assert score.reward == score.acc - score.acc_rag
-    assert cache.get(item["question"]).answer == score.rag_answer     # the baseline was stored
+    assert cache.get(item.question).answer == score.rag_answer     # the baseline was stored
 
 
 def test_precompute_survives_a_dead_endpoint_and_resumes(client, retriever, demo_questions, tmp_path: Path) -> None:

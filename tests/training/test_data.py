@@ -22,7 +22,7 @@ def test_flashrag_lines_and_yes_no(tmp_path):
 
 
 def test_rag_fails_filter(tmp_path, demo_questions):
-    items = [QAExample(q["question"], tuple(q["answers"])) for q in demo_questions[:6]]
+    items = [QAExample(q.question, q.answers) for q in demo_questions[:6]]
     cache = RagCache(":memory:", retriever_id="r", generator_id="g", k=3)
     for i, item in enumerate(items[:5]):
         cache.put(item.question, RagEntry("x", float(i % 2), 0.0))   # 0, 1, 0, 1, 0; the 6th has none
@@ -34,7 +34,7 @@ def test_rag_fails_filter(tmp_path, demo_questions):
 
 
 def test_parquet_loads_in_verl_rl_dataset(tmp_path, demo_questions, policy_model):
-    items = [QAExample(q["question"], tuple(q["answers"])) for q in demo_questions[:8]]
+    items = [QAExample(q.question, q.answers) for q in demo_questions[:8]]
     items.append(QAExample("Is Ketroul an island?", ("yes",)))
     report = prepare_dataset(items, tmp_path / "train.parquet", data_source="demo", show_progress=False)
     assert report.written == 8 and report.yes_no == 1

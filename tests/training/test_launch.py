@@ -22,7 +22,7 @@ from training.paths import CONFIG_DIR
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, demo_questions, smollm2_hf):
     root = tmp_path_factory.mktemp("train-setup")
-    items = [QAExample(q["question"], tuple(q["answers"])) for q in demo_questions[:10]]
+    items = [QAExample(q.question, q.answers) for q in demo_questions[:10]]
     train = prepare_dataset(items, root / "train.parquet", show_progress=False).path
     index = build_index(load_demo_corpus().passages, root / "index", embedder=HashingEmbedder(),
                         show_progress=False).parent

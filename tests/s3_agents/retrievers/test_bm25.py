@@ -29,8 +29,8 @@ def test_query_without_known_words_returns_nothing() -> None:
 
 def test_demo_questions_find_their_first_passage(demo_corpus, demo_questions) -> None:
     retriever = BM25Retriever.from_passages(demo_corpus.passages)
-    hits = retriever.search([q["question"] for q in demo_questions], k=5)
-    found = sum(q["supporting_ids"][0] in {p.id for p in h} for q, h in zip(demo_questions, hits))
+    hits = retriever.search([q.question for q in demo_questions], k=5)
+    found = sum(q.metadata["supporting_ids"][0] in {p.id for p in h} for q, h in zip(demo_questions, hits))
     assert found / len(demo_questions) > 0.9
 
 

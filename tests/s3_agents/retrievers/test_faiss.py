@@ -36,7 +36,7 @@ def test_approximate_indexes_agree_with_flat(demo_corpus, demo_questions, minilm
     approx = FaissRetriever(make_faiss_index(vectors, index_type), demo_corpus.passages, minilm,
                             nprobe=4, ef_search=64)
     assert approx.index_type == index_type
-    queries = [q["question"] for q in demo_questions]
+    queries = [q.question for q in demo_questions]
     qv = minilm.embed_queries(queries)
     exact = flat.search_vectors(qv, 10)
     got = approx.search_vectors(qv, 10)
