@@ -89,7 +89,7 @@ class Scheduler:
     Example:
         >>> scheduler = Scheduler(retriever, max_batch=256, max_batch_chars=4000)   # doctest: +SKIP
         >>> scheduler.start()                      # inside the server's event loop  # doctest: +SKIP
-        >>> parts = await scheduler.submit(["river through Gritia"], 3, encode)     # doctest: +SKIP
+        >>> parts = await scheduler.job(["river through Gritia"], 3, encode).future   # doctest: +SKIP
     """
 
     def __init__(self, retriever: Retriever, max_batch: int, max_batch_chars: int) -> None:
