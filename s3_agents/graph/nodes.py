@@ -11,7 +11,7 @@ from s3_agents.grammar import action_grammar
 from s3_agents.graph.context import assemble_context
 from s3_agents.graph.protocol import INVALID_ACTION_FEEDBACK, format_information, parse_action, parse_selection
 from s3_agents.graph.state import Block, SearchContext, SearchState, Segment
-from s3_agents.llm.base import ChatClient, Completion
+from s3_agents.llm.base import Completion
 from s3_agents.prompts import normalize_question, searcher_prompt
 from s3_agents.types import Passage
 
@@ -86,7 +86,7 @@ def _generation_kwargs(config: SearchConfig) -> dict[str, Any]:
 def policy_turn(state: SearchState) -> dict[str, Any]:
     """The searcher writes: a selection, then stop or a query (under the action grammar if ``constrained``)."""
     ctx = _ctx()
-    if not isinstance(ctx.policy, ChatClient):
+    if not callable(getattr(ctx.policy, "chat", None)):  # a sync run needs chat, nothing more
         raise TypeError(f"{type(ctx.policy).__name__} generates asynchronously only: run the searcher with asearch, "
                         "abatch or astream (the graph's ainvoke / astream)")
     completion = ctx.policy.chat(state["messages"], **_generation_kwargs(ctx.config))
