@@ -15,6 +15,8 @@ __all__ = [
     "DataFileError",
     "CorpusFormatError",
     "IndexNotFoundError",
+    "IndexFormatError",
+    "BusyError",
     "RetrieverError",
     "RetrieverUnavailableError",
     "RetrieverRefusedError",
@@ -53,6 +55,14 @@ class CorpusFormatError(DataFileError):
 
 class IndexNotFoundError(S3Error, FileNotFoundError):
     """No complete index at the given path (never built, or every build was interrupted)."""
+
+
+class IndexFormatError(S3Error, ValueError):
+    """An index directory whose ``meta.json`` names another kind of index, or one this version does not know."""
+
+
+class BusyError(S3Error, RuntimeError):
+    """Another process holds the lock on a file this one must write (an index build, a results file)."""
 
 
 class RetrieverError(S3Error):

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from s3_agents.errors import BusyError
+
 __all__ = ["hold_lock", "locked"]
 
 
@@ -26,7 +28,7 @@ def hold_lock(path: str | Path, busy: str, advice: str = "") -> TextIO:
         advice: What to do about it, added after the pid.
 
     Raises:
-        RuntimeError: If another process holds the lock.
+        BusyError: If another process holds the lock (a ``RuntimeError`` too).
 
     Example:
         >>> handle = hold_lock("/tmp/s3-doc.lock", "another run is writing /tmp/s3-doc")
@@ -39,7 +41,7 @@ def hold_lock(path: str | Path, busy: str, advice: str = "") -> TextIO:
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
         handle.close()
-        raise RuntimeError(f"{busy} (pid {holder})" + (f"; {advice}" if advice else "")) from None
+        raise BusyError(f"{busy} (pid {holder})" + (f"; {advice}" if advice else "")) from None
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from s3_agents.embedders import Embedder
+from s3_agents.errors import IndexFormatError
 from s3_agents.retrievers._store import IndexStore
 from s3_agents.retrievers.base import DenseRetriever, Retriever
 from s3_agents.retrievers.bm25 import BM25Retriever, build_bm25_index
@@ -97,4 +98,4 @@ def load_retriever(location: str | Path, **options: Any) -> Retriever:
         return QdrantRetriever.load(location, **options)
     if kind == "bm25":
         return BM25Retriever.load(location, **options)
-    raise ValueError(f"{location}: unknown index kind {kind!r} in meta.json")
+    raise IndexFormatError(f"{location}: unknown index kind {kind!r} in meta.json")

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from s3_agents.errors import IndexFormatError
 from s3_agents.retrievers._store import IndexStore
 from s3_agents.retrievers.base import Retriever
 from s3_agents.types import Passage
@@ -73,7 +74,7 @@ class BM25Retriever(Retriever):
         gen = store.require_current()
         meta = store.read_meta()
         if meta.get("kind") != "bm25":
-            raise ValueError(f"{path} holds a {meta.get('kind')!r} index, not a BM25 one")
+            raise IndexFormatError(f"{path} holds a {meta.get('kind')!r} index, not a BM25 one")
         model = _bm25s().BM25.load(str(gen / _MODEL_DIR))
         return cls(model, IndexStore.read_passages(gen), stopwords=meta.get("stopwords"))
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from s3_agents.embedders import Embedder, load_embedder
+from s3_agents.errors import IndexFormatError
 from s3_agents.retrievers._store import IndexStore
 from s3_agents.retrievers.base import DenseRetriever
 from s3_agents.types import Passage
@@ -186,7 +187,7 @@ class FaissRetriever(DenseRetriever):
         gen = store.require_current()
         meta = store.read_meta()
         if meta.get("kind") != "faiss":
-            raise ValueError(f"{path} holds a {meta.get('kind')!r} index, not a FAISS one")
+            raise IndexFormatError(f"{path} holds a {meta.get('kind')!r} index, not a FAISS one")
         index = _faiss().read_index(str(gen / _INDEX_FILE))
         embedder = embedder or load_embedder(meta["embedder"])
         kwargs.setdefault("nprobe", meta.get("nprobe"))

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from s3_agents.embedders import Embedder, load_embedder
+from s3_agents.errors import IndexFormatError
 from s3_agents.retrievers._store import IndexStore
 from s3_agents.retrievers.base import DenseRetriever
 from s3_agents.types import Passage
@@ -100,7 +101,7 @@ class QdrantRetriever(DenseRetriever):
         store.require_current()
         meta = store.read_meta()
         if meta.get("kind") != "qdrant":
-            raise ValueError(f"{path} holds a {meta.get('kind')!r} index, not a Qdrant one")
+            raise IndexFormatError(f"{path} holds a {meta.get('kind')!r} index, not a Qdrant one")
         if meta.get("url"):
             client = make_qdrant_client(url=meta["url"], api_key=api_key)
         else:

@@ -185,8 +185,14 @@ class RemoteRetriever(Retriever):
             response = self._client.get(url)
         except httpx.TransportError as err:
             raise RetrieverUnavailableError(url, f"retrieval server at {url} is not reachable: {err}") from err
-        response.raise_for_status()
-        return response.json()
+        if response.status_code >= 500:
+            raise RetrieverUnavailableError(url, f"retrieval server at {url} answered HTTP {response.status_code}")
+        if response.status_code >= 400:
+            raise RetrieverRefusedError(url, response.status_code, response.text[:500])
+        try:
+            return response.json()
+        except ValueError as err:
+            raise RetrieverError(f"retrieval server at {url} sent a /health reply that is not JSON") from err
 
     def close(self) -> None:
         self._client.close()
