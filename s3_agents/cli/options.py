@@ -88,7 +88,9 @@ def open_retriever(index: str | None, url: str | None, *, api_key: str | None = 
 
 
 def open_llm(url: str | None, model: str | None, gguf: Path | None, api_key: str | None, role: str,
-         hf: str | None = None, adapter: Path | None = None, timeout: float = 300.0) -> Any:
+             hf: str | None = None, adapter: Path | None = None, timeout: float = 300.0) -> Any:
+    """The client that ``--<role>-url`` / ``-model`` / ``-gguf`` / ``-hf`` / ``-adapter`` name (role: policy,
+    generator, judge): an endpoint (checked at once), transformers in-process, or llama.cpp in-process."""
     from s3_agents.llm import LlamaCppClient, OpenAICompatClient, TransformersClient, smollm2_gguf_path
 
     given = [f"--{role}-{name}" for name, value in (("url", url), ("gguf", gguf), ("hf", hf)) if value]
