@@ -44,12 +44,12 @@ def open_bm25(bm25_index: str | None, retriever: Any, *, demo: bool, api_key: st
     retrieval server over one), else the main one if it is BM25, else (demo corpus only) BM25 over the demo
     corpus in memory. ``api_key`` is the key of that server (default: ``$S3_RETRIEVER_KEY``)."""
     from s3_agents.corpus import load_demo_corpus
-    from s3_agents.retrievers import BM25Retriever, RemoteRetriever, load_retriever
+    from s3_agents.retrievers import BM25Retriever
 
     if bm25_index and bm25_index.startswith(("http://", "https://")):
-        return RemoteRetriever(bm25_index, api_key=api_key)
+        return open_retriever(None, bm25_index, api_key=api_key)
     if bm25_index:
-        sparse = load_retriever(bm25_index)
+        sparse = open_retriever(bm25_index, None)
         if not isinstance(sparse, BM25Retriever):
             raise typer.BadParameter(f"{bm25_index} is a {type(sparse).__name__} index, not BM25",
                                      param_hint="--bm25-index")

@@ -18,7 +18,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -67,10 +67,9 @@ class ServerLimits:
     request_timeout: float = 60.0
 
     def __post_init__(self) -> None:
-        for name in ("max_queries", "max_topk", "max_body_bytes", "max_query_chars", "max_request_chars",
-                     "default_topk", "max_batch", "max_batch_chars", "body_timeout", "request_timeout"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for limit in fields(self):  # every limit is a positive number
+            if getattr(self, limit.name) <= 0:
+                raise ValueError(f"{limit.name} must be positive, got {getattr(self, limit.name)}")
         if self.default_topk > self.max_topk:
             raise ValueError("default_topk must not exceed max_topk")
 
