@@ -46,7 +46,7 @@ def main() -> None:
         started = time.perf_counter()
         states = [searcher.search(q["question"]) for q in questions]
         seconds = (time.perf_counter() - started) / len(states)
-        turns = sum(s["generations"] for s in states)
+        turns = sum(len(s["outputs"]) for s in states)
         invalid = sum(s["invalid"] for s in states)
         stops = Counter(s["stop_reason"] for s in states)
         found = sum(answer_in_context(s["context"], q["answers"]) for s, q in zip(states, questions))

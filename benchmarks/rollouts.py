@@ -135,7 +135,7 @@ def main() -> int:
             server.terminate()
             server.wait(timeout=30)
     n = len(questions)
-    generations = sum(s["generations"] for s in sequential_states)
+    generations = sum(len(s["outputs"]) for s in sequential_states)
     speedup = sequential / concurrent
     share = overhead / sequential
     if args.llama_server:

@@ -87,7 +87,7 @@ def main() -> int:
     start = time.perf_counter()
     plain_generations = 0
     for question in questions:
-        plain_generations += searcher.search(question)["generations"]
+        plain_generations += len(searcher.search(question)["outputs"])
     plain_time = time.perf_counter() - start
 
     rollouts = [Rollout.from_output(o, float(i % 2)) for i, o in enumerate(outputs)]   # alternate rewards

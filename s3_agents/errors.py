@@ -12,11 +12,13 @@ from pathlib import Path
 
 __all__ = [
     "S3Error",
+    "DataError",
     "DataFileError",
     "CorpusFormatError",
     "IndexNotFoundError",
     "IndexFormatError",
     "BusyError",
+    "NoGPUError",
     "RetrieverError",
     "RetrieverUnavailableError",
     "RetrieverRefusedError",
@@ -29,8 +31,14 @@ class S3Error(Exception):
     """Base class of every error that s3-agents raises on purpose."""
 
 
-class DataFileError(S3Error, ValueError):
-    """A data file (corpus, QA) that cannot be read past a point: a damaged or mislabelled gzip stream.
+class DataError(S3Error, ValueError):
+    """Data that cannot be used as given: an empty corpus, duplicate question ids, a question without its
+    naive-RAG baseline in the cache."""
+
+
+class DataFileError(DataError):
+    """A data file (corpus, QA) with lines that are not what it should hold, or that cannot be read past a
+    point (a damaged or mislabelled gzip stream).
 
     Attributes:
         path: The file.
@@ -63,6 +71,10 @@ class IndexFormatError(S3Error, ValueError):
 
 class BusyError(S3Error, RuntimeError):
     """Another process holds the lock on a file this one must write (an index build, a results file)."""
+
+
+class NoGPUError(S3Error, RuntimeError):
+    """A GPU was asked for and this machine (or this install of FAISS / torch) has none."""
 
 
 class RetrieverError(S3Error):

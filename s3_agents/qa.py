@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from s3_agents.corpus import demo_questions_path, read_lines
+from s3_agents.errors import DataError, DataFileError
 
 __all__ = ["QAExample", "load_qa", "load_demo_qa"]
 
@@ -53,7 +54,9 @@ def load_qa(path: str | Path) -> list[QAExample]:
 
     Raises:
         FileNotFoundError: If the file is missing.
-        ValueError: For malformed lines, naming their numbers (the first ten, and how many more).
+        DataFileError: For malformed lines (a ``ValueError``), naming the file and the lines (the first
+            eleven, and how many more).
+        DataError: If the file holds no question.
 
     Example:
         >>> examples = load_qa(demo_questions_path())
@@ -64,10 +67,10 @@ def load_qa(path: str | Path) -> list[QAExample]:
     if not path.is_file():
         raise FileNotFoundError(f"QA file not found: {path}")
     examples: list[QAExample] = []
-    problems: list[str] = []
+    problems: list[tuple[int, str]] = []
     for line_no, line, problem in read_lines(path):
         if line is None:
-            problems.append(f"line {line_no}: {problem}")
+            problems.append((line_no, problem))
             continue
         if not line.strip():
             continue
@@ -77,12 +80,15 @@ def load_qa(path: str | Path) -> list[QAExample]:
                 raise ValueError("not a JSON object")
             examples.append(_example(record, line_no))
         except ValueError as err:  # json.JSONDecodeError is a ValueError
-            problems.append(f"line {line_no}: {err}")
+            problems.append((line_no, str(err)))
     if problems:
-        shown = "; ".join(problems[:10]) + (f"; ... {len(problems) - 10} more" if len(problems) > 10 else "")
-        raise ValueError(f'{path}: expected {{"question", "golden_answers" | "answers": [...]}} per line: {shown}')
+        (first, reason), rest = problems[0], problems[1:11]
+        more = "".join(f"; line {n}: {why}" for n, why in rest)
+        more += f"; ... {len(problems) - 11} more" if len(problems) > 11 else ""
+        raise DataFileError(path, first, f'{reason}{more} (expected {{"question", "golden_answers" | "answers": '
+                                         f'[...]}} per line)')
     if not examples:
-        raise ValueError(f"{path}: no questions in the file")
+        raise DataError(f"{path}: no questions in the file")
     return examples
 
 

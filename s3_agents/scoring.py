@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from s3_agents.errors import DataError
 from s3_agents.generator import Generator
 from s3_agents.llm.base import ChatClient
 from s3_agents.metrics import agen_acc, exact_match, f1_score
@@ -74,7 +75,7 @@ async def ascore_episode(question: str, context: Sequence[Passage], answers: Seq
     baseline = await asyncio.to_thread(rag_cache.get, question)
     if baseline is None:
         if retriever is None:
-            raise ValueError(f"no naive-RAG baseline for {question!r} in {rag_cache.path}: run `s3 precompute` with "
+            raise DataError(f"no naive-RAG baseline for {question!r} in {rag_cache.path}: run `s3 precompute` with "
                              "the same retriever and generator, or give a retriever to compute it here")
         if not isinstance(retriever, Retriever):
             retriever = retriever()

@@ -70,11 +70,12 @@ class S3Searcher:
         """Sync :meth:`abatch` (starts its own event loop)."""
         return asyncio.run(self.abatch(questions, concurrency=concurrency))
 
-    def stream(self, question: str, *, stream_mode: str = "updates") -> Iterator[Any]:
-        """Yield the graph's steps as they happen (``"updates"``: one dict per node)."""
+    def stream(self, question: str, *, stream_mode: str | Sequence[str] = "updates") -> Iterator[Any]:
+        """Yield the graph's steps as they happen (``"updates"``: what each node added; ``"values"``: the whole
+        state after each step; a list of modes yields ``(mode, chunk)`` pairs)."""
         yield from self.graph.stream({"question": question}, context=self.context, stream_mode=stream_mode)
 
-    async def astream(self, question: str, *, stream_mode: str = "updates") -> AsyncIterator[Any]:
+    async def astream(self, question: str, *, stream_mode: str | Sequence[str] = "updates") -> AsyncIterator[Any]:
         """Async :meth:`stream`."""
         async for step in self.graph.astream({"question": question}, context=self.context, stream_mode=stream_mode):
             yield step

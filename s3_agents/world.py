@@ -32,6 +32,7 @@ from typing import Any
 
 from s3_agents.corpus import write_corpus
 from s3_agents.demo_world import _LANDMARKS, _PRODUCTS, _PROFESSIONS, _SEAS, _WORK_KINDS, _article, _Names
+from s3_agents.errors import DataError
 from s3_agents.types import Passage
 
 __all__ = ["World", "build_world", "write_world", "load_world", "measure_world", "default_world_dir",
@@ -396,7 +397,7 @@ def measure_world(world: World, retriever: Any, *, split: str = "test", k: int =
 
     questions = world.split(split)
     if not questions:
-        raise ValueError(f"the world has no {split} questions")
+        raise DataError(f"the world has no {split} questions")
     naive = retriever.search([q["question"] for q in questions], k)
     hop_queries = [hop["query"] for q in questions for hop in q["chain"]]
     found = iter(retriever.search(hop_queries, oracle_k))

@@ -35,6 +35,7 @@ from verl.experimental.agent_loop.agent_loop import (
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from s3_agents.config import SearchConfig
+from s3_agents.errors import DataError
 from s3_agents.graph import SearchContext, build_search_graph
 from s3_agents.graph.context import assemble_context
 from s3_agents.retrievers import RemoteRetriever, load_retriever
@@ -80,8 +81,8 @@ def episode_fields(state: dict[str, Any], stop_reason: str) -> dict[str, Any]:
         "s3_question": state["question"],
         "s3_context": [{"id": p.id, "title": p.title, "text": p.text} for p in state["context"]],
         "s3_queries": list(state.get("queries", [])),
-        "s3_searches": int(state.get("searches", 0)),
-        "s3_generations": int(state.get("generations", 0)),
+        "s3_searches": len(state.get("queries", [])),
+        "s3_generations": len(state.get("outputs", [])),
         "s3_invalid": int(state.get("invalid", 0)),
         "s3_stop_reason": stop_reason,
     }
@@ -190,4 +191,4 @@ def _question(row: dict[str, Any]) -> str:
     for message in reversed(list(row.get("raw_prompt") or [])):
         if message.get("role") == "user":
             return str(message["content"])
-    raise ValueError("an s3_searcher row needs extra_info.question or a user message in its prompt")
+    raise DataError("an s3_searcher row needs extra_info.question or a user message in its prompt")

@@ -72,11 +72,30 @@ Preset = Annotated[str, typer.Option(help="s3_ppo_1gpu (one GPU) or s3_ppo (the 
 NGpus = Annotated[int | None, typer.Option(min=1, help="GPUs per node (default: the preset's).")]
 
 
+def _check_choices(*, preset: str | None = None, search: str | None = None, variant: str | None = None) -> None:
+    """Usage errors (exit 2) for a --preset, --search or --variant this version does not know."""
+    from typing import get_args
+
+    from s3_agents.cli.options import search_config
+    from s3_agents.reward import RewardVariant
+    from training.launch import PRESETS
+
+    if preset is not None and preset not in PRESETS:
+        raise typer.BadParameter(f"choose {' or '.join(PRESETS)}, got {preset!r}", param_hint="--preset")
+    if variant is not None and variant not in get_args(RewardVariant):
+        raise typer.BadParameter(f"choose {', '.join(get_args(RewardVariant))}, got {variant!r}",
+                                 param_hint="--variant")
+    if search is not None:
+        search_config(search, hint="--search")
+
+
 def _job(model: str, train: list[Path], val: list[Path] | None, retriever: str, generator_url: str,
          generator_model: str, rag_cache: Path, preset: str, search: str, variant: str, output_dir: Path,
          n_gpus: int | None, steps: int | None, overrides: list[str] | None, lora_rank: int | None = None,
          init_adapter: Path | None = None):
     from training.launch import TrainJob
+
+    _check_choices(preset=preset, search=search, variant=variant)
 
     return TrainJob(model=model, train_files=[str(p) for p in train], val_files=[str(p) for p in val or []] or None,
                     retriever=retriever, generator_url=generator_url, generator_model=generator_model,
@@ -195,7 +214,7 @@ def warmstart(
     """Supervised warm start of a LoRA searcher on trajectories (loss on the searcher's own tokens only)."""
     import asyncio
 
-    from s3_agents.config import SearchConfig
+    from s3_agents.cli.options import search_config
     from s3_agents.retrievers import load_retriever
     from training import trajectories as tj
     from training.local_server import load_policy_model
@@ -205,7 +224,7 @@ def warmstart(
     if source not in ("chain", "teacher", "self"):
         raise typer.BadParameter("--source must be chain, teacher or self")
     out.mkdir(parents=True, exist_ok=True)
-    config = SearchConfig.from_name(search, max_new_tokens=turn_tokens, max_context_docs=max_context_docs)
+    config = search_config(search, hint="--search", max_new_tokens=turn_tokens, max_context_docs=max_context_docs)
     base, tokenizer = load_policy_model(model)
     saved = out / "trajectories.jsonl"
     if saved.is_file():
@@ -297,6 +316,7 @@ def local_command(
     from s3_agents.retrievers import load_retriever
     from training.local import LocalRun, LocalSettings, read_rows
 
+    _check_choices(search=search, variant=variant)
     settings = LocalSettings(steps=steps, batch_size=batch_size, save_every=save_every, search=search,
                              max_turn_tokens=turn_tokens, constrained=constrained, temperature=temperature,
                              actor_lr=actor_lr, kl_coef=kl_coef, variant=variant, judge=judge,

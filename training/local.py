@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from s3_agents.errors import DataError, NoGPUError
+
 __all__ = ["LocalSettings", "LocalRun", "read_rows", "plot_metrics", "METRIC_COLUMNS"]
 
 METRIC_COLUMNS = ["step", "reward", "acc", "acc_rag", "valid_action_rate", "searches", "context_docs", "kl",
@@ -125,9 +127,9 @@ class LocalRun:
                  reward_kwargs: dict[str, Any], settings: LocalSettings | None = None, *, model: str | None = None,
                  init_adapter: str | Path | None = None, device: str = "cpu") -> None:
         if not rows:
-            raise ValueError("no training rows")
+            raise DataError("no training rows")
         if device.startswith("cuda") and not torch.cuda.is_available():
-            raise RuntimeError("--device cuda: no CUDA GPU is visible to torch here")
+            raise NoGPUError("--device cuda: no CUDA GPU is visible to torch here")
         self.out = Path(out_dir)
         self.rows = list(rows)
         self.retriever = retriever
@@ -146,7 +148,7 @@ class LocalRun:
             before = json.loads(saved.read_text())
             changed = {k for k in current if k not in ("steps", "save_every") and before.get(k) != current[k]}
             if changed and (self.out / "checkpoints" / "latest").is_file():
-                raise ValueError(f"{self.out} holds a run with other settings ({', '.join(sorted(changed))}): "
+                raise DataError(f"{self.out} holds a run with other settings ({', '.join(sorted(changed))}): "
                                  "use another --out or the same settings to resume it")
         saved.write_text(json.dumps(current, indent=1))
 

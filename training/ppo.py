@@ -30,6 +30,8 @@ import torch
 from verl.trainer.ppo import core_algos
 from verl.workers.config import ActorConfig
 
+from s3_agents.errors import DataError
+
 __all__ = ["Rollout", "PPOSettings", "CpuPPO"]
 
 
@@ -205,7 +207,7 @@ class CpuPPO:
         """
         rollouts = [r for r in rollouts if any(r.response_mask)]
         if not rollouts:
-            raise ValueError("no rollout has a generated token to train on")
+            raise DataError("no rollout has a generated token to train on")
         s = self.settings
         width = max(len(r.response_ids) for r in rollouts)
 

@@ -21,6 +21,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+from s3_agents.errors import DataError
 from s3_agents.generator import Generator
 from s3_agents.llm.openai_compat import OpenAICompatClient
 from s3_agents.rag_cache import RagCache
@@ -104,7 +105,7 @@ async def compute_score(data_source: str, solution_str: str, ground_truth: Any,
     truth = ground_truth if isinstance(ground_truth, dict) else {}
     question = str(info.get("s3_question") or truth.get("question") or info.get("question") or "")
     if not question:
-        raise ValueError("the s3 reward needs the question: ground_truth.question or the agent loop's s3_question")
+        raise DataError("the s3 reward needs the question: ground_truth.question or the agent loop's s3_question")
     answers = _answers(ground_truth)
     context = _context(info.get("s3_context"))
     generator = _generator(generator_url, generator_model, api_key, float(timeout), int(retries))

@@ -24,6 +24,7 @@ from typing import Any
 from verl.workers.rollout.replica import TokenOutput
 
 from s3_agents.config import SearchConfig
+from s3_agents.errors import DataFileError
 from s3_agents.llm.base import Message
 from s3_agents.metrics import answer_in_context
 from s3_agents.retrievers.base import Retriever
@@ -259,5 +260,5 @@ def read_trajectories(path: str | Path) -> list[Trajectory]:
             try:
                 out.append(Trajectory(**json.loads(line)))
             except (ValueError, TypeError) as err:
-                raise ValueError(f"{path}, line {line_no}: not a trajectory ({err})") from err
+                raise DataFileError(path, line_no, f"not a trajectory ({err})") from err
     return out

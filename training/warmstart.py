@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from s3_agents.errors import DataError
 from training.trajectories import Trajectory
 
 __all__ = ["LoraSettings", "WarmstartSettings", "lora_model", "sft_features", "masked_loss", "warmstart",
@@ -159,14 +160,14 @@ def warmstart(model: Any, tokenizer: Any, trajectories: Sequence[Trajectory], ou
     from transformers.trainer_utils import get_last_checkpoint
 
     if not trajectories:
-        raise ValueError("no trajectories to train on")
+        raise DataError("no trajectories to train on")
     s = settings or WarmstartSettings()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     features = [sft_features(t, s.max_length) for t in trajectories]
     features = [f for f in features if any(label != -100 for label in f["labels"])]
     if not features:
-        raise ValueError("no trajectory has a searcher token to train on")
+        raise DataError("no trajectory has a searcher token to train on")
     torch.manual_seed(s.seed)
     peft_model = lora_model(model, lora).to(device)
     probe = features[:32]        # the loss before and after, on the first 32 (a whole pass costs as much as training)

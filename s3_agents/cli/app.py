@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
+from typing import Annotated
 
 import typer
 
@@ -25,6 +27,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+_debug = False
+
+
+@app.callback()
+def _options(debug: Annotated[bool, typer.Option(
+        "--debug", help="On a failure, print the traceback as well as the message.")] = False) -> None:
+    global _debug
+    _debug = debug
+
+
 app.add_typer(index_app, name="index")
 app.command("serve")(serve)
 app.command("retrieve")(retrieve)
@@ -64,7 +76,13 @@ _register_plugins()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``s3`` console script; turns known errors into one-line messages."""
+    """Entry point of the ``s3`` console script.
+
+    A failure of the world (an :class:`~s3_agents.errors.S3Error`: bad data, a server down; an ``OSError``: a
+    missing file, a full disk; an ``ImportError``: an extra not installed) is one line, with its traceback under
+    ``--debug``. Option values are checked by the commands (usage errors, exit 2). Anything else is a bug and
+    keeps its traceback.
+    """
     from s3_agents.errors import S3Error
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -72,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("s3_agents").setLevel(logging.INFO)
     try:
         app(args=argv, prog_name="s3")  # standalone: usage errors exit 2 with click's message
-    except (S3Error, OSError, ValueError, ImportError, RuntimeError) as err:  # one line, no traceback
+    except (S3Error, OSError, ImportError) as err:
+        if _debug:
+            traceback.print_exc()
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         sys.exit(1)

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from s3_agents.cli.options import open_embedder, usage
+
 __all__ = ["corpus_app", "data_app"]
 
 corpus_app = typer.Typer(help="Check corpora and export the demo corpus.", no_args_is_help=True)
@@ -54,15 +56,15 @@ def data_world(
     """Generate a synthetic multi-hop benchmark world (2-4 hop bridge and comparison questions, splits)."""
     from s3_agents.world import build_world, measure_world, write_world
 
-    world = build_world(passages, seed=seed)
+    with usage("--passages"):
+        world = build_world(passages, seed=seed)
     for path in write_world(world, out).values():
         typer.echo(f"wrote {path}")
     typer.echo(f"{len(world.passages)} passages; questions: "
                + ", ".join(f"{split} {len(world.split(split))}" for split in ("train", "dev", "test")))
     if measure:
-        from s3_agents.embedders import load_embedder
         from s3_agents.retrievers import FaissRetriever
 
-        retriever = FaissRetriever.from_passages(world.passages, load_embedder(embedder))
+        retriever = FaissRetriever.from_passages(world.passages, open_embedder(embedder))
         report = measure_world(world, retriever)
         typer.echo(json.dumps(report, indent=1))

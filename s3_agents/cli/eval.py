@@ -28,6 +28,7 @@ from s3_agents.cli.options import (
     open_llm,
     open_retriever,
     search_config,
+    usage,
 )
 
 __all__ = ["eval_command", "open_bm25"]
@@ -121,13 +122,11 @@ def eval_command(
     gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
     judge_client = endpoint_or(judge_url, judge_model, api_key, "judge", gen_client, timeout)
     retriever = open_retriever(index, url, api_key=retriever_key)
-    try:
+    with usage("--methods"):
         chosen = build_methods(names, policy=policy, retriever=retriever, generator=Generator(gen_client),
                                config=cfg, k=k, max_turns=max_turns,
                                bm25=lambda: open_bm25(bm25_index, retriever, demo=not (index or url),
                                                       api_key=retriever_key))
-    except ValueError as err:
-        raise typer.BadParameter(str(err), param_hint="--methods") from err
     rows = asyncio.run(evaluate(chosen, datasets, out / "results.jsonl", judge=judge_client if judge else None,
                                 concurrency=concurrency, limit=limit))
     judged = f"judge: {judge_client.model}" if judge else "judge off: span match only"

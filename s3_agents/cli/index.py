@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from s3_agents.cli.options import EmbedderOpt, fail, info
+from s3_agents.cli.options import EmbedderOpt, fail, info, open_embedder
 
 __all__ = ["index_app"]
 
@@ -49,7 +49,7 @@ def index_build(
 ) -> None:
     """Build a FAISS, Qdrant or BM25 index from a corpus (atomic; resumes an interrupted build)."""
     from s3_agents.corpus import load_corpus
-    from s3_agents.embedders import SentenceTransformerEmbedder, load_embedder
+    from s3_agents.embedders import SentenceTransformerEmbedder
     from s3_agents.retrievers import build_index
 
     data = load_corpus(corpus, skip_bad_lines=skip_bad_lines)
@@ -59,7 +59,7 @@ def index_build(
     options: dict[str, Any] = {"show_progress": not quiet}
     emb = None
     if backend is not BackendName.bm25:
-        emb = load_embedder(embedder)
+        emb = open_embedder(embedder)
         if isinstance(emb, SentenceTransformerEmbedder):
             emb.batch_size = batch_size
         options.update(chunk_size=chunk_size, restart=restart)

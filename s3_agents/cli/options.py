@@ -3,13 +3,15 @@ client or a search configuration."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
 __all__ = [
-    "fail", "info", "open_retriever", "open_llm", "endpoint_or", "search_config",
+    "fail", "info", "usage", "open_embedder", "open_retriever", "open_llm", "endpoint_or", "search_config",
     "EmbedderOpt", "IndexOpt", "UrlOpt", "RetrieverKey", "PolicyUrl", "PolicyModel", "PolicyGguf", "PolicyHf",
     "PolicyAdapter", "Constrained", "MaxContextDocs", "GeneratorUrl", "GeneratorModel", "ApiKey", "LlmTimeout",
     "ConfigName",
@@ -25,6 +27,20 @@ def fail(message: str) -> NoReturn:
 def info(message: str) -> None:
     """A dim note on stderr (stdout stays the command's output)."""
     typer.secho(message, err=True, fg=typer.colors.BRIGHT_BLACK)
+
+
+@contextmanager
+def usage(hint: str) -> Iterator[None]:
+    """Around the code that checks an option's value: its ``ValueError`` becomes a usage error naming the
+    option (exit 2). A problem of the data or the world (an ``S3Error``, some of them ValueErrors) passes on."""
+    from s3_agents.errors import S3Error
+
+    try:
+        yield
+    except S3Error:
+        raise
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint=hint) from err
 
 
 EmbedderOpt = Annotated[str, typer.Option(
@@ -61,14 +77,22 @@ RetrieverKey = Annotated[str | None, typer.Option(
                             "calls for retrieval); default: $S3_RETRIEVER_KEY.")]
 
 
+def open_embedder(spec: str) -> Any:
+    """The embedder ``--embedder`` names."""
+    from s3_agents.embedders import load_embedder
+
+    with usage("--embedder"):
+        return load_embedder(spec)
+
+
 def _demo_retriever(embedder_spec: str) -> Any:
     from s3_agents.corpus import load_demo_corpus
-    from s3_agents.embedders import load_embedder
     from s3_agents.retrievers import FaissRetriever
 
     corpus = load_demo_corpus()
+    embedder = open_embedder(embedder_spec)
     info(f"no index given: indexing the demo corpus ({len(corpus)} passages) in memory with {embedder_spec}")
-    return FaissRetriever.from_passages(corpus.passages, load_embedder(embedder_spec))
+    return FaissRetriever.from_passages(corpus.passages, embedder)
 
 
 def open_retriever(index: str | None, url: str | None, *, api_key: str | None = None,
@@ -83,7 +107,8 @@ def open_retriever(index: str | None, url: str | None, *, api_key: str | None = 
     if index and url:
         raise typer.BadParameter("give --index or --url, not both")
     if url:
-        return RemoteRetriever(url, api_key=api_key)
+        with usage("--url"):
+            return RemoteRetriever(url, api_key=api_key)
     return load_retriever(index) if index else _demo_retriever(embedder)
 
 
@@ -106,7 +131,8 @@ def open_llm(url: str | None, model: str | None, gguf: Path | None, api_key: str
     if url:
         if not model:
             raise typer.BadParameter(f"--{role}-model is required with --{role}-url (the served model's name)")
-        client = OpenAICompatClient(url, model, api_key=api_key, timeout=timeout)
+        with usage(f"--{role}-url"):
+            client = OpenAICompatClient(url, model, api_key=api_key, timeout=timeout)
         client.check()
         return client
     if model:
@@ -124,10 +150,9 @@ def endpoint_or(url: str | None, model: str | None, api_key: str | None, role: s
     return fallback
 
 
-def search_config(name: str, **overrides: Any) -> Any:
+def search_config(name: str, hint: str = "--config", **overrides: Any) -> Any:
+    """The :class:`~s3_agents.SearchConfig` an option names (``"8-3-3"``), with ``overrides``."""
     from s3_agents.config import SearchConfig
 
-    try:
+    with usage(hint):
         return SearchConfig.from_name(name, **overrides)
-    except ValueError as err:
-        raise typer.BadParameter(str(err), param_hint="--config") from err

@@ -59,13 +59,15 @@ def _clip(text: str, max_lines: int = 14) -> str:
 
 def print_trace(steps: list[tuple[str, dict[str, Any]]], final: dict[str, Any]) -> None:
     """Print an episode turn by turn, from the graph's ``updates`` stream."""
+    generation = 0
     for node, update in steps:
         if node == "initial_retrieval":
             console.print(Panel(_docs_table(update["blocks"][0]["passages"]),
                                 title=f"initial retrieval: {update['question']}", title_align="left"))
         elif node == "policy":
+            generation += 1
             console.print(Panel(_clip(update["outputs"][-1]) or "[dim](empty)[/]",
-                                title=f"searcher, generation {update['generations']}", title_align="left",
+                                title=f"searcher, generation {generation}", title_align="left",
                                 border_style="cyan"))
         elif node == "retrieve":
             block = update["blocks"][-1]
@@ -75,17 +77,18 @@ def print_trace(steps: list[tuple[str, dict[str, Any]]], final: dict[str, Any]) 
             console.print(f"[red]invalid action[/] ({update['problems'][-1]}); feedback sent")
     console.print(Panel(_docs_table(final["context"]),
                         title=f"context for the generator ({len(final['context'])} passages, "
-                              f"stop: {final['stop_reason']}, searches: {final['searches']})",
+                              f"stop: {final['stop_reason']}, searches: {len(final['queries'])})",
                         title_align="left", border_style="green"))
 
 
 async def _run(searcher: Any, question: str) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any]]:
     steps: list[tuple[str, dict[str, Any]]] = []
     final: dict[str, Any] = {}
-    async for chunk in searcher.astream(question, stream_mode="updates"):
-        for node, update in chunk.items():
-            steps.append((node, update or {}))
-            final.update(update or {})
+    async for mode, chunk in searcher.astream(question, stream_mode=["updates", "values"]):
+        if mode == "values":
+            final = chunk
+        else:
+            steps.extend((node, update or {}) for node, update in chunk.items())
     return steps, final
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from s3_agents.cli.options import EmbedderOpt, info, open_retriever
+from s3_agents.cli.options import EmbedderOpt, info, open_retriever, usage
 
 __all__ = ["serve", "retrieve"]
 
@@ -45,17 +45,17 @@ def serve(
 
     if default_topk > max_topk:
         raise typer.BadParameter("--default-topk must not exceed --max-topk")
-    try:
+    with usage("--api-key"):
         check_api_key(api_key)
-    except ValueError as err:
-        raise typer.BadParameter(f"--api-key: {err}") from err
     if log_level not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter("--log-level must be debug, info, warning or error")
     retriever = open_retriever(index, None, embedder=embedder)
-    limits = ServerLimits(max_queries=max_queries, max_topk=max_topk, default_topk=default_topk,
-                          max_body_bytes=max_body_bytes, max_query_chars=max_query_chars,
-                          max_request_chars=max_request_chars, max_batch=max_batch, max_batch_chars=max_batch_chars,
-                          body_timeout=body_timeout, request_timeout=request_timeout)
+    with usage("the server's limits"):
+        limits = ServerLimits(max_queries=max_queries, max_topk=max_topk, default_topk=default_topk,
+                              max_body_bytes=max_body_bytes, max_query_chars=max_query_chars,
+                              max_request_chars=max_request_chars, max_batch=max_batch,
+                              max_batch_chars=max_batch_chars, body_timeout=body_timeout,
+                              request_timeout=request_timeout)
     if not is_loopback(host) and not api_key:
         info(f"warning: binding {host} without --api-key exposes the index to the network")
     info(f"serving {index or 'the demo corpus'} on http://{host}:{port}/retrieve")

@@ -144,7 +144,7 @@ class S3Method:
         counter = TokenCounter(self.policy)
         state = await S3Searcher(counter, self.retriever, self.config).asearch(question)
         return await _answer(self.generator, question, state["context"], started, counter,
-                             searches=state["searches"], turns=state["generations"],
+                             searches=len(state["queries"]), turns=len(state["outputs"]),
                              extra={"queries": state["queries"], "invalid": state["invalid"],
                                     "stop_reason": state["stop_reason"]})
 

@@ -15,6 +15,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from s3_agents._tasks import gather_or_cancel
+from s3_agents.errors import DataError
 from s3_agents.evaluation.methods import Method
 from s3_agents.llm.base import ChatClient
 from s3_agents.locks import hold_lock
@@ -193,7 +194,7 @@ async def evaluate(methods: Sequence[Method], datasets: Mapping[str, Sequence[QA
         counts = Counter(ex.id for ex in examples)
         if any(n > 1 for n in counts.values()):
             repeated = sorted(i for i, n in counts.items() if n > 1)[:5]
-            raise ValueError(f"dataset {name!r} has duplicate id(s) {repeated}: results are keyed by id")
+            raise DataError(f"dataset {name!r} has duplicate id(s) {repeated}: results are keyed by id")
     store = ResultsFile(results)
     jobs = [(m, name, ex) for name, examples in datasets.items() for ex in list(examples)[:limit] for m in methods]
     todo = [(m, name, ex) for m, name, ex in jobs if (m.name, name, ex.id) not in store]

@@ -37,7 +37,7 @@ def build_search_graph(*, name: str = "s3_searcher", checkpointer: Any = None) -
         ...                          "<important_info>[1]</important_info><search_complete>True</search_complete>"])
         >>> final = graph.invoke({"question": "What is the currency of Ketroul"},
         ...                      context=SearchContext(policy=policy, retriever=retriever))
-        >>> final["searches"], final["stop_reason"], final["context"][0].title
+        >>> len(final["queries"]), final["stop_reason"], final["context"][0].title
         (1, 'complete', 'Ketroul')
     """
     builder = StateGraph(SearchState, context_schema=SearchContext, input_schema=SearchInput)

@@ -1,10 +1,12 @@
-"""Nodes of the search graph. Each has a sync and an async form; both return partial state updates."""
+"""Nodes of the search graph. Each has a sync and an async form; both return only what changed (the state's
+reducers append or replace)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from langgraph.runtime import get_runtime
+from langgraph.types import Overwrite
 
 from s3_agents.config import SearchConfig
 from s3_agents.grammar import action_grammar
@@ -32,15 +34,18 @@ def _ctx() -> SearchContext:
 
 
 # -- initial retrieval -----------------------------------------------------------------------
-def _start(question: str, passages: list[Passage], ctx: SearchContext) -> dict[str, Any]:
+def _start(state: SearchState, question: str, passages: list[Passage], ctx: SearchContext) -> dict[str, Any]:
     config = ctx.config
     prompt = searcher_prompt(question, format_information(passages), max_select=config.max_select,
                              max_turns=config.max_turns, bm25=config.bm25_hint)
     block: Block = {"turn": 0, "query": question, "passages": passages, "selected": None}
-    return {"question": question, "blocks": [block], "queries": [], "outputs": [], "problems": [],
-            "messages": [{"role": "user", "content": prompt}],
-            "transcript": [Segment(source="prompt", text=prompt)],
-            "searches": 0, "generations": 0, "invalid": 0}
+    start = {"question": question, "blocks": [block], "queries": [], "outputs": [], "problems": [],
+             "messages": [{"role": "user", "content": prompt}],
+             "transcript": [Segment(source="prompt", text=prompt)], "invalid": 0}
+    if not state.get("blocks"):
+        return start
+    # A reused checkpointer thread: the new episode replaces the last one's lists instead of adding to them.
+    return {key: value if key == "question" else Overwrite(value) for key, value in start.items()}
 
 
 def initial_retrieval(state: SearchState) -> dict[str, Any]:
@@ -48,31 +53,28 @@ def initial_retrieval(state: SearchState) -> dict[str, Any]:
     ctx, question = _ctx(), normalize_question(state["question"])
     k = ctx.config.initial_k
     passages = ctx.retriever.search([question], k)[0] if k else []
-    return _start(question, passages, ctx)
+    return _start(state, question, passages, ctx)
 
 
 async def ainitial_retrieval(state: SearchState) -> dict[str, Any]:
     ctx, question = _ctx(), normalize_question(state["question"])
     k = ctx.config.initial_k
     passages = (await ctx.retriever.asearch([question], k))[0] if k else []
-    return _start(question, passages, ctx)
+    return _start(state, question, passages, ctx)
 
 
 # -- the searcher's turn ---------------------------------------------------------------------
-def _after_policy(state: SearchState, completion: Completion) -> dict[str, Any]:
+def _after_policy(completion: Completion) -> dict[str, Any]:
     text = completion.text
     # Generation stops at </query> (a stop string, not returned by most servers): put it back.
     stopped = completion.stop == "</query>" or completion.finish_reason == "stop"
     if "<query>" in text and "</query>" not in text and stopped:
         text += "</query>"
-    action = parse_action(text)
     return {
-        "outputs": [*state["outputs"], text],
-        "messages": [*state["messages"], {"role": "assistant", "content": text}],
-        "transcript": [*state["transcript"], Segment(source="model", text=text)],
-        "generations": state["generations"] + 1,
-        "pending": {"kind": action.kind, "query": action.query, "selection": action.selection,
-                    "problem": action.problem},
+        "outputs": [text],
+        "messages": [{"role": "assistant", "content": text}],
+        "transcript": [Segment(source="model", text=text)],
+        "pending": parse_action(text),
     }
 
 
@@ -90,82 +92,78 @@ def policy_turn(state: SearchState) -> dict[str, Any]:
         raise TypeError(f"{type(ctx.policy).__name__} generates asynchronously only: run the searcher with asearch, "
                         "abatch or astream (the graph's ainvoke / astream)")
     completion = ctx.policy.chat(state["messages"], **_generation_kwargs(ctx.config))
-    return _after_policy(state, completion)
+    return _after_policy(completion)
 
 
 async def apolicy_turn(state: SearchState) -> dict[str, Any]:
     ctx = _ctx()
     completion = await ctx.policy.achat(state["messages"], **_generation_kwargs(ctx.config))
-    return _after_policy(state, completion)
+    return _after_policy(completion)
 
 
 # -- selection -------------------------------------------------------------------------------
 def select(state: SearchState) -> dict[str, Any]:
     """Apply ``<important_info>`` to the latest block (the one the searcher read last)."""
-    selection = state["pending"].get("selection")
+    selection = state["pending"].selection
     if selection is None:
         return {}
-    ctx, blocks = _ctx(), list(state["blocks"])
-    latest = blocks[-1]
-    problems = list(state["problems"])
+    ctx, latest, generation = _ctx(), state["blocks"][-1], len(state["outputs"])
     if latest["selected"] is not None:
-        problems.append(f"generation {state['generations']}: a second selection from block {len(blocks) - 1} ignored")
-        return {"problems": problems}
+        return {"problems": [f"generation {generation}: a second selection from block {latest['turn']} ignored"]}
     picked = parse_selection(selection, len(latest["passages"]), ctx.config.max_select)
+    problems = []
     if picked.out_of_range:
-        problems.append(f"generation {state['generations']}: {picked.out_of_range} document number(s) out of range")
+        problems.append(f"generation {generation}: {picked.out_of_range} document number(s) out of range")
     if picked.over_limit:
-        problems.append(f"generation {state['generations']}: {picked.over_limit} selection(s) over "
+        problems.append(f"generation {generation}: {picked.over_limit} selection(s) over "
                         f"max_select={ctx.config.max_select} dropped")
-    blocks[-1] = {**latest, "selected": picked.ids}
-    return {"blocks": blocks, "problems": problems}
+    return {"blocks": [{**latest, "selected": picked.ids}], "problems": problems}
 
 
 def route(state: SearchState) -> Literal["retrieve", "feedback", "stop"]:
     """Where to go after a turn: run the query, answer an invalid action, or stop."""
     config = _ctx().config
-    kind = state["pending"]["kind"]
+    kind = state["pending"].kind
     if kind == "complete":
         return "stop"
-    if state["generations"] >= config.max_turns + 1:
+    if len(state["outputs"]) >= config.max_turns + 1:
         return "stop"
     if kind == "search":
-        return "retrieve" if state["searches"] < config.max_turns else "stop"
+        return "retrieve" if len(state["queries"]) < config.max_turns else "stop"
     return "feedback"
 
 
 def feedback(state: SearchState) -> dict[str, Any]:
     """The environment answers an invalid action with the protocol reminder."""
-    problem = state["pending"].get("problem") or "invalid action"
+    problem = state["pending"].problem or "invalid action"
     return {
-        "invalid": state["invalid"] + 1,
-        "problems": [*state["problems"], f"generation {state['generations']}: invalid action ({problem})"],
-        "messages": [*state["messages"], {"role": "user", "content": INVALID_ACTION_FEEDBACK}],
-        "transcript": [*state["transcript"], Segment(source="env", text=INVALID_ACTION_FEEDBACK)],
+        "invalid": 1,
+        "problems": [f"generation {len(state['outputs'])}: invalid action ({problem})"],
+        "messages": [{"role": "user", "content": INVALID_ACTION_FEEDBACK}],
+        "transcript": [Segment(source="env", text=INVALID_ACTION_FEEDBACK)],
     }
 
 
 # -- retrieval -------------------------------------------------------------------------------
 def _observe(state: SearchState, query: str, passages: list[Passage]) -> dict[str, Any]:
     observation = format_information(passages)
-    block: Block = {"turn": state["searches"] + 1, "query": query, "passages": passages, "selected": None}
+    block: Block = {"turn": len(state["queries"]) + 1, "query": query, "passages": passages, "selected": None}
     return {
-        "blocks": [*state["blocks"], block],
-        "queries": [*state["queries"], query],
-        "searches": state["searches"] + 1,
-        "messages": [*state["messages"], {"role": "user", "content": observation}],
-        "transcript": [*state["transcript"], Segment(source="env", text=observation)],
+        "blocks": [block],
+        "queries": [query],
+        "messages": [{"role": "user", "content": observation}],
+        "transcript": [Segment(source="env", text=observation)],
     }
 
 
 def retrieve(state: SearchState) -> dict[str, Any]:
     """Run the searcher's query and insert the numbered results."""
-    ctx, query = _ctx(), state["pending"]["query"] or ""
+    ctx, query = _ctx(), state["pending"].query or ""
     return _observe(state, query, ctx.retriever.search([query], ctx.config.search_k)[0])
 
 
 async def aretrieve(state: SearchState) -> dict[str, Any]:
-    ctx, query = _ctx(), state["pending"]["query"] or ""
+    ctx, query = _ctx(), state["pending"].query or ""
     return _observe(state, query, (await ctx.retriever.asearch([query], ctx.config.search_k))[0])
 
 
@@ -173,10 +171,10 @@ async def aretrieve(state: SearchState) -> dict[str, Any]:
 def stop(state: SearchState) -> dict[str, Any]:
     """End the episode and assemble the generator's context."""
     config = _ctx().config
-    kind = state["pending"]["kind"]
+    kind = state["pending"].kind
     if kind == "complete":
         reason = "complete"
-    elif kind == "search" and state["searches"] >= config.max_turns:
+    elif kind == "search" and len(state["queries"]) >= config.max_turns:
         reason = "max_turns"
     else:
         reason = "max_generations"

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
-from typing import Literal, TypedDict
+from typing import Annotated, Literal, TypedDict
 
 from s3_agents.config import SearchConfig
+from s3_agents.graph.protocol import Action
 from s3_agents.llm.base import AsyncChatClient, Message
 from s3_agents.retrievers.base import Retriever
 from s3_agents.types import Passage
 
-__all__ = ["Block", "Segment", "SearchInput", "SearchState", "SearchContext", "StopReason"]
+__all__ = ["Block", "Segment", "SearchInput", "SearchState", "SearchContext", "StopReason", "merge_blocks"]
 
 StopReason = Literal["complete", "max_turns", "max_generations"]
 
@@ -32,6 +34,25 @@ class Segment(TypedDict):
     text: str
 
 
+def merge_blocks(blocks: list[Block], update: list[Block]) -> list[Block]:
+    """Reducer of ``blocks``: a block with a known ``turn`` replaces it (a selection), a new one is appended.
+
+    Example:
+        >>> old = [{"turn": 0, "query": "q", "passages": [], "selected": None}]
+        >>> [b["selected"] for b in merge_blocks(old, [{**old[0], "selected": [1]}])]
+        [[1]]
+    """
+    merged = list(blocks)
+    where = {block["turn"]: i for i, block in enumerate(merged)}
+    for block in update:
+        if block["turn"] in where:
+            merged[where[block["turn"]]] = block
+        else:
+            where[block["turn"]] = len(merged)
+            merged.append(block)
+    return merged
+
+
 class SearchInput(TypedDict):
     """What a caller passes: the question."""
 
@@ -41,17 +62,18 @@ class SearchInput(TypedDict):
 class SearchState(TypedDict, total=False):
     """The episode as it unfolds; the final state is the search result.
 
+    List fields have reducers, so a node returns only what it adds (``blocks`` replaces a block of the
+    same turn); ``len(queries)`` is the number of searches and ``len(outputs)`` of generations.
+
     Keys:
         question: The question (normalised: stripped, ending in ``?``).
         blocks: Every ``<information>`` block, initial one first, with what was selected from it.
-        queries: Queries that were run, in order.
-        outputs: The searcher's raw output, one per generation.
+        queries: Queries that were run, in order (never more than ``max_turns``).
+        outputs: The searcher's raw output, one per generation (never more than ``max_turns + 1``).
         messages: The chat messages sent to the searcher (observations arrive as user messages).
         transcript: Prompt, model and environment segments in order (what the searcher wrote, and what
             was inserted around it). Training builds its own token stream with the chat template.
-        pending: The last parsed action (``kind``, ``query``, ``selection``).
-        searches: Retrieval calls made (never more than ``max_turns``).
-        generations: Searcher generations made (never more than ``max_turns + 1``).
+        pending: The searcher's last parsed :class:`~s3_agents.graph.protocol.Action`.
         invalid: Outputs that broke the protocol (each got the feedback text).
         problems: Why each invalid output was invalid, and dropped selections.
         stop_reason: ``"complete"`` (searcher stopped), ``"max_turns"`` (asked for a search past the
@@ -60,16 +82,14 @@ class SearchState(TypedDict, total=False):
     """
 
     question: str
-    blocks: list[Block]
-    queries: list[str]
-    outputs: list[str]
-    messages: list[Message]
-    transcript: list[Segment]
-    pending: dict[str, str | None]
-    searches: int
-    generations: int
-    invalid: int
-    problems: list[str]
+    blocks: Annotated[list[Block], merge_blocks]
+    queries: Annotated[list[str], operator.add]
+    outputs: Annotated[list[str], operator.add]
+    messages: Annotated[list[Message], operator.add]
+    transcript: Annotated[list[Segment], operator.add]
+    pending: Action
+    invalid: Annotated[int, operator.add]
+    problems: Annotated[list[str], operator.add]
     stop_reason: StopReason
     context: list[Passage]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from s3_agents.errors import IndexFormatError
+from s3_agents.errors import DataError, IndexFormatError
 from s3_agents.retrievers._store import IndexStore
 from s3_agents.retrievers.base import Retriever
 from s3_agents.types import Passage
@@ -59,7 +59,7 @@ class BM25Retriever(Retriever):
     ) -> BM25Retriever:
         """Tokenise and index ``passages`` in memory."""
         if not passages:
-            raise ValueError("cannot build a BM25 index over an empty corpus")
+            raise DataError("cannot build a BM25 index over an empty corpus")
         bm25s = _bm25s()
         tokens = bm25s.tokenize([p.contents for p in passages], stopwords=stopwords,
                                 show_progress=show_progress)

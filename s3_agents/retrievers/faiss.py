@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from s3_agents.embedders import Embedder, load_embedder
-from s3_agents.errors import IndexFormatError
+from s3_agents.errors import DataError, IndexFormatError, NoGPUError
 from s3_agents.retrievers._store import IndexStore
 from s3_agents.retrievers.base import DenseRetriever
 from s3_agents.types import Passage
@@ -75,7 +75,7 @@ def make_faiss_index(
     elif index_type == "ivf":
         nlist = nlist or default_nlist(n)
         if n < nlist:
-            raise ValueError(f"an IVF index with nlist={nlist} needs at least {nlist} passages, got {n}")
+            raise DataError(f"an IVF index with nlist={nlist} needs at least {nlist} passages, got {n}")
         index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
         index.train(vectors)
     else:
@@ -138,7 +138,7 @@ class FaissRetriever(DenseRetriever):
         n_gpus = gpu_count()
         if n_gpus == 0:
             if gpu:
-                raise RuntimeError("gpu=True but FAISS sees no GPU; install faiss-gpu (s3-agents[gpu])")
+                raise NoGPUError("gpu=True but FAISS sees no GPU; install faiss-gpu (s3-agents[gpu])")
             return index
         if self.index_type == "hnsw":
             logger.warning("FAISS has no GPU HNSW; keeping the HNSW index on CPU")
@@ -270,7 +270,7 @@ def build_faiss_index(
         >>> FaissRetriever.load("/tmp/demo-faiss").search(["..."], k=3)  # doctest: +SKIP
     """
     if not passages:
-        raise ValueError("cannot build an index over an empty corpus")
+        raise DataError("cannot build an index over an empty corpus")
     store = IndexStore(path)
     with store.build_lock():
         vectors = store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,

@@ -24,7 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from s3_agents.embedders import Embedder, load_embedder
-from s3_agents.errors import IndexFormatError
+from s3_agents.errors import DataError, IndexFormatError
 from s3_agents.retrievers._store import IndexStore
 from s3_agents.retrievers.base import DenseRetriever
 from s3_agents.types import Passage
@@ -154,10 +154,10 @@ def build_qdrant_collection(
     """
     _, models = _qdrant()
     if not passages:
-        raise ValueError("cannot build an index over an empty corpus")
+        raise DataError("cannot build an index over an empty corpus")
     aliases = _aliases(client)
     if collection not in aliases and client.collection_exists(collection):
-        raise ValueError(
+        raise IndexFormatError(
             f"a collection named {collection!r} already exists and is not an s3-agents alias; "
             "choose another --collection name or delete it"
         )
@@ -218,7 +218,7 @@ def build_qdrant_index(
         The directory of the published generation.
     """
     if not passages:
-        raise ValueError("cannot build an index over an empty corpus")
+        raise DataError("cannot build an index over an empty corpus")
     store = IndexStore(path)
     with store.build_lock():
         vectors = store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,

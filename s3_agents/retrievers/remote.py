@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
+from tenacity import (
+    AsyncRetrying,
+    Retrying,
+    before_sleep_log,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from s3_agents.corpus import parse_passage
 from s3_agents.errors import RetrieverError, RetrieverRefusedError, RetrieverUnavailableError
@@ -71,11 +77,15 @@ def _endpoint(url: str) -> str:
     return url if url.endswith("/retrieve") else url + "/retrieve"
 
 
+class _Retry(Exception):
+    """An attempt that failed in a way worth retrying (transport error, HTTP 408/429/5xx)."""
+
+
 class RemoteRetriever(Retriever):
     """Retrieval through an s3 / Search-R1 retrieval server, such as ``s3 serve``.
 
     Transport failures (connection refused, timeouts, HTTP 408/429/5xx) are retried with
-    exponential backoff; after the last attempt a :class:`RetrieverUnavailableError` names the URL.
+    exponential backoff (by ``tenacity``); after the last attempt a :class:`RetrieverUnavailableError` names the URL.
     Other HTTP errors (a wrong API key, a request over the server's limits) raise
     :class:`~s3_agents.errors.RetrieverRefusedError` at once, with the status and the server's
     explanation.
@@ -120,7 +130,19 @@ class RemoteRetriever(Retriever):
             f"(timeout {self.timeout:g} s each): {err}. Is it running? Start one with `s3 serve`.",
         )
 
-    def _check(self, response: httpx.Response, n: int) -> list[list[Passage]]:
+    def _retrying(self) -> dict[str, Any]:
+        """The retry policy, for ``tenacity.Retrying`` and ``AsyncRetrying``."""
+        return {"stop": stop_after_attempt(self.retries + 1), "wait": wait_exponential(multiplier=self.backoff),
+                "retry": retry_if_exception_type(_Retry), "reraise": True,
+                "before_sleep": before_sleep_log(logger, logging.INFO)}
+
+    def _reply(self, outcome: httpx.Response | httpx.TransportError, n: int) -> list[list[Passage]]:
+        """The passages of one attempt's reply; raises :class:`_Retry` when the attempt should be repeated."""
+        if isinstance(outcome, httpx.TransportError):
+            raise _Retry(str(outcome) or type(outcome).__name__)
+        response = outcome
+        if response.status_code in _RETRYABLE_STATUS:
+            raise _Retry(f"HTTP {response.status_code}")
         if response.status_code >= 400:
             try:
                 payload = response.json()
@@ -134,49 +156,35 @@ class RemoteRetriever(Retriever):
             raise RetrieverError(f"retrieval server at {self.url} sent a reply that is not JSON") from err
         return parse_response(payload, n)
 
-    def _delay(self, attempt: int) -> float:
-        return 0.0 if attempt == 0 else self.backoff * 2 ** (attempt - 1)
+    def _attempt(self, body: dict[str, Any]) -> list[list[Passage]]:
+        try:
+            outcome: httpx.Response | httpx.TransportError = self._client.post(self.url, json=body)
+        except httpx.TransportError as err:
+            outcome = err
+        return self._reply(outcome, len(body["queries"]))
 
-    def _retry_reason(self, attempt: int, outcome: httpx.Response | Exception) -> str | None:
-        """Why this attempt should be retried, or ``None`` when ``outcome`` is a final reply."""
-        if isinstance(outcome, Exception):
-            logger.info("retrieval server %s: attempt %d failed: %s", self.url, attempt + 1, outcome)
-            return str(outcome) or type(outcome).__name__
-        if outcome.status_code in _RETRYABLE_STATUS:
-            return f"HTTP {outcome.status_code}"
-        return None
+    async def _aattempt(self, client: httpx.AsyncClient, body: dict[str, Any]) -> list[list[Passage]]:
+        try:
+            outcome: httpx.Response | httpx.TransportError = await client.post(self.url, json=body)
+        except httpx.TransportError as err:
+            outcome = err
+        return self._reply(outcome, len(body["queries"]))
 
     def _search(self, queries: list[str], k: int) -> list[list[Passage]]:
-        body, last = build_request(queries, k), "no attempt made"
-        for attempt in range(self.retries + 1):
-            time.sleep(self._delay(attempt))
-            try:
-                outcome: httpx.Response | Exception = self._client.post(self.url, json=body)
-            except httpx.TransportError as err:
-                outcome = err
-            reason = self._retry_reason(attempt, outcome)
-            if reason is None:
-                return self._check(outcome, len(queries))  # type: ignore[arg-type]
-            last = reason
-        raise self._unavailable(last)
+        try:
+            return Retrying(**self._retrying())(self._attempt, build_request(queries, k))
+        except _Retry as err:
+            raise self._unavailable(str(err)) from None
 
     async def asearch(self, queries: Sequence[str], k: int = 3) -> list[list[Passage]]:
         queries = check_queries(queries, k)
         if not queries:
             return []
-        body, last = build_request(queries, k), "no attempt made"
         async with httpx.AsyncClient(timeout=self.timeout, headers=self._headers) as client:
-            for attempt in range(self.retries + 1):
-                await asyncio.sleep(self._delay(attempt))
-                try:
-                    outcome: httpx.Response | Exception = await client.post(self.url, json=body)
-                except httpx.TransportError as err:
-                    outcome = err
-                reason = self._retry_reason(attempt, outcome)
-                if reason is None:
-                    return self._check(outcome, len(queries))  # type: ignore[arg-type]
-                last = reason
-        raise self._unavailable(last)
+            try:
+                return await AsyncRetrying(**self._retrying())(self._aattempt, client, build_request(queries, k))
+            except _Retry as err:
+                raise self._unavailable(str(err)) from None
 
     def health(self) -> dict[str, Any]:
         """``GET /health`` of the server (one attempt)."""

@@ -46,3 +46,70 @@ def test_health_never_lets_an_http_library_error_through(status: int, body: str,
     remote._client = httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(status, text=body)))
     with pytest.raises(error, match="127.0.0.1:9/health"):
         remote.health()
+
+
+def test_data_problems_are_data_errors(tmp_path) -> None:
+    from s3_agents.errors import DataError, DataFileError
+    from s3_agents.evaluation import NaiveRAG, evaluate
+    from s3_agents.qa import QAExample, load_qa
+
+    bad = tmp_path / "qa.jsonl"
+    bad.write_text('{"question": "q", "answers": ["a"]}\n[1]\n{"question": "no answers"}\n')
+    with pytest.raises(DataFileError, match=r"qa.jsonl, line 2: not a JSON object; line 3: needs non-empty") as info:
+        load_qa(bad)
+    assert info.value.line_no == 2 and isinstance(info.value, ValueError)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(DataError, match="no questions"):
+        load_qa(empty)
+    for backend in ("bm25", "faiss"):
+        with pytest.raises(DataError, match="empty corpus"):
+            build_index([], tmp_path / backend, backend=backend, show_progress=False)
+    twice = [QAExample("q?", ("a",), id="1"), QAExample("r?", ("b",), id="1")]
+    with pytest.raises(DataError, match=r"duplicate id\(s\) \['1'\]"):
+        import asyncio
+
+        asyncio.run(evaluate([NaiveRAG(None, None)], {"d": twice}, tmp_path / "r.jsonl"))
+
+
+def test_asking_for_a_missing_gpu_is_a_no_gpu_error() -> None:
+    from s3_agents.errors import NoGPUError
+    from s3_agents.retrievers.faiss import gpu_count
+
+    if gpu_count():
+        pytest.skip("FAISS sees a GPU here")
+    corpus = load_demo_corpus().passages[:20]
+    from s3_agents.embedders import HashingEmbedder
+
+    with pytest.raises(NoGPUError, match="FAISS sees no GPU") as info:
+        FaissRetriever.from_passages(corpus, HashingEmbedder(), gpu=True)
+    assert isinstance(info.value, RuntimeError)
+
+
+def test_cli_prints_world_failures_uses_usage_errors_for_options_and_lets_bugs_through(
+        tmp_path, monkeypatch, capsys) -> None:
+    import s3_agents.cli.serve as serve_module
+    from s3_agents.cli.app import main
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "q", "answers": ["a"]}\n{"question": "no answers"}\n')
+    for debug in ([], ["--debug"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*debug, "precompute", str(bad), "--cache", str(tmp_path / "c.sqlite")])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 1 and f"error: {bad}, line 2: needs non-empty" in err
+        assert ("Traceback" in err) is bool(debug)
+    for args, hint in ((["retrieve", "q", "--url", "localhost:3000"], "--url"),
+                       (["retrieve", "q", "--embedder", "hashing:wide"], "--embedder"),
+                       (["search", "q", "--config", "8-9-3"], "--config")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(args)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and hint in err and "Traceback" not in err, (args, err)
+
+    def bug(*args, **kwargs):
+        raise ValueError("an unexpected bug")
+
+    monkeypatch.setattr(serve_module, "open_retriever", bug)
+    with pytest.raises(ValueError, match="an unexpected bug"):  # not swallowed into one line
+        main(["retrieve", "q"])

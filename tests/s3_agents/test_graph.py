@@ -6,11 +6,12 @@ import asyncio
 from typing import TypedDict
 
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 
 from s3_agents import FaissRetriever, HashingEmbedder, S3Searcher, SearchConfig, load_demo_corpus
 from s3_agents.graph import SearchContext, build_search_graph
-from s3_agents.graph.protocol import INVALID_ACTION_FEEDBACK
+from s3_agents.graph.protocol import INVALID_ACTION_FEEDBACK, Action
 from s3_agents.testing import ScriptedClient
 from s3_agents.types import Passage
 
@@ -33,10 +34,11 @@ def done(select: str | None = None) -> str:
 
 
 def check_invariants(state, config: SearchConfig) -> None:
-    assert state["searches"] <= config.max_turns
-    assert state["generations"] <= config.max_turns + 1
-    assert len(state["outputs"]) == state["generations"]
-    assert len(state["blocks"]) == state["searches"] + 1 and len(state["queries"]) == state["searches"]
+    searches, generations = len(state["queries"]), len(state["outputs"])
+    assert searches <= config.max_turns and generations <= config.max_turns + 1
+    assert [b["turn"] for b in state["blocks"]] == list(range(searches + 1))
+    assert [b["query"] for b in state["blocks"][1:]] == state["queries"]
+    assert len(state["messages"]) == 1 + generations + searches + state["invalid"]
     retrieved = {p.id for b in state["blocks"] for p in b["passages"]}
     assert {p.id for p in state["context"]} <= retrieved
     for block in state["blocks"]:
@@ -52,7 +54,7 @@ def test_stop_at_once_keeps_the_initial_documents(retriever) -> None:
     searcher = S3Searcher(ScriptedClient([done()]), retriever)
     state = searcher.search("What is the currency of Ketroul")
     assert state["question"] == "What is the currency of Ketroul?"
-    assert state["stop_reason"] == "complete" and state["searches"] == 0
+    assert state["stop_reason"] == "complete" and state["queries"] == []
     assert [p.id for p in state["context"]] == [p.id for p in state["blocks"][0]["passages"]]
     assert len(state["context"]) == 3 and all(p.score is not None for p in state["context"])
     check_invariants(state, SearchConfig())
@@ -62,7 +64,7 @@ def test_search_select_stop(retriever) -> None:
     policy = ScriptedClient([query("Rukul engine"), query("Ropul Cugo born", select="[1]"), done(select="[1, 2]")])
     state = S3Searcher(policy, retriever).search(Q)
     assert state["queries"] == ["Rukul engine", "Ropul Cugo born"]
-    assert state["stop_reason"] == "complete" and state["searches"] == 2
+    assert state["stop_reason"] == "complete" and len(state["queries"]) == 2
     first, second = state["blocks"][1], state["blocks"][2]
     assert len(first["passages"]) == 8 and first["selected"] == [1] and second["selected"] == [1, 2]
     ids = [p.id for p in state["context"]]
@@ -79,7 +81,7 @@ def test_turn_limit_means_searches(retriever) -> None:
     config = SearchConfig(max_turns=2)
     policy = ScriptedClient([query("a"), query("b"), query("c"), query("d")])
     state = S3Searcher(policy, retriever, config).search(Q)
-    assert state["searches"] == 2 and state["generations"] == 3
+    assert len(state["queries"]) == 2 and len(state["outputs"]) == 3
     assert state["stop_reason"] == "max_turns" and state["queries"] == ["a", "b"]
     # The unselected search blocks contribute all their documents (the reference's rule) ...
     assert len(state["context"]) > 8
@@ -92,7 +94,7 @@ def test_turn_limit_means_searches(retriever) -> None:
 
 def test_zero_turns_only_stops(retriever) -> None:
     state = S3Searcher(ScriptedClient([query("anything")]), retriever, SearchConfig(max_turns=0)).search(Q)
-    assert state["searches"] == 0 and state["generations"] == 1 and state["stop_reason"] == "max_turns"
+    assert state["queries"] == [] and len(state["outputs"]) == 1 and state["stop_reason"] == "max_turns"
 
 
 def test_invalid_output_gets_feedback_and_is_counted(retriever) -> None:
@@ -108,7 +110,7 @@ def test_invalid_output_gets_feedback_and_is_counted(retriever) -> None:
 def test_endless_invalid_output_ends_the_episode(retriever) -> None:
     config = SearchConfig(max_turns=3)
     state = S3Searcher(ScriptedClient(lambda messages: "no tags at all"), retriever, config).search(Q)
-    assert state["generations"] == 4 and state["invalid"] == 3 and state["searches"] == 0
+    assert len(state["outputs"]) == 4 and state["invalid"] == 3 and state["queries"] == []
     assert state["stop_reason"] == "max_generations"
     check_invariants(state, config)
 
@@ -142,7 +144,7 @@ def test_async_stream_and_batch(retriever) -> None:
     questions = [f"question {i}" for i in range(12)]
     states = searcher.batch(questions, concurrency=4)
     assert [s["question"] for s in states] == [q + "?" for q in questions]
-    assert all(s["searches"] == 1 and s["stop_reason"] == "complete" for s in states)
+    assert all(len(s["queries"]) == 1 and s["stop_reason"] == "complete" for s in states)
     async def collect():
         return [step async for step in searcher.astream(Q)]
     assert len(asyncio.run(collect())) == 7
@@ -167,6 +169,35 @@ def test_works_as_a_subgraph(retriever) -> None:
     ctx = SearchContext(policy=ScriptedClient([query("Ketroul currency"), done("[1]")]), retriever=retriever)
     result = app.invoke({"question": "What is the currency of Ketroul?"}, context=ctx)
     assert result["answer"] == result["context"][0].title and result["context"]
+
+
+def test_nodes_return_only_what_changed(retriever) -> None:
+    policy = ScriptedClient(lambda m: query("Rukul engine", "[2]") if len(m) == 1 else done("[1]"))
+    searcher = S3Searcher(policy, retriever)
+    updates = [step for step in searcher.stream(Q)]
+    start = updates[0]["initial_retrieval"]                  # a fresh episode: plain lists, no Overwrite wrappers
+    assert isinstance(start["blocks"], list) and start["outputs"] == [] and start["invalid"] == 0
+    policy = [u["policy"] for u in updates if "policy" in u]
+    assert [p["outputs"] for p in policy] == [[query("Rukul engine", "[2]")], [done("[1]")]]
+    assert all(len(p["messages"]) == 1 and isinstance(p["pending"], Action) for p in policy)
+    retrieve = next(u["retrieve"] for u in updates if "retrieve" in u)
+    assert retrieve["queries"] == ["Rukul engine"] and [b["turn"] for b in retrieve["blocks"]] == [1]
+    # A selection replaces its block (by turn) instead of appending one.
+    select = [u["select"] for u in updates if "select" in u]
+    assert [[b["turn"] for b in s["blocks"]] for s in select] == [[0], [1]]
+    final = searcher.search(Q)
+    assert [b["selected"] for b in final["blocks"]] == [[2], [1]]
+
+
+def test_a_reused_thread_starts_a_fresh_episode(retriever) -> None:
+    graph = build_search_graph(checkpointer=InMemorySaver())
+    policy = ScriptedClient(lambda m: query("x") if len(m) == 1 else done("[1]"))
+    ctx, config = SearchContext(policy=policy, retriever=retriever), {"configurable": {"thread_id": "t"}}
+    first = graph.invoke({"question": "first question"}, config, context=ctx)
+    second = graph.invoke({"question": "second question"}, config, context=ctx)
+    assert first["queries"] == second["queries"] == ["x"] and second["invalid"] == 0
+    assert len(second["blocks"]) == 2 and second["blocks"][0]["query"] == "second question?"
+    assert len(second["outputs"]) == 2 and len(second["messages"]) == 4
 
 
 def test_transcript_keeps_the_model_text_apart(retriever) -> None:
@@ -207,4 +238,4 @@ def test_client_protocols_match_their_use(retriever) -> None:
     assert isinstance(AsyncOnly(), AsyncChatClient) and not isinstance(AsyncOnly(), ChatClient)
     with pytest.raises(TypeError, match="asynchronously only: run the searcher with asearch"):
         S3Searcher(AsyncOnly(), retriever).search(Q)
-    assert asyncio.run(S3Searcher(AsyncOnly(), retriever, SearchConfig(max_turns=1)).asearch(Q))["generations"] == 1
+    assert len(asyncio.run(S3Searcher(AsyncOnly(), retriever, SearchConfig(max_turns=1)).asearch(Q))["outputs"]) == 1

@@ -44,7 +44,7 @@ def test_fsdp_checkpoint_exports_and_runs_as_the_searcher(tmp_path, policy_model
     assert not torch.allclose(exported, model.state_dict()["model.norm.weight"], atol=0.1)
     searcher = S3Searcher(client, hashing_retriever, SearchConfig.from_name("3-1-1", initial_k=2, max_new_tokens=16))
     state = searcher.search("Who founded Gritia?")
-    assert state["generations"] >= 1 and state["context"]
+    assert state["outputs"] and state["context"]
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):

@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import httpx
+import openai
 import pytest
 
 from s3_agents.errors import LLMClientError, LLMUnavailableError
@@ -16,9 +17,8 @@ REPLY = {"choices": [{"message": {"role": "assistant", "content": "Paris"}, "fin
 
 
 def make(handler, **kwargs) -> OpenAICompatClient:
-    client = OpenAICompatClient("http://llm.test", "m", backoff=0.0, **kwargs)
-    client._client = httpx.Client(transport=httpx.MockTransport(handler))
-    return client
+    return OpenAICompatClient("http://llm.test", "m", http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+                              **kwargs)
 
 
 def test_chat_request_and_reply() -> None:
@@ -39,10 +39,18 @@ def test_chat_request_and_reply() -> None:
 
 
 def test_api_key_comes_from_the_environment(monkeypatch) -> None:
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, json=REPLY)
+
     monkeypatch.setenv("OPENAI_API_KEY", "from-env")
-    assert OpenAICompatClient("http://x/v1", "m")._headers == {"Authorization": "Bearer from-env"}
+    make(handler).chat([{"role": "user", "content": "x"}])
+    make(handler, api_key="given").complete("x")
     monkeypatch.delenv("OPENAI_API_KEY")
-    assert OpenAICompatClient("http://x/v1", "m")._headers == {}
+    make(handler).chat([{"role": "user", "content": "x"}])                      # a local server: no header
+    assert seen == ["Bearer from-env", "Bearer given", None]
 
 
 @pytest.mark.parametrize("url", ["http://h:1", "http://h:1/", "http://h:1/v1", "http://h:1/v1/chat/completions"])
@@ -95,14 +103,41 @@ def test_reply_without_choices_is_an_error() -> None:
 
 
 def test_async_chat_uses_the_same_protocol() -> None:
-    client = OpenAICompatClient("http://llm.test", "m", backoff=0.0, retries=1)
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(json.loads(request.content))
+        return httpx.Response(503) if len(calls) == 1 else httpx.Response(200, json=REPLY)
+
+    client = OpenAICompatClient("http://llm.test", "m", retries=1)
 
     async def run():
-        client._aclients[id(asyncio.get_running_loop())] = httpx.AsyncClient(
-            transport=httpx.MockTransport(lambda r: httpx.Response(200, json=REPLY)))
-        return await asyncio.gather(*(client.achat([{"role": "user", "content": str(i)}]) for i in range(5)))
+        client._aclient()                                                    # the client of this event loop...
+        client._async = (asyncio.get_running_loop(), openai.AsyncOpenAI(     # ...on a mock transport
+            **client._options, http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler))))
+        replies = await asyncio.gather(*(client.achat([{"role": "user", "content": str(i)}]) for i in range(5)))
+        done = await client.acomplete("The capital", stop=["."])
+        return replies, done
 
-    assert [r.text for r in asyncio.run(run())] == ["Paris"] * 5
+    replies, done = asyncio.run(run())
+    assert [r.text for r in replies] == ["Paris"] * 5 and len(calls) == 7    # one 503 retried
+    assert calls[-1] == {"model": "m", "prompt": "The capital", "max_tokens": 256, "temperature": 0.0, "stop": ["."]}
+    assert done.text == "" and done.finish_reason == "stop"                  # a chat reply has no text field
+
+
+def test_async_errors_name_url_and_model() -> None:
+    client = OpenAICompatClient("http://llm.test", "m", retries=0)
+
+    async def run(status):
+        transport = httpx.MockTransport(lambda r: httpx.Response(status, json={"error": {"message": "nope"}}))
+        async_client = openai.AsyncOpenAI(**client._options, http_client=httpx.AsyncClient(transport=transport))
+        client._async = (asyncio.get_running_loop(), async_client)
+        return await client.achat([{"role": "user", "content": "x"}])
+
+    with pytest.raises(LLMUnavailableError, match=r"http://llm.test/v1/chat/completions \(model 'm'\).*HTTP 502"):
+        asyncio.run(run(502))
+    with pytest.raises(LLMClientError, match=r"HTTP 400 for model 'm': nope"):
+        asyncio.run(run(400))
 
 
 def test_bad_arguments() -> None:
@@ -161,7 +196,7 @@ def test_check_gives_up_on_a_hung_endpoint_in_seconds(hung_endpoint) -> None:
 def test_read_timeout_is_separate_and_names_the_url(hung_endpoint) -> None:
     import time
 
-    client = OpenAICompatClient(hung_endpoint, "m", timeout=1.5, retries=1, backoff=0.1)
+    client = OpenAICompatClient(hung_endpoint, "m", timeout=1.5, retries=1)
     started = time.monotonic()
     with pytest.raises(LLMUnavailableError, match=rf"{hung_endpoint}/chat/completions .*timeout 1.5 s each"):
         client.chat([{"role": "user", "content": "hi"}])

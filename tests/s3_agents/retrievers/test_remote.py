@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -49,6 +51,27 @@ def test_retries_server_errors_then_succeeds() -> None:
 
     assert make(handler, retries=3).search(["q"], 1) == [[Passage("1", "T", "b")]]
     assert len(calls) == 3 and str(calls[0].url) == "http://retriever.test/retrieve"
+
+
+def test_async_search_retries_the_same_way(monkeypatch) -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) == 1:
+            raise httpx.ConnectError("refused")
+        if len(calls) == 2:
+            return httpx.Response(502)
+        return httpx.Response(200, json={"result": [[{"id": "1", "contents": '"T"\nb'}]]})
+
+    plain = httpx.AsyncClient
+    monkeypatch.setattr(httpx, "AsyncClient", lambda **kw: plain(transport=httpx.MockTransport(handler), **kw))
+    retriever = RemoteRetriever("http://retriever.test", backoff=0.0, retries=2, api_key="k")
+    assert asyncio.run(retriever.asearch(["q"], 1)) == [[Passage("1", "T", "b")]]
+    assert len(calls) == 3 and calls[-1].headers["authorization"] == "Bearer k"
+    calls.clear()
+    with pytest.raises(RetrieverUnavailableError, match=r"after 2 attempt.*HTTP 502"):
+        asyncio.run(RemoteRetriever("http://retriever.test", backoff=0.0, retries=1).asearch(["q"], 1))
 
 
 def test_gives_up_after_retries_naming_the_url() -> None:
