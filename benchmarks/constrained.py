@@ -51,7 +51,7 @@ def main() -> None:
         stops = Counter(s["stop_reason"] for s in states)
         found = sum(answer_in_context(s["context"], q["answers"]) for s, q in zip(states, questions))
         rows.append(f"| {'grammar' if constrained else 'free'} | {invalid}/{turns} ({100 * invalid / turns:.0f}%) | "
-                    f"{sum(s['searches'] > 0 for s in states)}/{len(states)} | "
+                    f"{sum(bool(s['queries']) for s in states)}/{len(states)} | "
                     f"{', '.join(f'{k} {v}' for k, v in sorted(stops.items()))} | "
                     f"{100 * found / len(states):.0f}% | {seconds:.1f} |")
     llm.close()

@@ -160,7 +160,7 @@ def main() -> int:
         "|---|---:|---:|---:|",
         f"| sequential `search` loop | {sequential:.1f} | {n / sequential:.3f} | {generations} |",
         f"| `abatch`, concurrency {args.concurrency} | {concurrent:.1f} | {n / concurrent:.3f} | "
-        f"{sum(s['generations'] for s in batch_states)} |",
+        f"{sum(len(s['outputs']) for s in batch_states)} |",
         "",
         f"Concurrent / sequential: **{speedup:.2f}x** (target 3x). Where the episode's time goes (sequential "
         f"loop): LLM calls {timer.llm / sequential:.1%}, retrieval {timer.retrieval / sequential:.1%}, the graph "

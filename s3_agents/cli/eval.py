@@ -12,11 +12,13 @@ from s3_agents.cli.options import (
     ApiKey,
     ConfigName,
     Constrained,
+    EfSearchOpt,
     GeneratorModel,
     GeneratorUrl,
     IndexOpt,
     LlmTimeout,
     MaxContextDocs,
+    NprobeOpt,
     PolicyAdapter,
     PolicyGguf,
     PolicyHf,
@@ -82,6 +84,8 @@ def eval_command(
     dataset: Annotated[list[str] | None, typer.Option(
         help="QA JSONL (FlashRAG/Search-R1 or {question, answers}), or `demo`; repeat for several.")] = None,
     index: IndexOpt = None,
+    nprobe: NprobeOpt = None,
+    ef_search: EfSearchOpt = None,
     url: UrlOpt = None,
     retriever_key: RetrieverKey = None,
     bm25_index: Annotated[str | None, typer.Option(
@@ -121,7 +125,7 @@ def eval_command(
     policy = open_llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter, timeout)
     gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
     judge_client = endpoint_or(judge_url, judge_model, api_key, "judge", gen_client, timeout)
-    retriever = open_retriever(index, url, api_key=retriever_key)
+    retriever = open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
     with usage("--methods"):
         chosen = build_methods(names, policy=policy, retriever=retriever, generator=Generator(gen_client),
                                config=cfg, k=k, max_turns=max_turns,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from s3_agents.cli.options import EmbedderOpt, fail, info, open_embedder
+from s3_agents.cli.options import EmbedderOpt, fail, info, open_embedder, usage
 
 __all__ = ["index_app"]
 
@@ -26,6 +26,8 @@ class IndexTypeName(StrEnum):
     flat = "flat"
     hnsw = "hnsw"
     ivf = "ivf"
+    ivfpq = "ivfpq"
+    opq = "opq"
 
 
 @index_app.command("build")
@@ -33,7 +35,16 @@ def index_build(
     corpus: Annotated[Path, typer.Argument(help="JSONL corpus ({id, contents} or {id, title, text}).")],
     out: Annotated[Path, typer.Argument(help="Index directory to create or update.")],
     backend: Annotated[BackendName, typer.Option(help="Index backend.")] = BackendName.faiss,
-    index_type: Annotated[IndexTypeName, typer.Option(help="FAISS index type.")] = IndexTypeName.flat,
+    index_type: Annotated[IndexTypeName, typer.Option(
+        help="FAISS index type: flat (exact), hnsw, ivf, ivfpq (compressed: 1/32 of flat's memory at 384-d) or "
+             "opq (ivfpq after a learned rotation).")] = IndexTypeName.flat,
+    index_factory: Annotated[str | None, typer.Option(
+        help='Any FAISS index-factory string instead of --index-type, e.g. "OPQ64,IVF65536,PQ64".')] = None,
+    nlist: Annotated[int | None, typer.Option(min=1, help="IVF lists (default about 4 sqrt(passages)).")] = None,
+    pq_m: Annotated[int | None, typer.Option(
+        min=1, help="PQ codes per vector, a divisor of the dimension (default one per 8 dimensions).")] = None,
+    nprobe: Annotated[int | None, typer.Option(
+        min=1, help="IVF lists searched per query, recorded as the index's default (16).")] = None,
     embedder: EmbedderOpt = "minilm",
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per embedding batch.")] = 64,
     chunk_size: Annotated[int, typer.Option(min=1, help="Passages per saved (resumable) chunk.")] = 2048,
@@ -52,6 +63,8 @@ def index_build(
     from s3_agents.embedders import SentenceTransformerEmbedder
     from s3_agents.retrievers import build_index
 
+    if backend is not BackendName.faiss and (index_factory or nlist or pq_m or nprobe):
+        raise typer.BadParameter("--index-factory, --nlist, --pq-m and --nprobe are FAISS options (--backend faiss)")
     data = load_corpus(corpus, skip_bad_lines=skip_bad_lines)
     info(data.summary())
     if not data.passages:
@@ -64,10 +77,11 @@ def index_build(
             emb.batch_size = batch_size
         options.update(chunk_size=chunk_size, restart=restart)
     if backend is BackendName.faiss:
-        options["index_type"] = index_type.value
+        options.update(index_type=index_type.value, factory=index_factory, nlist=nlist, pq_m=pq_m, nprobe=nprobe)
     if backend is BackendName.qdrant:
         options.update(collection=collection, url=qdrant_url, api_key=qdrant_api_key)
-    gen = build_index(data.passages, out, backend=backend.value, embedder=emb, **options)
+    with usage("--index-factory / --nlist / --pq-m"):
+        gen = build_index(data.passages, out, backend=backend.value, embedder=emb, **options)
     typer.echo(f"built {backend.value} index of {len(data.passages)} passages at {out} ({gen.name})")
     if data.bad_lines:
         typer.echo(f"skipped {len(data.bad_lines)} bad line(s) in {corpus}")

@@ -12,7 +12,8 @@ import typer
 
 __all__ = [
     "fail", "info", "usage", "open_embedder", "open_retriever", "open_llm", "endpoint_or", "search_config",
-    "EmbedderOpt", "IndexOpt", "UrlOpt", "RetrieverKey", "PolicyUrl", "PolicyModel", "PolicyGguf", "PolicyHf",
+    "EmbedderOpt", "IndexOpt", "NprobeOpt", "EfSearchOpt", "UrlOpt", "RetrieverKey", "PolicyUrl", "PolicyModel",
+    "PolicyGguf", "PolicyHf",
     "PolicyAdapter", "Constrained", "MaxContextDocs", "GeneratorUrl", "GeneratorModel", "ApiKey", "LlmTimeout",
     "ConfigName",
 ]
@@ -71,6 +72,11 @@ LlmTimeout = Annotated[float, typer.Option(
                              "start-up check give up after 10 s).")]
 ConfigName = Annotated[str, typer.Option("--config", help="<retrieved>-<selected>-<turns>, the paper's naming.")]
 IndexOpt = Annotated[str | None, typer.Option("--index", "-i", help="Index directory; default: demo corpus in memory.")]
+NprobeOpt = Annotated[int | None, typer.Option(
+    "--nprobe", min=1, help="FAISS IVF lists searched per query (default: the index's, 16): more is slower "
+                            "and finds more.")]
+EfSearchOpt = Annotated[int | None, typer.Option(
+    "--ef-search", min=1, help="FAISS HNSW search beam (default: the index's, 128).")]
 UrlOpt = Annotated[str | None, typer.Option("--url", help="Retrieval server URL instead of an index.")]
 RetrieverKey = Annotated[str | None, typer.Option(
     "--retriever-key", help="Key of a retrieval server started with `s3 serve --api-key` (every URL this command "
@@ -96,20 +102,30 @@ def _demo_retriever(embedder_spec: str) -> Any:
 
 
 def open_retriever(index: str | None, url: str | None, *, api_key: str | None = None,
-                   embedder: str = "minilm") -> Any:
+                   embedder: str = "minilm", nprobe: int | None = None, ef_search: int | None = None) -> Any:
     """The retriever a command was pointed at: ``--url`` server, ``--index`` directory, or the demo corpus.
 
     Every command that searches (``serve``, ``retrieve``, ``search``, ``eval``, ``precompute``) opens it here.
-    ``api_key`` is the server's key (default: ``$S3_RETRIEVER_KEY``).
+    ``api_key`` is the server's key (default: ``$S3_RETRIEVER_KEY``); ``nprobe`` / ``ef_search`` set a FAISS
+    index's search effort (default: the build's).
     """
-    from s3_agents.retrievers import RemoteRetriever, load_retriever
+    from s3_agents.retrievers import FaissRetriever, RemoteRetriever, load_retriever
 
     if index and url:
         raise typer.BadParameter("give --index or --url, not both")
+    effort = {name: value for name, value in (("nprobe", nprobe), ("ef_search", ef_search)) if value is not None}
     if url:
+        if effort:
+            raise typer.BadParameter("--nprobe and --ef-search go with --index (a server sets its own)")
         with usage("--url"):
             return RemoteRetriever(url, api_key=api_key)
-    return load_retriever(index) if index else _demo_retriever(embedder)
+    retriever = load_retriever(index) if index else _demo_retriever(embedder)
+    if effort:
+        if not isinstance(retriever, FaissRetriever):
+            raise typer.BadParameter("--nprobe and --ef-search apply to a FAISS index")
+        with usage("--nprobe / --ef-search"):
+            retriever.tune(**effort)
+    return retriever
 
 
 def open_llm(url: str | None, model: str | None, gguf: Path | None, api_key: str | None, role: str,

@@ -18,11 +18,13 @@ from s3_agents.cli.options import (
     ApiKey,
     ConfigName,
     Constrained,
+    EfSearchOpt,
     GeneratorModel,
     GeneratorUrl,
     IndexOpt,
     LlmTimeout,
     MaxContextDocs,
+    NprobeOpt,
     PolicyAdapter,
     PolicyGguf,
     PolicyHf,
@@ -104,6 +106,8 @@ def _state_json(state: dict[str, Any], answer: str | None) -> str:
 def search(
     question: Annotated[str, typer.Argument(help="The question.")],
     index: IndexOpt = None,
+    nprobe: NprobeOpt = None,
+    ef_search: EfSearchOpt = None,
     url: UrlOpt = None,
     retriever_key: RetrieverKey = None,
     policy_url: PolicyUrl = None,
@@ -128,7 +132,8 @@ def search(
     cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs)
     policy = open_llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter, timeout)
     gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
-    searcher = S3Searcher(policy, open_retriever(index, url, api_key=retriever_key), cfg)
+    retriever = open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
+    searcher = S3Searcher(policy, retriever, cfg)
     steps, final = asyncio.run(_run(searcher, question))
     reply = Generator(gen_client).answer(final["question"], final["context"]) if answer else None
     if as_json:

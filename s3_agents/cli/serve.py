@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from s3_agents.cli.options import EmbedderOpt, info, open_retriever, usage
+from s3_agents.cli.options import EfSearchOpt, EmbedderOpt, NprobeOpt, info, open_retriever, usage
 
 __all__ = ["serve", "retrieve"]
 
@@ -20,6 +20,8 @@ def serve(
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port (s3 scripts use 3000).")] = 3000,
     api_key: Annotated[str | None, typer.Option(envvar="S3_API_KEY", help="Require this key on /retrieve.")] = None,
     embedder: EmbedderOpt = "minilm",
+    nprobe: NprobeOpt = None,
+    ef_search: EfSearchOpt = None,
     max_queries: Annotated[int, typer.Option(min=1, help="Queries per request.")] = 512,
     max_topk: Annotated[int, typer.Option(min=1, help="Largest topk.")] = 100,
     default_topk: Annotated[int, typer.Option(min=1, help="topk when a request sends none.")] = 3,
@@ -49,7 +51,7 @@ def serve(
         check_api_key(api_key)
     if log_level not in ("debug", "info", "warning", "error"):
         raise typer.BadParameter("--log-level must be debug, info, warning or error")
-    retriever = open_retriever(index, None, embedder=embedder)
+    retriever = open_retriever(index, None, embedder=embedder, nprobe=nprobe, ef_search=ef_search)
     with usage("the server's limits"):
         limits = ServerLimits(max_queries=max_queries, max_topk=max_topk, default_topk=default_topk,
                               max_body_bytes=max_body_bytes, max_query_chars=max_query_chars,
@@ -72,10 +74,12 @@ def retrieve(
     api_key: Annotated[str | None, typer.Option(
         "--retriever-key", "--api-key", help="Key of the server at --url; default: $S3_RETRIEVER_KEY.")] = None,
     embedder: EmbedderOpt = "minilm",
+    nprobe: NprobeOpt = None,
+    ef_search: EfSearchOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the s3 JSON reply shape.")] = False,
 ) -> None:
     """Print the top-k passages for each query (demo corpus when no --index or --url)."""
-    retriever = open_retriever(index, url, api_key=api_key, embedder=embedder)
+    retriever = open_retriever(index, url, api_key=api_key, embedder=embedder, nprobe=nprobe, ef_search=ef_search)
     with retriever:
         results = retriever.search(queries, k)
     if as_json:

@@ -37,7 +37,7 @@ from s3_agents.errors import IndexNotFoundError
 from s3_agents.locks import locked
 from s3_agents.types import Passage
 
-__all__ = ["IndexStore", "META_FILE", "PASSAGES_FILE"]
+__all__ = ["IndexStore", "EmbeddedChunks", "META_FILE", "PASSAGES_FILE"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,48 @@ def _write_atomic(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+class EmbeddedChunks:
+    """The vectors of a build as the ``.npy`` chunks it saved, read back one chunk at a time (memory-mapped),
+    so a build never needs all of a large corpus's vectors in memory at once.
+
+    Args:
+        paths: The chunk files, in corpus order.
+    """
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
+        self._rows = [int(np.load(path, mmap_mode="r").shape[0]) for path in self.paths]
+        self.dim = int(np.load(self.paths[0], mmap_mode="r").shape[1]) if self.paths else 0
+
+    def __len__(self) -> int:
+        return sum(self._rows)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """Each chunk's ``(rows, dim)`` float32 vectors, in order."""
+        for path in self.paths:
+            yield np.ascontiguousarray(np.load(path, mmap_mode="r"), dtype=np.float32)
+
+    def sample(self, size: int, *, seed: int = 0) -> np.ndarray:
+        """``size`` rows drawn without replacement (all of them, in order, when there are no more)."""
+        n = len(self)
+        if size >= n:
+            return self.to_array()
+        wanted = np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+        parts, start = [], 0
+        for path, rows in zip(self.paths, self._rows):
+            mine = wanted[(wanted >= start) & (wanted < start + rows)] - start
+            if len(mine):
+                parts.append(np.asarray(np.load(path, mmap_mode="r")[mine], dtype=np.float32))
+            start += rows
+        return np.ascontiguousarray(np.concatenate(parts))
+
+    def to_array(self) -> np.ndarray:
+        """All vectors in one ``(n, dim)`` array (for small corpora)."""
+        if not self.paths:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.ascontiguousarray(np.concatenate(list(self.blocks())))
 
 
 class IndexStore:
@@ -176,7 +218,7 @@ class IndexStore:
         restart: bool = False,
         show_progress: bool = True,
         on_chunk: Callable[[int, int], None] | None = None,
-    ) -> tuple[np.ndarray, int]:
+    ) -> tuple[EmbeddedChunks, int]:
         """Embed ``texts`` in chunks saved under ``.partial/`` so a killed build can resume.
 
         Args:
@@ -190,7 +232,7 @@ class IndexStore:
             on_chunk: Called as ``on_chunk(done, total)`` after each chunk is saved.
 
         Returns:
-            The stacked embeddings and how many chunks were reused from an earlier run.
+            The saved chunks (read back one at a time) and how many were reused from an earlier run.
         """
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -210,7 +252,7 @@ class IndexStore:
         _write_atomic(manifest, json.dumps({"fingerprint": fingerprint}).encode("utf-8"))
 
         n_chunks = (len(texts) + chunk_size - 1) // chunk_size
-        parts: list[np.ndarray] = []
+        paths: list[Path] = []
         reused = 0
         bar = tqdm(total=len(texts), desc="embedding", unit="passage", disable=not show_progress)
         for i in range(n_chunks):
@@ -219,10 +261,10 @@ class IndexStore:
             block = None
             if path.is_file():
                 try:
-                    block = np.load(path)
+                    block = np.load(path, mmap_mode="r")
                 except (OSError, ValueError):
                     block = None
-                if block is not None and block.shape[0] != hi - lo:
+                if block is not None and (block.ndim != 2 or block.shape[0] != hi - lo):
                     block = None
                 if block is not None:
                     reused += 1
@@ -234,16 +276,15 @@ class IndexStore:
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(tmp, path)
-            parts.append(block)
+            del block
+            paths.append(path)
             bar.update(hi - lo)
             if on_chunk is not None:
                 on_chunk(i + 1, n_chunks)
         bar.close()
         if reused:
             logger.info("resumed %d of %d embedding chunks from an interrupted build", reused, n_chunks)
-        if not parts:
-            return np.zeros((0, 0), dtype=np.float32), 0
-        return np.concatenate(parts), reused
+        return EmbeddedChunks(paths), reused
 
     def embed_passages(
         self,
@@ -253,7 +294,7 @@ class IndexStore:
         chunk_size: int = 2048,
         restart: bool = False,
         show_progress: bool = True,
-    ) -> np.ndarray:
+    ) -> EmbeddedChunks:
         """Embed passages (their ``"Title"\\ntext`` form) resumably, keyed by corpus and embedder."""
         fingerprint = f"{corpus_fingerprint(passages)}:{embedder.spec}:{chunk_size}"
         vectors, _ = self.embed_resumable(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import gc
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from s3_agents.embedders import Embedder, load_embedder
 from s3_agents.errors import DataError, IndexFormatError, NoGPUError
@@ -17,12 +18,17 @@ from s3_agents.retrievers._store import IndexStore
 from s3_agents.retrievers.base import DenseRetriever
 from s3_agents.types import Passage
 
-__all__ = ["FaissRetriever", "IndexType", "build_faiss_index", "make_faiss_index"]
+__all__ = [
+    "FaissRetriever", "IndexType", "build_faiss_index", "make_faiss_index", "new_faiss_index", "fill_faiss_index",
+    "faiss_factory", "default_nlist", "default_pq_m", "training_size", "gpu_count",
+]
 
 logger = logging.getLogger(__name__)
 
-IndexType = Literal["flat", "hnsw", "ivf"]
+IndexType = Literal["flat", "hnsw", "ivf", "ivfpq", "opq"]
 _INDEX_FILE = "index.faiss"
+_ADD_BATCH = 65_536
+_OPQ_MIN_TRAIN = 1_000
 
 
 def _faiss() -> Any:
@@ -40,49 +46,168 @@ def gpu_count() -> int:
 
 
 def default_nlist(n: int) -> int:
-    """IVF list count: about sqrt(n), but at least 39 training points per list."""
+    """IVF list count: about 4 sqrt(n), but at least 39 training points per list."""
     return max(1, min(int(4 * math.sqrt(n)), n // 39))
+
+
+def default_pq_m(dim: int) -> int:
+    """PQ sub-quantizers: one per 8 dimensions (a 384-d vector becomes 48 one-byte codes), dividing ``dim``."""
+    m = max(1, dim // 8)
+    while dim % m:
+        m -= 1
+    return m
+
+
+def faiss_factory(index_type: IndexType, n: int, dim: int, *, hnsw_m: int = 32, nlist: int | None = None,
+                  pq_m: int | None = None) -> str:
+    """The FAISS index-factory string of a named index type, sized for ``n`` vectors of ``dim`` dimensions.
+
+    Example:
+        >>> faiss_factory("opq", 1_000_000, 384)
+        'OPQ48,IVF4000,PQ48'
+    """
+    nlist = nlist or default_nlist(n)
+    m = pq_m or default_pq_m(dim)
+    factories = {"flat": "Flat", "hnsw": f"HNSW{hnsw_m},Flat", "ivf": f"IVF{nlist},Flat",
+                 "ivfpq": f"IVF{nlist},PQ{m}", "opq": f"OPQ{m},IVF{nlist},PQ{m}"}
+    if index_type not in factories:
+        raise ValueError(f"index_type must be one of {', '.join(factories)}, got {index_type!r}")
+    return factories[index_type]
+
+
+def _ivf(index: Any) -> Any:
+    """The IVF part of ``index`` (also inside a pre-transform such as OPQ), or ``None``."""
+    try:
+        return _faiss().extract_index_ivf(index)
+    except RuntimeError:
+        return None
+
+
+def _has_opq(index: Any) -> bool:
+    faiss = _faiss()
+    if not isinstance(index, faiss.IndexPreTransform):
+        return False
+    return any(isinstance(faiss.downcast_VectorTransform(index.chain.at(i)), faiss.OPQMatrix)
+               for i in range(index.chain.size()))
+
+
+def _hnsw(index: Any) -> Any:
+    faiss = _faiss()
+    while isinstance(index, faiss.IndexPreTransform):
+        index = faiss.downcast_index(index.index)
+    return index if isinstance(index, faiss.IndexHNSW) else None
+
+
+def new_faiss_index(factory: str, dim: int, *, ef_construction: int = 200) -> Any:
+    """An empty inner-product index from a FAISS index-factory string (``"OPQ64,IVF65536,PQ64"``).
+
+    Raises:
+        ValueError: If FAISS does not understand ``factory``.
+    """
+    faiss = _faiss()
+    try:
+        index = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[-1] if str(err).strip() else "unknown error"
+        raise ValueError(f"FAISS cannot make an index from {factory!r} for {dim} dimensions: {first}") from err
+    hnsw = _hnsw(index)
+    if hnsw is not None:
+        hnsw.hnsw.efConstruction = ef_construction
+    ivf = _ivf(index)
+    for part in (faiss.downcast_index(ivf) if ivf is not None else None, index):
+        if hasattr(part, "do_polysemous_training"):
+            # The factory turns it on; it serves only polysemous search (unused here) and makes training
+            # 50x slower.
+            part.do_polysemous_training = False
+    return index
+
+
+def training_size(index: Any, n: int) -> int:
+    """Vectors to train ``index`` on: none for an index that needs no training, else 50 per IVF list
+    (and at least 10,000, what 256 PQ centroids need), at most ``n``."""
+    if index.is_trained:
+        return 0
+    ivf = _ivf(index)
+    return min(n, max(50 * (ivf.nlist if ivf is not None else 0), 10_000))
+
+
+def fill_faiss_index(index: Any, blocks: Iterable[np.ndarray], *, sample: Callable[[int], np.ndarray],
+                     n: int, show_progress: bool = False) -> Any:
+    """Train ``index`` on a sample (when it needs training), then add the vectors block by block.
+
+    Args:
+        index: An empty index (:func:`new_faiss_index`).
+        blocks: The vectors in corpus order, in blocks (never all in memory at once).
+        sample: ``sample(size)`` returns ``size`` training vectors.
+        n: Total number of vectors.
+        show_progress: Show a progress bar over the adds.
+    """
+    size = training_size(index, n)
+    if size:
+        ivf = _ivf(index)
+        if ivf is not None and n < ivf.nlist:
+            raise DataError(f"an IVF index with nlist={ivf.nlist} needs at least {ivf.nlist} passages, got {n}")
+        if _has_opq(index) and n < _OPQ_MIN_TRAIN:  # FAISS corrupts memory training OPQ on a few hundred
+            raise DataError(f"an OPQ index needs at least {_OPQ_MIN_TRAIN:,} passages to train on, got {n}; "
+                            "use ivfpq for a corpus this small")
+        train = sample(size)
+        logger.info("training the FAISS index on %d vectors", len(train))
+        try:
+            index.train(train)
+        except RuntimeError as err:  # FAISS's own checks, e.g. fewer points than PQ centroids
+            reason = str(err).strip().splitlines()[-1] if str(err).strip() else "unknown error"
+            raise DataError(f"training the FAISS index on {len(train)} vectors failed: {reason}") from err
+    bar = tqdm(total=n, desc="indexing", unit="vector", disable=not show_progress)
+    for block in blocks:
+        for lo in range(0, len(block), _ADD_BATCH):
+            part = np.ascontiguousarray(block[lo:lo + _ADD_BATCH], dtype=np.float32)
+            index.add(part)
+            bar.update(len(part))
+    bar.close()
+    return index
 
 
 def make_faiss_index(
     vectors: np.ndarray,
     index_type: IndexType = "flat",
     *,
+    factory: str | None = None,
     hnsw_m: int = 32,
     ef_construction: int = 200,
     nlist: int | None = None,
+    pq_m: int | None = None,
+    seed: int = 0,
 ) -> Any:
-    """Build a CPU FAISS inner-product index over ``vectors`` (``(n, dim)`` float32).
+    """Build a CPU FAISS inner-product index over ``vectors`` (``(n, dim)`` float32), in memory.
 
     Args:
         vectors: Normalised passage vectors.
-        index_type: ``"flat"`` (exact), ``"hnsw"`` (graph, fast, approximate) or ``"ivf"``
-            (inverted lists, trained on ``vectors``).
+        index_type: ``"flat"`` (exact), ``"hnsw"`` (graph, fast, approximate), ``"ivf"`` (inverted lists),
+            ``"ivfpq"`` (inverted lists of product-quantized codes: about 1/32 of the memory of flat) or
+            ``"opq"`` (IVF-PQ after a learned rotation, better recall at the same size).
+        factory: Any FAISS index-factory string instead (``"IVF1024,SQ8"``); overrides ``index_type``.
         hnsw_m: HNSW neighbours per node.
         ef_construction: HNSW build-time beam width.
         nlist: IVF list count (default: :func:`default_nlist`).
+        pq_m: PQ sub-quantizers (default: :func:`default_pq_m`).
+        seed: Seed of the training sample.
     """
-    faiss = _faiss()
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if vectors.ndim != 2:
         raise ValueError(f"vectors must be 2-D (n, dim), got shape {vectors.shape}")
     n, dim = vectors.shape
-    if index_type == "flat":
-        index = faiss.IndexFlatIP(dim)
-    elif index_type == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = ef_construction
-    elif index_type == "ivf":
+    if index_type in ("ivf", "ivfpq", "opq") and factory is None:
         nlist = nlist or default_nlist(n)
         if n < nlist:
             raise DataError(f"an IVF index with nlist={nlist} needs at least {nlist} passages, got {n}")
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(vectors)
-    else:
-        raise ValueError(f"index_type must be 'flat', 'hnsw' or 'ivf', got {index_type!r}")
-    if n:
-        index.add(vectors)
-    return index
+    description = factory or faiss_factory(index_type, n, dim, hnsw_m=hnsw_m, nlist=nlist, pq_m=pq_m)
+    index = new_faiss_index(description, dim, ef_construction=ef_construction)
+    rng = np.random.default_rng(seed)
+
+    def sample(size: int) -> np.ndarray:
+        return vectors if size >= n else vectors[np.sort(rng.choice(n, size=size, replace=False))]
+
+    return fill_faiss_index(index, [vectors] if n else [], sample=sample, n=n)
 
 
 class FaissRetriever(DenseRetriever):
@@ -92,7 +217,8 @@ class FaissRetriever(DenseRetriever):
         index: A FAISS index whose row ``i`` is ``passages[i]``.
         passages: The passages, in index order.
         embedder: Embeds the queries (must be the embedder that built the index).
-        nprobe: IVF lists visited per query (IVF indexes only).
+        nprobe: IVF lists visited per query (IVF indexes, IVF-PQ and OPQ included; default 16). More lists:
+            better recall, slower search. :meth:`tune` changes it later.
         ef_search: HNSW search beam width (HNSW indexes only).
         gpu: ``True`` to move the index to all GPUs (error without faiss-gpu), ``None`` to do so
             when GPUs are visible, ``False`` to stay on CPU. HNSW stays on CPU (FAISS has no GPU HNSW).
@@ -119,18 +245,37 @@ class FaissRetriever(DenseRetriever):
             raise ValueError(f"index holds {index.ntotal} vectors but {len(passages)} passages were given")
         if index.d != embedder.dim:
             raise ValueError(f"index width {index.d} != embedder width {embedder.dim} ({embedder.spec})")
-        faiss = _faiss()
         self.embedder = embedder
         self.passages = list(passages)
-        self.index_type: str = "flat"
-        if isinstance(index, faiss.IndexHNSW):
-            self.index_type = "hnsw"
-            if ef_search is not None:
-                index.hnsw.efSearch = ef_search
-        elif isinstance(index, faiss.IndexIVF):
-            self.index_type = "ivf"
-            index.nprobe = nprobe or min(index.nlist, 16)
+        ivf = _ivf(index)
+        self.index_type: str = "ivf" if ivf is not None else "hnsw" if _hnsw(index) is not None else "flat"
+        """``"ivf"`` (any IVF index: flat, PQ or OPQ lists), ``"hnsw"`` or ``"flat"`` (anything else)."""
+        if ivf is not None and nprobe is None:
+            nprobe = min(ivf.nlist, 16)
+        self.index = index
+        # Settings of the other kind of index are ignored here (one call can serve any index); tune() is strict.
+        self.tune(nprobe=nprobe if self.index_type == "ivf" else None,
+                  ef_search=ef_search if self.index_type == "hnsw" else None)
         self.index = self._maybe_to_gpu(index, gpu)
+
+    def tune(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
+        """Set the search effort at query time: ``nprobe`` IVF lists, or an HNSW beam of ``ef_search``.
+
+        Raises:
+            ValueError: If the setting does not apply to this index (``nprobe`` on HNSW, say).
+        """
+        faiss = _faiss()
+        space = faiss.GpuParameterSpace() if self._on_gpu() else faiss.ParameterSpace()
+        for name, value, kind in (("nprobe", nprobe, "ivf"), ("efSearch", ef_search, "hnsw")):
+            if value is None:
+                continue
+            if self.index_type != kind or value < 1:
+                raise ValueError(f"{name}={value} needs a positive value and an {kind.upper()} index; this one is "
+                                 f"{self.index_type}")
+            space.set_index_parameter(self.index, name, int(value))
+
+    def _on_gpu(self) -> bool:
+        return "Gpu" in type(self.index).__name__ or "Shards" in type(self.index).__name__
 
     def _maybe_to_gpu(self, index: Any, gpu: bool | None) -> Any:
         if gpu is False:
@@ -170,6 +315,7 @@ class FaissRetriever(DenseRetriever):
         path: str | Path,
         *,
         embedder: Embedder | None = None,
+        mmap: bool = True,
         **kwargs: Any,
     ) -> FaissRetriever:
         """Open an index written by :func:`build_faiss_index` (or ``s3 index build``).
@@ -177,7 +323,9 @@ class FaissRetriever(DenseRetriever):
         Args:
             path: The index directory.
             embedder: Query embedder; by default the one recorded in the index metadata.
-            **kwargs: ``nprobe``, ``ef_search``, ``gpu`` (see the class).
+            mmap: Map the index file into memory read-only instead of reading it: it opens at once and
+                its pages are shared by every process serving it.
+            **kwargs: ``nprobe``, ``ef_search``, ``gpu`` (see the class); default: the build's.
 
         Raises:
             IndexNotFoundError: If no complete index is there.
@@ -188,7 +336,9 @@ class FaissRetriever(DenseRetriever):
         meta = store.read_meta()
         if meta.get("kind") != "faiss":
             raise IndexFormatError(f"{path} holds a {meta.get('kind')!r} index, not a FAISS one")
-        index = _faiss().read_index(str(gen / _INDEX_FILE))
+        faiss = _faiss()
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        index = faiss.read_index(str(gen / _INDEX_FILE), flags)
         embedder = embedder or load_embedder(meta["embedder"])
         kwargs.setdefault("nprobe", meta.get("nprobe"))
         kwargs.setdefault("ef_search", meta.get("ef_search"))
@@ -232,9 +382,11 @@ def build_faiss_index(
     *,
     embedder: Embedder,
     index_type: IndexType = "flat",
+    factory: str | None = None,
     hnsw_m: int = 32,
     ef_search: int = 128,
     nlist: int | None = None,
+    pq_m: int | None = None,
     nprobe: int | None = None,
     chunk_size: int = 2048,
     restart: bool = False,
@@ -243,17 +395,21 @@ def build_faiss_index(
     """Embed ``passages`` and write a FAISS index directory, atomically and resumably.
 
     Embeddings are saved chunk by chunk, so a build that is killed resumes from the last saved
-    chunk when run again (``restart=True`` starts over). The index becomes visible only once
-    complete: until then :meth:`FaissRetriever.load` opens the previous index, or finds none.
+    chunk when run again (``restart=True`` starts over). An index that needs training (IVF, PQ) is
+    trained on a sample of them, then they are added chunk by chunk: a compressed index of a corpus
+    whose vectors do not fit in memory builds in the memory of its codes. The index becomes visible
+    only once complete: until then :meth:`FaissRetriever.load` opens the previous index, or finds none.
 
     Args:
         passages: The corpus.
         path: Index directory (created if needed).
         embedder: Passage embedder; its spec is recorded so queries use the same one.
-        index_type: ``"flat"``, ``"hnsw"`` or ``"ivf"``.
+        index_type: ``"flat"``, ``"hnsw"``, ``"ivf"``, ``"ivfpq"`` or ``"opq"`` (see :func:`make_faiss_index`).
+        factory: Any FAISS index-factory string instead (``"OPQ64,IVF65536,PQ64"``).
         hnsw_m: HNSW neighbours per node.
         ef_search: HNSW search beam width stored as the default for loading.
-        nlist: IVF list count (default about sqrt(n)).
+        nlist: IVF list count (default about 4 sqrt(n)).
+        pq_m: PQ sub-quantizers (default one per 8 dimensions).
         nprobe: IVF lists searched per query, stored as the default for loading.
         chunk_size: Passages embedded per saved chunk.
         restart: Discard saved chunks of an interrupted build.
@@ -265,24 +421,29 @@ def build_faiss_index(
     Example:
         >>> from s3_agents.corpus import load_demo_corpus
         >>> from s3_agents.embedders import load_embedder
-        >>> build_faiss_index(load_demo_corpus().passages, "/tmp/demo-faiss",
+        >>> build_faiss_index(load_demo_corpus().passages, "/tmp/demo-faiss", index_type="hnsw",
         ...                   embedder=load_embedder("minilm"))          # doctest: +SKIP
         >>> FaissRetriever.load("/tmp/demo-faiss").search(["..."], k=3)  # doctest: +SKIP
     """
     if not passages:
         raise DataError("cannot build an index over an empty corpus")
+    n = len(passages)
+    if factory is None and index_type in ("ivf", "ivfpq", "opq"):
+        nlist = nlist or default_nlist(n)
+    description = factory or faiss_factory(index_type, n, embedder.dim, hnsw_m=hnsw_m, nlist=nlist, pq_m=pq_m)
+    index = new_faiss_index(description, embedder.dim)  # a bad factory string fails before any embedding
     store = IndexStore(path)
     with store.build_lock():
-        vectors = store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,
-                                       show_progress=show_progress)
-        if index_type == "ivf":
-            nlist = nlist or default_nlist(len(passages))
-        index = make_faiss_index(vectors, index_type, hnsw_m=hnsw_m, nlist=nlist)
-        meta = {"kind": "faiss", "index_type": index_type, "embedder": embedder.spec, "dim": embedder.dim}
-        if index_type == "hnsw":
+        chunks = store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,
+                                      show_progress=show_progress)
+        fill_faiss_index(index, chunks.blocks(), sample=chunks.sample, n=n, show_progress=show_progress)
+        meta: dict[str, Any] = {"kind": "faiss", "index_type": index_type if factory is None else "factory",
+                                "factory": description, "embedder": embedder.spec, "dim": embedder.dim}
+        ivf = _ivf(index)
+        if ivf is not None:
+            meta.update(nlist=int(ivf.nlist), nprobe=nprobe or min(int(ivf.nlist), 16))
+        if _hnsw(index) is not None:
             meta.update(hnsw_m=hnsw_m, ef_search=ef_search)
-        if index_type == "ivf":
-            meta.update(nlist=nlist, nprobe=nprobe or min(nlist or 1, 16))
         with store.new_generation() as gen:
             _faiss().write_index(index, str(gen / _INDEX_FILE))
             IndexStore.write_meta(gen, meta, passages)

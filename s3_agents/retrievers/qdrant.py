@@ -222,7 +222,7 @@ def build_qdrant_index(
     store = IndexStore(path)
     with store.build_lock():
         vectors = store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,
-                                       show_progress=show_progress)
+                                       show_progress=show_progress).to_array()
         Path(path).mkdir(parents=True, exist_ok=True)
         client = make_qdrant_client(url=url, api_key=api_key, path=None if url else Path(path) / _STORAGE_DIR)
         try:

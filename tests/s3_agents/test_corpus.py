@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from s3_agents.corpus import corpus_fingerprint, load_corpus, parse_passage, write_corpus
-from s3_agents.errors import CorpusFormatError
+from s3_agents.errors import CorpusFormatError, DataFileError
 from s3_agents.types import Passage
 
 
@@ -147,7 +147,7 @@ def test_qa_files_name_the_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "qa.jsonl"
     latin1 = '{"question": "caf\u00e9?", "answers": ["b"]}\n'.encode("latin-1")
     path.write_bytes(b'{"question": "q?", "answers": ["a"]}\n' + latin1)
-    with pytest.raises(ValueError, match=rf"{path}: .*line 2: not UTF-8: byte 0xe9"):
+    with pytest.raises(DataFileError, match=rf"{path}, line 2: not UTF-8: byte 0xe9"):
         load_qa(path)
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")

@@ -51,9 +51,7 @@ def _recording(owned_by: str, seen: list[httpx.Request]) -> OpenAICompatClient:
             return httpx.Response(200, json={"data": [{"id": "m", "owned_by": owned_by}]})
         return httpx.Response(200, json=reply)
 
-    client = OpenAICompatClient("http://llm.test", "m")
-    client._client = httpx.Client(transport=httpx.MockTransport(handler))
-    return client
+    return OpenAICompatClient("http://llm.test", "m", http_client=httpx.Client(transport=httpx.MockTransport(handler)))
 
 
 @pytest.mark.parametrize(("owned_by", "field"), [("vllm", "structured_outputs"), ("me", "grammar")])

@@ -146,7 +146,7 @@ def test_failed_build_resumes_from_saved_chunks(tmp_path: Path, demo_corpus, has
     vectors, reused = store.embed_resumable(texts, dying_embed, fingerprint="fp", chunk_size=50,
                                             show_progress=False)
     assert reused == 2 and calls[0] == 50 and len(calls) == 4  # 6 chunks, 2 reused
-    np.testing.assert_array_equal(vectors, hashing.embed_passages(texts))
+    np.testing.assert_array_equal(vectors.to_array(), hashing.embed_passages(texts))
 
     # Another fingerprint (other corpus or embedder) never reuses those chunks; restart discards them.
     calls.clear()
