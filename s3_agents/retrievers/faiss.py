@@ -196,10 +196,6 @@ def make_faiss_index(
     if vectors.ndim != 2:
         raise ValueError(f"vectors must be 2-D (n, dim), got shape {vectors.shape}")
     n, dim = vectors.shape
-    if index_type in ("ivf", "ivfpq", "opq") and factory is None:
-        nlist = nlist or default_nlist(n)
-        if n < nlist:
-            raise DataError(f"an IVF index with nlist={nlist} needs at least {nlist} passages, got {n}")
     description = factory or faiss_factory(index_type, n, dim, hnsw_m=hnsw_m, nlist=nlist, pq_m=pq_m)
     index = new_faiss_index(description, dim, ef_construction=ef_construction)
     rng = np.random.default_rng(seed)
@@ -428,8 +424,6 @@ def build_faiss_index(
     if not passages:
         raise DataError("cannot build an index over an empty corpus")
     n = len(passages)
-    if factory is None and index_type in ("ivf", "ivfpq", "opq"):
-        nlist = nlist or default_nlist(n)
     description = factory or faiss_factory(index_type, n, embedder.dim, hnsw_m=hnsw_m, nlist=nlist, pq_m=pq_m)
     index = new_faiss_index(description, embedder.dim)  # a bad factory string fails before any embedding
     store = IndexStore(path)
