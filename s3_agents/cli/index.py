@@ -22,6 +22,13 @@ class BackendName(StrEnum):
     bm25 = "bm25"
 
 
+class QuantizationName(StrEnum):
+    none = "none"
+    int8 = "int8"
+    binary = "binary"
+    pq = "pq"
+
+
 class IndexTypeName(StrEnum):
     flat = "flat"
     hnsw = "hnsw"
@@ -51,9 +58,13 @@ def index_build(
     skip_bad_lines: Annotated[bool, typer.Option(
         help="Skip malformed corpus lines (counted) instead of stopping.")] = False,
     restart: Annotated[bool, typer.Option(help="Discard the saved work of an interrupted build.")] = False,
-    collection: Annotated[str, typer.Option(help="Qdrant collection (alias) name.")] = "s3",
+    hnsw_m: Annotated[int | None, typer.Option(min=2, help="HNSW edges per node (FAISS hnsw: 32, Qdrant: 16).")] = None,
+    quantization: Annotated[QuantizationName, typer.Option(
+        help="Qdrant Edge vector quantization: int8 (4x smaller), binary (32x), pq (16x); search rescores with "
+             "the original vectors.")] = QuantizationName.none,
+    collection: Annotated[str, typer.Option(help="Qdrant server collection (alias) name.")] = "s3",
     qdrant_url: Annotated[str | None, typer.Option(
-        help="Qdrant server URL; default: local on-disk storage in OUT.")] = None,
+        help="Qdrant server URL; default: Qdrant Edge, the engine embedded, stored in OUT.")] = None,
     qdrant_api_key: Annotated[str | None, typer.Option(
         envvar="QDRANT_API_KEY", help="Qdrant API key (never stored).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -65,6 +76,9 @@ def index_build(
 
     if backend is not BackendName.faiss and (index_factory or nlist or pq_m or nprobe):
         raise typer.BadParameter("--index-factory, --nlist, --pq-m and --nprobe are FAISS options (--backend faiss)")
+    edge = backend is BackendName.qdrant and not qdrant_url
+    if quantization is not QuantizationName.none and not edge:
+        raise typer.BadParameter("--quantization is a Qdrant Edge option (--backend qdrant without --qdrant-url)")
     data = load_corpus(corpus, skip_bad_lines=skip_bad_lines)
     info(data.summary())
     if not data.passages:
@@ -78,7 +92,11 @@ def index_build(
         options.update(chunk_size=chunk_size, restart=restart)
     if backend is BackendName.faiss:
         options.update(index_type=index_type.value, factory=index_factory, nlist=nlist, pq_m=pq_m, nprobe=nprobe)
-    if backend is BackendName.qdrant:
+    if hnsw_m is not None and (backend is BackendName.faiss or edge):
+        options.update(hnsw_m=hnsw_m)
+    if edge:
+        options.update(quantization=quantization.value)
+    elif backend is BackendName.qdrant:
         options.update(collection=collection, url=qdrant_url, api_key=qdrant_api_key)
     with usage("--index-factory / --nlist / --pq-m"):
         gen = build_index(data.passages, out, backend=backend.value, embedder=emb, **options)
@@ -93,3 +111,51 @@ def indexinfo(path: Annotated[Path, typer.Argument(help="Index directory.")]) ->
     from s3_agents.retrievers._store import IndexStore
 
     typer.echo(json.dumps(IndexStore(path).read_meta(), indent=2))
+
+
+def _edge_shard(index: Path) -> tuple[Path, dict[str, Any]]:
+    from s3_agents.retrievers._store import IndexStore
+    from s3_agents.retrievers.qdrant_edge import SHARD_DIR
+
+    store = IndexStore(index)
+    gen = store.require_current()
+    meta = store.read_meta()
+    if meta.get("engine") != "edge":
+        fail(f"{index} is not a Qdrant Edge index (build it with --backend qdrant)")
+    return gen / SHARD_DIR, meta
+
+
+@index_app.command("snapshot")
+def index_snapshot(
+    index: Annotated[Path, typer.Argument(help="A Qdrant Edge index directory.")],
+    out: Annotated[Path, typer.Argument(help="The snapshot file to write (a tar archive).")],
+) -> None:
+    """Pack a Qdrant Edge index as a Qdrant shard snapshot, for a server or another machine."""
+    from s3_agents.retrievers.qdrant_edge import write_shard_snapshot
+
+    shard, _ = _edge_shard(index)
+    write_shard_snapshot(shard, out)
+    typer.echo(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+
+
+@index_app.command("push")
+def index_push(
+    index: Annotated[Path, typer.Argument(help="A Qdrant Edge index directory.")],
+    url: Annotated[str, typer.Option(help="Qdrant server URL, e.g. http://qdrant:6333.")],
+    collection: Annotated[str, typer.Option(help="Collection to create (when missing) and fill.")] = "s3",
+    shard_id: Annotated[int, typer.Option(min=0, help="Shard of the collection the snapshot replaces.")] = 0,
+    api_key: Annotated[str | None, typer.Option(envvar="QDRANT_API_KEY", help="Qdrant API key.")] = None,
+    timeout: Annotated[int, typer.Option(min=1, help="Seconds for the upload.")] = 600,
+) -> None:
+    """Upload a Qdrant Edge index to a Qdrant server or cluster as a shard snapshot."""
+    import tempfile
+
+    from s3_agents.retrievers.qdrant_edge import push_shard_snapshot, write_shard_snapshot
+
+    shard, meta = _edge_shard(index)
+    with usage("--url"), tempfile.TemporaryDirectory(dir=index) as tmp:
+        snapshot = write_shard_snapshot(shard, Path(tmp) / "shard.snapshot")
+        push_shard_snapshot(snapshot, url, collection, dim=int(meta["dim"]), api_key=api_key, shard_id=shard_id,
+                            hnsw_m=int(meta.get("hnsw_m") or 16), ef_construct=int(meta.get("ef_construct") or 100),
+                            timeout=timeout)
+    typer.echo(f"pushed {index} to {url} as shard {shard_id} of collection {collection!r}")

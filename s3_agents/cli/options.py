@@ -107,9 +107,9 @@ def open_retriever(index: str | None, url: str | None, *, api_key: str | None = 
 
     Every command that searches (``serve``, ``retrieve``, ``search``, ``eval``, ``precompute``) opens it here.
     ``api_key`` is the server's key (default: ``$S3_RETRIEVER_KEY``); ``nprobe`` / ``ef_search`` set a FAISS
-    index's search effort (default: the build's).
+    or Qdrant Edge index's search effort (default: the build's).
     """
-    from s3_agents.retrievers import FaissRetriever, RemoteRetriever, load_retriever
+    from s3_agents.retrievers import RemoteRetriever, load_retriever
 
     if index and url:
         raise typer.BadParameter("give --index or --url, not both")
@@ -121,8 +121,8 @@ def open_retriever(index: str | None, url: str | None, *, api_key: str | None = 
             return RemoteRetriever(url, api_key=api_key)
     retriever = load_retriever(index) if index else _demo_retriever(embedder)
     if effort:
-        if not isinstance(retriever, FaissRetriever):
-            raise typer.BadParameter("--nprobe and --ef-search apply to a FAISS index")
+        if not hasattr(retriever, "tune"):
+            raise typer.BadParameter("--nprobe and --ef-search apply to a FAISS or Qdrant Edge index")
         with usage("--nprobe / --ef-search"):
             retriever.tune(**effort)
     return retriever

@@ -17,6 +17,7 @@ from s3_agents.retrievers.base import DenseRetriever, Retriever
 from s3_agents.retrievers.bm25 import BM25Retriever, build_bm25_index
 from s3_agents.retrievers.faiss import FaissRetriever, build_faiss_index
 from s3_agents.retrievers.qdrant import QdrantRetriever, build_qdrant_index
+from s3_agents.retrievers.qdrant_edge import QdrantEdgeRetriever, build_qdrant_edge_index
 from s3_agents.retrievers.remote import RemoteRetriever
 from s3_agents.types import Passage
 
@@ -25,6 +26,7 @@ __all__ = [
     "DenseRetriever",
     "FaissRetriever",
     "QdrantRetriever",
+    "QdrantEdgeRetriever",
     "BM25Retriever",
     "RemoteRetriever",
     "Backend",
@@ -50,8 +52,9 @@ def build_index(
         path: Index directory.
         backend: ``"faiss"``, ``"qdrant"`` or ``"bm25"``.
         embedder: Passage embedder (dense backends; defaults to the offline MiniLM).
-        **options: Backend options, e.g. ``index_type="hnsw"`` (FAISS), ``url=`` and
-            ``collection=`` (Qdrant), ``k1=`` (BM25), ``restart=True``, ``show_progress=False``.
+        **options: Backend options, e.g. ``index_type="hnsw"`` (FAISS), ``quantization="int8"`` (Qdrant
+            Edge), ``url=`` and ``collection=`` (a Qdrant server instead of Edge), ``k1=`` (BM25),
+            ``restart=True``, ``show_progress=False``.
 
     Returns:
         The directory of the published generation.
@@ -74,7 +77,11 @@ def build_index(
         embedder = load_embedder()
     if backend == "faiss":
         return build_faiss_index(passages, path, embedder=embedder, **options)
-    return build_qdrant_index(passages, path, embedder=embedder, **options)
+    if options.get("url"):
+        return build_qdrant_index(passages, path, embedder=embedder, **options)
+    for server_only in ("url", "collection", "api_key"):
+        options.pop(server_only, None)
+    return build_qdrant_edge_index(passages, path, embedder=embedder, **options)
 
 
 def load_retriever(location: str | Path, **options: Any) -> Retriever:
@@ -91,9 +98,12 @@ def load_retriever(location: str | Path, **options: Any) -> Retriever:
     text = str(location)
     if text.startswith(("http://", "https://")):
         return RemoteRetriever(text, **options)
-    kind = IndexStore(location).read_meta().get("kind")
+    meta = IndexStore(location).read_meta()
+    kind = meta.get("kind")
     if kind == "faiss":
         return FaissRetriever.load(location, **options)
+    if kind == "qdrant" and meta.get("engine") == "edge":
+        return QdrantEdgeRetriever.load(location, **options)
     if kind == "qdrant":
         return QdrantRetriever.load(location, **options)
     if kind == "bm25":

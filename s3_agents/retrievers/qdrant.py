@@ -1,9 +1,9 @@
-"""Qdrant retriever through qdrant-client: local mode (in memory or on disk) and server mode.
+"""Qdrant retriever through qdrant-client: a Qdrant server or cluster (and qdrant-client's in-memory mode).
 
-Both modes run the same code: a ``QdrantClient`` built from a URL (server) or a path /
-``":memory:"`` (local), then ``query_batch_points``. Local mode is qdrant-client's own
-brute-force implementation, good for tests and up to about 20k passages; for more, run a
-Qdrant server and pass its URL.
+A ``QdrantClient`` is built from a URL (server) or ``":memory:"``, then queried with
+``query_batch_points``. The embedded engine for index directories is Qdrant Edge
+(:mod:`s3_agents.retrievers.qdrant_edge`); qdrant-client's local mode is a pure-Python brute
+force kept for tests and for indexes built with it by earlier versions.
 
 Builds are atomic through a collection alias: passages are written to a fresh collection
 ``<name>--<stamp>``, and only when it is complete is the alias ``<name>`` switched to it.
@@ -104,7 +104,7 @@ class QdrantRetriever(DenseRetriever):
             raise IndexFormatError(f"{path} holds a {meta.get('kind')!r} index, not a Qdrant one")
         if meta.get("url"):
             client = make_qdrant_client(url=meta["url"], api_key=api_key)
-        else:
+        else:  # qdrant-client local mode, built by s3-agents before Qdrant Edge
             client = make_qdrant_client(path=Path(path) / _STORAGE_DIR)
         return cls(client, meta["collection"], embedder or load_embedder(meta["embedder"]), owns_client=True)
 
@@ -201,30 +201,33 @@ def build_qdrant_index(
     path: str | Path,
     *,
     embedder: Embedder,
+    url: str,
     collection: str = "s3",
-    url: str | None = None,
     api_key: str | None = None,
     chunk_size: int = 2048,
     restart: bool = False,
     show_progress: bool = True,
 ) -> Path:
-    """Build a Qdrant index and record it in the index directory ``path``.
+    """Build a collection on the Qdrant server at ``url`` and record it in the index directory ``path``.
 
-    With ``url`` the points go to that Qdrant server and ``path`` only keeps the metadata (URL,
-    collection, embedder; never the API key). Without it they go to local on-disk storage under
-    ``path``. Embeddings are saved as they are computed, so an interrupted build resumes.
+    ``path`` keeps only the metadata (URL, collection, embedder; never the API key). Embeddings are
+    saved as they are computed, so an interrupted build resumes. For an index stored in ``path``
+    itself, use :func:`~s3_agents.retrievers.qdrant_edge.build_qdrant_edge_index`.
 
     Returns:
         The directory of the published generation.
     """
     if not passages:
         raise DataError("cannot build an index over an empty corpus")
+    if not url:
+        raise ValueError("build_qdrant_index writes to a Qdrant server: give its url "
+                         "(embedded: build_qdrant_edge_index)")
     store = IndexStore(path)
     with store.build_lock():
         vectors = store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,
                                        show_progress=show_progress).to_array()
         Path(path).mkdir(parents=True, exist_ok=True)
-        client = make_qdrant_client(url=url, api_key=api_key, path=None if url else Path(path) / _STORAGE_DIR)
+        client = make_qdrant_client(url=url, api_key=api_key)
         try:
             build_qdrant_collection(passages, client, collection, embedder, vectors=vectors,
                                     show_progress=show_progress)

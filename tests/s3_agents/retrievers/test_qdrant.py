@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from s3_agents.retrievers import FaissRetriever, QdrantRetriever, build_index, load_retriever
+from s3_agents.retrievers import FaissRetriever, QdrantRetriever, load_retriever
 from s3_agents.retrievers.qdrant import build_qdrant_collection, make_qdrant_client
 
 QUESTIONS = ["Which river flows through Gritia?", "currency of Ketroul", "Who founded Seloun Guild?"]
@@ -21,9 +21,17 @@ def test_in_memory_matches_faiss_flat(demo_corpus, minilm) -> None:
         assert a[0].score == pytest.approx(b[0].score, abs=1e-4)
 
 
-def test_on_disk_index_directory_round_trip(tmp_path: Path, demo_corpus, minilm) -> None:
+def test_an_index_directory_of_qdrant_client_local_mode_still_opens(tmp_path: Path, demo_corpus, minilm) -> None:
+    """Indexes built before Qdrant Edge (qdrant-client local mode, no "engine" in meta.json) keep loading."""
+    from s3_agents.retrievers._store import IndexStore
+
     path = tmp_path / "qidx"
-    build_index(demo_corpus.passages, path, backend="qdrant", embedder=minilm, show_progress=False)
+    client = make_qdrant_client(path=path / "qdrant-storage")
+    build_qdrant_collection(demo_corpus.passages, client, "s3", minilm, show_progress=False)
+    client.close()
+    with IndexStore(path).new_generation() as gen:
+        IndexStore.write_meta(gen, {"kind": "qdrant", "collection": "s3", "url": None, "embedder": "minilm",
+                                    "dim": minilm.dim}, demo_corpus.passages)
     with load_retriever(path, embedder=minilm) as retriever:
         assert isinstance(retriever, QdrantRetriever)
         hits = retriever.search(QUESTIONS[:1], 3)[0]
@@ -31,6 +39,13 @@ def test_on_disk_index_directory_round_trip(tmp_path: Path, demo_corpus, minilm)
     # The storage is released on close, so the index opens again (qdrant locks its folder).
     with load_retriever(path) as again:
         assert again.embedder.spec == "minilm"
+
+
+def test_a_server_build_needs_the_server_url(tmp_path: Path, demo_corpus, hashing) -> None:
+    from s3_agents.retrievers.qdrant import build_qdrant_index
+
+    with pytest.raises(ValueError, match="give its url"):
+        build_qdrant_index(demo_corpus.passages, tmp_path / "x", embedder=hashing, url="")
 
 
 def test_rebuild_switches_the_alias_and_drops_leftovers(demo_corpus, hashing) -> None:
