@@ -20,6 +20,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from tqdm.auto import tqdm
 
+from s3_agents.errors import NoGPUError
+
 __all__ = [
     "Embedder",
     "SentenceTransformerEmbedder",
@@ -73,7 +75,13 @@ class SentenceTransformerEmbedder:
         query_prefix: Prepended to every query (``"query: "`` for E5 models).
         passage_prefix: Prepended to every passage (``"passage: "`` for E5 models).
         batch_size: Texts per forward pass.
-        device: Torch device; ``None`` lets sentence-transformers choose (GPU when present).
+        device: Torch device (``"cuda"``, ``"cuda:1"``, ``"cpu"``, ``"mps"``); ``None`` lets sentence-transformers
+            choose (a GPU when one is present).
+        precision: ``"fp16"`` or ``"bf16"`` run the model in half precision (vectors are returned as float32);
+            ``"auto"`` means fp16 on a CUDA device and fp32 elsewhere.
+        threads: Torch CPU threads. ``None`` keeps torch's default, one per core. Give fewer when other
+            CPU-heavy work shares the machine: two processes that each use every core can both slow
+            down several times.
         max_length: Truncate inputs to this many tokens (s3 uses 256 for e5); ``None`` keeps the
             model's own limit.
         spec: Spec recorded in index metadata; defaults to ``"st:<model>"``.
@@ -94,18 +102,35 @@ class SentenceTransformerEmbedder:
         passage_prefix: str = "",
         batch_size: int = 64,
         device: str | None = None,
+        precision: str = "auto",
+        threads: int | None = None,
         max_length: int | None = None,
         spec: str | None = None,
     ) -> None:
-        from sentence_transformers import SentenceTransformer
-
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if precision not in ("auto", "fp32", "fp16", "bf16"):
+            raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {precision!r}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if device is not None and device.startswith("cuda") and not torch.cuda.is_available():
+            raise NoGPUError(f"device {device!r} asked for, but torch sees no CUDA GPU on this machine")
+        if threads is not None:
+            torch.set_num_threads(threads)
         self.model_name = model
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
         self.batch_size = batch_size
         self._model = SentenceTransformer(model, device=device)
+        on_cuda = str(self._model.device).startswith("cuda")
+        self.precision = ("fp16" if on_cuda else "fp32") if precision == "auto" else precision
+        if self.precision == "fp16":
+            self._model.half()
+        elif self.precision == "bf16":
+            self._model.to(torch.bfloat16)
         if max_length is not None:
             self._model.max_seq_length = max_length
         get_dim = getattr(self._model, "get_embedding_dimension", None) or \
@@ -141,17 +166,25 @@ class SentenceTransformerEmbedder:
     def spec(self) -> str:
         return self._spec
 
+    @property
+    def device(self) -> str:
+        """The torch device the model runs on."""
+        return str(self._model.device)
+
     def _encode(self, texts: list[str], show_progress: bool, desc: str) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self._dim), dtype=np.float32)
-        chunks = []
+        out = np.empty((len(texts), self._dim), dtype=np.float32)
+        # Longest first, in batches of similar length: a batch is padded to its longest text, so short
+        # passages batched together cost a fraction of what they cost beside a long one.
+        order = np.argsort([-len(t) for t in texts], kind="stable")
         starts = range(0, len(texts), self.batch_size)
         for start in tqdm(starts, desc=desc, unit="batch", disable=not show_progress):
-            chunks.append(self._model.encode(
-                texts[start:start + self.batch_size], batch_size=self.batch_size,
-                normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False,
-            ))
-        return np.ascontiguousarray(np.concatenate(chunks), dtype=np.float32)
+            rows = order[start:start + self.batch_size]
+            vectors = self._model.encode(
+                [texts[i] for i in rows], batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=False, convert_to_tensor=True, show_progress_bar=False,
+            )
+            out[rows] = vectors.float().cpu().numpy()
+        return out
 
     def embed_queries(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         texts = [self.query_prefix + t for t in _check_texts(texts)]

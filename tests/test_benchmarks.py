@@ -47,3 +47,17 @@ def test_constrained_benchmark_runs() -> None:
     result = run("constrained.py")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "| free |" in result.stdout and "| grammar | 0/" in result.stdout     # no invalid turn under the grammar
+
+
+def test_embed_benchmark_runs() -> None:
+    result = run("embed.py")
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "s3 index build (flat, resumable, atomic)" in result.stdout and "Goal: build >= 0.9x raw" in result.stdout
+
+
+def test_scale_benchmark_runs() -> None:
+    result = run("scale.py")
+    assert result.returncode == 0, result.stderr + result.stdout
+    for words in ("| flat | `Flat` |", "| edge-hnsw |", "ivfpq-rflat", "A compressed index at recall@10 >= 0.9",
+                  "Qdrant Edge HNSW vs FAISS HNSW"):
+        assert words in result.stdout

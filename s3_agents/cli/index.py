@@ -54,6 +54,12 @@ def index_build(
         min=1, help="IVF lists searched per query, recorded as the index's default (16).")] = None,
     embedder: EmbedderOpt = "minilm",
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per embedding batch.")] = 64,
+    device: Annotated[str | None, typer.Option(
+        help="Embedder device: cuda, cuda:1, cpu, mps (default: a GPU when one is present).")] = None,
+    precision: Annotated[str, typer.Option(
+        help="Embedder precision: auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 or bf16.")] = "auto",
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="Embedder CPU threads (default: one per core); fewer when other heavy work shares them.")] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Passages per saved (resumable) chunk.")] = 2048,
     skip_bad_lines: Annotated[bool, typer.Option(
         help="Skip malformed corpus lines (counted) instead of stopping.")] = False,
@@ -86,9 +92,9 @@ def index_build(
     options: dict[str, Any] = {"show_progress": not quiet}
     emb = None
     if backend is not BackendName.bm25:
-        emb = open_embedder(embedder)
+        emb = open_embedder(embedder, batch_size=batch_size, device=device, precision=precision, threads=threads)
         if isinstance(emb, SentenceTransformerEmbedder):
-            emb.batch_size = batch_size
+            info(f"embedding with {emb.spec} on {emb.device} ({emb.precision})")
         options.update(chunk_size=chunk_size, restart=restart)
     if backend is BackendName.faiss:
         options.update(index_type=index_type.value, factory=index_factory, nlist=nlist, pq_m=pq_m, nprobe=nprobe)

@@ -83,12 +83,13 @@ RetrieverKey = Annotated[str | None, typer.Option(
                             "calls for retrieval); default: $S3_RETRIEVER_KEY.")]
 
 
-def open_embedder(spec: str) -> Any:
-    """The embedder ``--embedder`` names."""
+def open_embedder(spec: str, **options: Any) -> Any:
+    """The embedder ``--embedder`` names; ``options`` (``device``, ``precision``, ``threads``, ``batch_size``) go
+    to a sentence-transformers model and are ignored by the hashing embedder."""
     from s3_agents.embedders import load_embedder
 
-    with usage("--embedder"):
-        return load_embedder(spec)
+    with usage("--embedder / --device"):
+        return load_embedder(spec, **options)
 
 
 def _demo_retriever(embedder_spec: str) -> Any:

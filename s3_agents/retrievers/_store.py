@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
 import os
+import queue
 import shutil
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,18 +34,20 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from s3_agents.corpus import corpus_fingerprint, load_corpus, write_corpus
+from s3_agents.corpus import corpus_fingerprint, load_corpus
 from s3_agents.embedders import Embedder
-from s3_agents.errors import IndexNotFoundError
+from s3_agents.errors import IndexFormatError, IndexNotFoundError
 from s3_agents.locks import locked
 from s3_agents.types import Passage
 
-__all__ = ["IndexStore", "EmbeddedChunks", "META_FILE", "PASSAGES_FILE"]
+__all__ = ["IndexStore", "EmbeddedChunks", "PassageFile", "write_passage_file", "feeding", "META_FILE",
+           "PASSAGES_FILE"]
 
 logger = logging.getLogger(__name__)
 
 META_FILE = "meta.json"
 PASSAGES_FILE = "passages.jsonl"
+OFFSETS_FILE = "passages.offsets.npy"
 _CURRENT = "CURRENT"
 _PARTIAL = ".partial"
 FORMAT_VERSION = 1
@@ -72,6 +77,73 @@ def _write_atomic(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+_END = object()
+
+
+class _Aborted(Exception):
+    """The producer of a :func:`feeding` stopped with an error; the consumer stops too."""
+
+
+@contextmanager
+def feeding(consume: Callable[[Iterator[np.ndarray]], Any], *,
+            depth: int = 2) -> Iterator[Callable[[np.ndarray], None]]:
+    """Run ``consume(blocks)`` in a background thread, fed the blocks the caller produces, so that writing an index
+    overlaps computing the next embeddings.
+
+    Yields ``feed(block)``. At most ``depth`` blocks wait in between (memory stays bounded). When the block
+    exits, the consumer is waited for and its exception, if any, is raised here. When the block fails, the
+    consumer is stopped.
+
+    Example:
+        >>> seen = []
+        >>> with feeding(lambda blocks: seen.extend(len(b) for b in blocks)) as feed:
+        ...     feed(np.zeros((3, 2))); feed(np.zeros((1, 2)))
+        >>> seen
+        [3, 1]
+    """
+    pipe: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    failure: list[BaseException] = []
+
+    def blocks() -> Iterator[np.ndarray]:
+        while True:
+            item = pipe.get()
+            if item is _END:
+                return
+            if isinstance(item, _Aborted):
+                raise item
+            yield item
+
+    def run() -> None:
+        try:
+            consume(blocks())
+        except _Aborted:
+            pass
+        except BaseException as err:  # handed to the producer's thread
+            failure.append(err)
+            item = None
+            while not (item is _END or isinstance(item, _Aborted)):  # unblock the producer until it stops
+                item = pipe.get()
+
+    worker = threading.Thread(target=run, name="index-writer", daemon=True)
+    worker.start()
+
+    def feed(block: np.ndarray) -> None:
+        if failure:
+            raise failure[0]
+        pipe.put(block)
+
+    try:
+        yield feed
+    except BaseException:
+        pipe.put(_Aborted())
+        worker.join()
+        raise
+    pipe.put(_END)
+    worker.join()
+    if failure:
+        raise failure[0]
 
 
 class EmbeddedChunks:
@@ -116,6 +188,54 @@ class EmbeddedChunks:
         return np.ascontiguousarray(np.concatenate(list(self.blocks())))
 
 
+def write_passage_file(passages: Iterable[Passage], path: Path) -> int:
+    """Write passages as ``{id, title, text}`` JSONL at ``path`` and the byte offset of every line beside it
+    (``passages.offsets.npy``), so :class:`PassageFile` can read any one of them without loading the rest.
+
+    Returns:
+        The number of passages written.
+    """
+    offsets = [0]
+    with open(path, "wb") as handle:
+        for passage in passages:
+            handle.write(json.dumps(passage.to_record(), ensure_ascii=False).encode("utf-8") + b"\n")
+            offsets.append(handle.tell())
+    np.save(path.with_name(OFFSETS_FILE), np.asarray(offsets, dtype=np.uint64))
+    return len(offsets) - 1
+
+
+class PassageFile(Sequence[Passage]):
+    """The passages of an index generation, read from disk one at a time by their byte offsets.
+
+    Memory is 8 bytes per passage (the offsets) plus the pages the OS caches, so an index of tens of
+    millions of passages opens at once in any process. Reads are thread-safe (a read-only memory map).
+
+    Args:
+        path: A ``passages.jsonl`` written by :func:`write_passage_file`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._offsets = np.load(self.path.with_name(OFFSETS_FILE), mmap_mode="r")
+        with open(self.path, "rb") as handle:
+            self._map = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if self._offsets[-1] else b""
+        if len(self._map) != int(self._offsets[-1]):
+            raise IndexFormatError(f"{self.path} does not match its offsets file (rewrite the index)")
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, i: int) -> Passage:  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]  # type: ignore[return-value]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(f"passage {i} out of range ({len(self)} passages)")
+        record = json.loads(self._map[int(self._offsets[i]):int(self._offsets[i + 1])])
+        return Passage(record["id"], record["title"], record["text"])
+
+
 class IndexStore:
     """Generations of one index directory.
 
@@ -157,8 +277,11 @@ class IndexStore:
         return json.loads((self.require_current() / META_FILE).read_text(encoding="utf-8"))
 
     @staticmethod
-    def read_passages(gen: Path) -> list[Passage]:
-        """The passages stored with a generation, in index order."""
+    def read_passages(gen: Path) -> Sequence[Passage]:
+        """The passages stored with a generation, in index order: a :class:`PassageFile` read on demand (a list
+        for generations written before offsets were recorded)."""
+        if (gen / OFFSETS_FILE).is_file():
+            return PassageFile(gen / PASSAGES_FILE)
         return load_corpus(gen / PASSAGES_FILE).passages
 
     # -- writing ---------------------------------------------------------------------------
@@ -202,7 +325,7 @@ class IndexStore:
     @staticmethod
     def write_meta(gen: Path, meta: dict[str, Any], passages: Sequence[Passage]) -> None:
         """Write ``meta.json`` and ``passages.jsonl`` into a generation being built."""
-        write_corpus(passages, gen / PASSAGES_FILE, form="plain")
+        write_passage_file(passages, gen / PASSAGES_FILE)
         full = {"format_version": FORMAT_VERSION, "count": len(passages),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), **meta}
         (gen / META_FILE).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
@@ -218,6 +341,7 @@ class IndexStore:
         restart: bool = False,
         show_progress: bool = True,
         on_chunk: Callable[[int, int], None] | None = None,
+        feed: Callable[[np.ndarray], None] | None = None,
     ) -> tuple[EmbeddedChunks, int]:
         """Embed ``texts`` in chunks saved under ``.partial/`` so a killed build can resume.
 
@@ -230,6 +354,7 @@ class IndexStore:
             restart: Discard any saved chunks first.
             show_progress: Show a progress bar over chunks.
             on_chunk: Called as ``on_chunk(done, total)`` after each chunk is saved.
+            feed: Given each chunk's vectors in order, saved or reused (see :func:`feeding`).
 
         Returns:
             The saved chunks (read back one at a time) and how many were reused from an earlier run.
@@ -276,6 +401,8 @@ class IndexStore:
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(tmp, path)
+            if feed is not None:
+                feed(np.asarray(block, dtype=np.float32))
             del block
             paths.append(path)
             bar.update(hi - lo)
@@ -294,12 +421,14 @@ class IndexStore:
         chunk_size: int = 2048,
         restart: bool = False,
         show_progress: bool = True,
+        feed: Callable[[np.ndarray], None] | None = None,
     ) -> EmbeddedChunks:
-        """Embed passages (their ``"Title"\\ntext`` form) resumably, keyed by corpus and embedder."""
+        """Embed passages (their ``"Title"\\ntext`` form) resumably, keyed by corpus and embedder; ``feed`` gets
+        each chunk's vectors as soon as they exist (see :meth:`embed_resumable`)."""
         fingerprint = f"{corpus_fingerprint(passages)}:{embedder.spec}:{chunk_size}"
         vectors, _ = self.embed_resumable(
             [p.contents for p in passages], embedder.embed_passages, fingerprint=fingerprint,
-            chunk_size=chunk_size, restart=restart, show_progress=show_progress,
+            chunk_size=chunk_size, restart=restart, show_progress=show_progress, feed=feed,
         )
         return vectors
 

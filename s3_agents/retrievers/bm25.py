@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from s3_agents.errors import DataError, IndexFormatError
-from s3_agents.retrievers._store import IndexStore
+from s3_agents.retrievers._store import IndexStore, PassageFile
 from s3_agents.retrievers.base import Retriever
 from s3_agents.types import Passage
 
@@ -43,7 +43,7 @@ class BM25Retriever(Retriever):
 
     def __init__(self, model: Any, passages: Sequence[Passage], *, stopwords: str | None = "en") -> None:
         self.model = model
-        self.passages = list(passages)
+        self.passages = passages if isinstance(passages, PassageFile) else list(passages)
         self.stopwords = stopwords
 
     @classmethod

@@ -5,7 +5,8 @@ from __future__ import annotations
 import gc
 import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,7 +15,7 @@ from tqdm.auto import tqdm
 
 from s3_agents.embedders import Embedder, load_embedder
 from s3_agents.errors import DataError, IndexFormatError, NoGPUError
-from s3_agents.retrievers._store import IndexStore
+from s3_agents.retrievers._store import IndexStore, PassageFile, feeding
 from s3_agents.retrievers.base import DenseRetriever
 from s3_agents.types import Passage
 
@@ -29,6 +30,7 @@ IndexType = Literal["flat", "hnsw", "ivf", "ivfpq", "opq"]
 _INDEX_FILE = "index.faiss"
 _ADD_BATCH = 65_536
 _OPQ_MIN_TRAIN = 1_000
+REFINE_K_FACTOR = 4
 
 
 def _faiss() -> Any:
@@ -113,6 +115,11 @@ def new_faiss_index(factory: str, dim: int, *, ef_construction: int = 200) -> An
     hnsw = _hnsw(index)
     if hnsw is not None:
         hnsw.hnsw.efConstruction = ef_construction
+    refine = faiss.downcast_index(index)
+    if isinstance(refine, faiss.IndexRefine):
+        # A refining index (",RFlat", ",Refine(SQ8)") reranks k_factor * k candidates of its coarse codes; FAISS's
+        # default of 1 reranks only the k it returns, which changes nothing.
+        refine.k_factor = REFINE_K_FACTOR
     ivf = _ivf(index)
     for part in (faiss.downcast_index(ivf) if ivf is not None else None, index):
         if hasattr(part, "do_polysemous_training"):
@@ -242,7 +249,7 @@ class FaissRetriever(DenseRetriever):
         if index.d != embedder.dim:
             raise ValueError(f"index width {index.d} != embedder width {embedder.dim} ({embedder.spec})")
         self.embedder = embedder
-        self.passages = list(passages)
+        self.passages = passages if isinstance(passages, PassageFile) else list(passages)
         ivf = _ivf(index)
         self.index_type: str = "ivf" if ivf is not None else "hnsw" if _hnsw(index) is not None else "flat"
         """``"ivf"`` (any IVF index: flat, PQ or OPQ lists), ``"hnsw"`` or ``"flat"`` (anything else)."""
@@ -254,8 +261,9 @@ class FaissRetriever(DenseRetriever):
                   ef_search=ef_search if self.index_type == "hnsw" else None)
         self.index = self._maybe_to_gpu(index, gpu)
 
-    def tune(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
-        """Set the search effort at query time: ``nprobe`` IVF lists, or an HNSW beam of ``ef_search``.
+    def tune(self, *, nprobe: int | None = None, ef_search: int | None = None, k_factor: float | None = None) -> None:
+        """Set the search effort at query time: ``nprobe`` IVF lists, or an HNSW beam of ``ef_search``; for a
+        refining index (``...,RFlat``, ``...,Refine(SQ8)``) also ``k_factor``, the candidates reranked per result.
 
         Raises:
             ValueError: If the setting does not apply to this index (``nprobe`` on HNSW, say).
@@ -269,6 +277,12 @@ class FaissRetriever(DenseRetriever):
                 raise ValueError(f"{name}={value} needs a positive value and an {kind.upper()} index; this one is "
                                  f"{self.index_type}")
             space.set_index_parameter(self.index, name, int(value))
+        if k_factor is not None:
+            refine = faiss.downcast_index(self.index)
+            if not isinstance(refine, faiss.IndexRefine) or k_factor < 1:
+                raise ValueError(f"k_factor={k_factor} needs a value of at least 1 and a refining index "
+                                 "(a factory string ending in ,RFlat or ,Refine(...))")
+            refine.k_factor = float(k_factor)
 
     def _on_gpu(self) -> bool:
         return "Gpu" in type(self.index).__name__ or "Shards" in type(self.index).__name__
@@ -372,6 +386,22 @@ class FaissRetriever(DenseRetriever):
         return out
 
 
+def _no_sample(size: int) -> np.ndarray:
+    raise AssertionError("an index that needs no training asked for a training sample")
+
+
+@contextmanager
+def _one_faiss_thread() -> Iterator[None]:
+    """FAISS on one OpenMP thread while it shares the CPUs with the embedder (restored after)."""
+    faiss = _faiss()
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def build_faiss_index(
     passages: Sequence[Passage],
     path: str | Path,
@@ -428,9 +458,16 @@ def build_faiss_index(
     index = new_faiss_index(description, embedder.dim)  # a bad factory string fails before any embedding
     store = IndexStore(path)
     with store.build_lock():
-        chunks = store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,
-                                      show_progress=show_progress)
-        fill_faiss_index(index, chunks.blocks(), sample=chunks.sample, n=n, show_progress=show_progress)
+        if index.is_trained:
+            # Nothing to train: each chunk is added (in a writer thread) while the next one is embedded.
+            with _one_faiss_thread(), feeding(lambda blocks: fill_faiss_index(
+                    index, blocks, sample=_no_sample, n=n)) as feed:
+                store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,
+                                     show_progress=show_progress, feed=feed)
+        else:
+            chunks = store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,
+                                          show_progress=show_progress)
+            fill_faiss_index(index, chunks.blocks(), sample=chunks.sample, n=n, show_progress=show_progress)
         meta: dict[str, Any] = {"kind": "faiss", "index_type": index_type if factory is None else "factory",
                                 "factory": description, "embedder": embedder.spec, "dim": embedder.dim}
         ivf = _ivf(index)

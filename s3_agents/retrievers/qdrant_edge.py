@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from s3_agents.embedders import Embedder, load_embedder
 from s3_agents.errors import BusyError, DataError, IndexFormatError, RetrieverUnavailableError
-from s3_agents.retrievers._store import IndexStore
+from s3_agents.retrievers._store import IndexStore, feeding
 from s3_agents.retrievers.base import DenseRetriever
 from s3_agents.types import Passage
 
@@ -246,15 +246,16 @@ def build_qdrant_edge_index(
         raise DataError("cannot build an index over an empty corpus")
     config = edge_config(embedder.dim, hnsw_m=hnsw_m, ef_construct=ef_construct, quantization=quantization)
     store = IndexStore(path)
+    meta = {"kind": "qdrant", "engine": "edge", "embedder": embedder.spec, "dim": embedder.dim,
+            "hnsw_m": hnsw_m, "ef_construct": ef_construct, "ef_search": ef_search, "quantization": quantization}
     with store.build_lock():
-        chunks = store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,
-                                      show_progress=show_progress)
-        meta = {"kind": "qdrant", "engine": "edge", "embedder": embedder.spec, "dim": embedder.dim,
-                "hnsw_m": hnsw_m, "ef_construct": ef_construct, "ef_search": ef_search, "quantization": quantization}
         with store.new_generation() as gen:
             shard = _edge().EdgeShard.create(str(gen / SHARD_DIR), config)
             try:
-                fill_edge_shard(shard, passages, chunks.blocks(), show_progress=show_progress)
+                # Points are written (in a writer thread) while the next chunk is embedded.
+                with feeding(lambda blocks: fill_edge_shard(shard, passages, blocks, show_progress=False)) as feed:
+                    store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,
+                                         show_progress=show_progress, feed=feed)
             finally:
                 shard.close()
             IndexStore.write_meta(gen, meta, passages)

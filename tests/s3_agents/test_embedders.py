@@ -82,3 +82,30 @@ def test_e5_factory_sets_s3_conventions(minilm: SentenceTransformerEmbedder) -> 
     assert (e5.query_prefix, e5.passage_prefix) == ("query: ", "passage: ")
     assert e5.spec == f"e5:{minilm.model_name}"
     assert e5._model.max_seq_length == 256
+
+
+def test_length_sorted_batches_come_back_in_input_order(minilm: SentenceTransformerEmbedder) -> None:
+    texts = ["short", "a much longer passage about the rivers of the archipelago " * 6, "mid length text here",
+             "x", "another long one " * 20, "river"]
+    minilm.batch_size, old = 2, minilm.batch_size
+    try:
+        got = minilm.embed_passages(texts)
+    finally:
+        minilm.batch_size = old
+    one_by_one = np.concatenate([minilm.embed_passages([t]) for t in texts])
+    np.testing.assert_allclose(got, one_by_one, atol=1e-5)
+    assert minilm.precision == "fp32" and minilm.device == "cpu"
+
+
+def test_device_precision_and_threads_are_checked() -> None:
+    import torch
+
+    with pytest.raises(ValueError, match="precision"):
+        SentenceTransformerEmbedder.default(precision="fp8")
+    with pytest.raises(ValueError, match="threads"):
+        SentenceTransformerEmbedder.default(threads=0)
+    if not torch.cuda.is_available():
+        from s3_agents.errors import NoGPUError
+
+        with pytest.raises(NoGPUError, match="cuda"):
+            SentenceTransformerEmbedder.default(device="cuda")

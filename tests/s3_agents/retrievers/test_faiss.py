@@ -196,3 +196,21 @@ def test_load_retriever_accepts_a_url() -> None:
 
     retriever = load_retriever("http://127.0.0.1:3000", timeout=5)
     assert isinstance(retriever, RemoteRetriever) and retriever.url == "http://127.0.0.1:3000/retrieve"
+
+
+def test_loaded_passages_are_read_from_disk_by_offset(tmp_path: Path, demo_corpus, hashing) -> None:
+    from s3_agents.retrievers._store import OFFSETS_FILE, PassageFile
+    from s3_agents.types import Passage
+
+    passages = [*demo_corpus.passages[:30], Passage("ü-1", "Çirö «quoted»", "multi-byte text: 東京 ☃")]
+    gen = build_faiss_index(passages, tmp_path / "idx", embedder=hashing, show_progress=False)
+    retriever = FaissRetriever.load(tmp_path / "idx", embedder=hashing)
+    stored = retriever.passages
+    assert isinstance(stored, PassageFile) and len(stored) == len(passages)
+    assert list(stored) == passages and stored[-1] == passages[-1] and stored[3:5] == passages[3:5]
+    with pytest.raises(IndexError):
+        stored[len(passages)]
+    assert retriever.search([passages[-1].contents], 1)[0][0].title == "Çirö «quoted»"
+    # A generation written before offsets were recorded still loads (into a list).
+    (gen / OFFSETS_FILE).unlink()
+    assert FaissRetriever.load(tmp_path / "idx", embedder=hashing).passages == passages

@@ -162,3 +162,20 @@ def test_cli_builds_compressed_indexes_and_sets_the_effort_when_opening(tmp_path
                          "FAISS options")):
         code, _, err = s3(*args)
         assert code == 2 and words in " ".join(err.replace("│", " ").split()), (args, err)
+
+
+def test_a_refining_index_reranks_more_candidates_than_it_returns(tmp_path, world, embedder) -> None:
+    import faiss
+
+    build_faiss_index(world.passages, tmp_path / "idx", embedder=embedder, factory="IVF8,PQ16,RFlat",
+                      show_progress=False)
+    retriever = load_retriever(tmp_path / "idx")
+    assert faiss.downcast_index(retriever.index).k_factor == 4          # FAISS's own default, 1, reranks nothing
+    exact = FaissRetriever.from_passages(world.passages, embedder)
+    asked = queries(world)
+    truth = ids(exact.search(asked, 10))
+    retriever.tune(k_factor=16)
+    got = ids(retriever.search(asked, 10))
+    assert sum(len(set(a) & set(b)) for a, b in zip(got, truth)) / 400 >= 0.95
+    with pytest.raises(ValueError, match="refining index"):
+        exact.tune(k_factor=8)

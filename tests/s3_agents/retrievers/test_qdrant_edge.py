@@ -67,11 +67,13 @@ def test_builds_reloads_and_answers_like_exact_search(tmp_path, world, embedder,
     assert hits[0][0].title and hits[0][0].text and hits[0][0].score >= hits[0][-1].score
     # Quantized candidates are rescored with the original vectors: every score is the exact inner product.
     vectors = embedder.embed_passages([world.passages[int(p.id) - 1].contents for p in hits[0]])
-    assert [p.score for p in hits[0]] == pytest.approx(list(vectors @ embedder.embed_queries(asked[:1])[0]), abs=1e-3)
+    exact_scores = list(vectors @ embedder.embed_queries(asked[:1])[0])
+    assert [p.score for p in hits[0]] == pytest.approx(exact_scores, abs=1e-3), (quantization, hits[0])
     # Recall@10 against exact search, measured: none 1.0, int8 1.0, pq 0.945. Binary codes suit dense, centred
     # embeddings, not these mostly-zero hashing vectors (0.115 here): benchmarks/scale.py measures it on its data.
     if quantization != "binary":
-        assert recall(ids(hits), truth) >= (0.95 if quantization in ("none", "int8") else 0.9)
+        found = recall(ids(hits), truth)
+        assert found >= (0.95 if quantization in ("none", "int8") else 0.9), found
     # Reopened after close (a shard is opened by one holder at a time): the same answers.
     with load_retriever(tmp_path / "idx") as again:
         assert ids(again.search(asked, 10)) == ids(hits)
@@ -114,22 +116,25 @@ def test_a_build_that_dies_while_indexing_keeps_the_previous_index_and_resumes(t
     real_fill = qdrant_edge.fill_edge_shard
 
     def dies(shard, passages, blocks, **kwargs):
-        for _ in blocks:                                          # some points are written, then a kill
-            raise KeyboardInterrupt
+        for i, _ in enumerate(blocks):                            # three chunks are written, then a kill
+            if i == 3:
+                raise KeyboardInterrupt
 
     monkeypatch.setattr(qdrant_edge, "fill_edge_shard", dies)
     with pytest.raises(KeyboardInterrupt):
         build_qdrant_edge_index(world.passages, out, embedder=embedder, chunk_size=300, show_progress=False)
     with load_retriever(out) as previous:
         assert len(previous) == 100
-    assert not list(out.glob(".tmp-*")) and len(list((out / ".partial").glob("chunk-*.npy"))) == 7
+    saved = len(list((out / ".partial").glob("chunk-*.npy")))
+    assert not list(out.glob(".tmp-*")) and 4 <= saved < 7       # the embedding stopped soon after the writer
 
     calls: list[int] = []
+    real_embed = embedder.embed_passages
     monkeypatch.setattr(qdrant_edge, "fill_edge_shard", real_fill)
-    monkeypatch.setattr(embedder, "embed_passages", lambda texts, **kw: calls.append(len(texts)))
+    monkeypatch.setattr(embedder, "embed_passages", lambda texts, **kw: calls.append(len(texts)) or real_embed(texts))
     build_qdrant_edge_index(world.passages, out, embedder=embedder, chunk_size=300, show_progress=False)
     monkeypatch.undo()
-    assert calls == []                                            # every vector came from the saved chunks
+    assert sum(calls) == len(world.passages) - 300 * saved        # only the chunks that were not saved
     with load_retriever(out) as resumed:
         assert len(resumed) == len(world.passages)
     assert len(list(out.glob("gen-*"))) == 1 and not (out / ".partial").exists()
