@@ -61,6 +61,10 @@ def index_build(
     threads: Annotated[int | None, typer.Option(
         min=1, help="Embedder CPU threads (default: one per core); fewer when other heavy work shares them.")] = None,
     chunk_size: Annotated[int, typer.Option(min=1, help="Passages per saved (resumable) chunk.")] = 2048,
+    ray: Annotated[str | None, typer.Option(
+        help="Embed on a Ray cluster with Ray Data: auto, host:6379, ray://host:10001, or local.")] = None,
+    ray_workers: Annotated[int, typer.Option(min=1, help="Ray workers embedding at once (one model each).")] = 2,
+    ray_gpus: Annotated[float, typer.Option(min=0, help="GPUs per Ray worker (0: CPU workers).")] = 0.0,
     skip_bad_lines: Annotated[bool, typer.Option(
         help="Skip malformed corpus lines (counted) instead of stopping.")] = False,
     restart: Annotated[bool, typer.Option(help="Discard the saved work of an interrupted build.")] = False,
@@ -96,6 +100,13 @@ def index_build(
         if isinstance(emb, SentenceTransformerEmbedder):
             info(f"embedding with {emb.spec} on {emb.device} ({emb.precision})")
         options.update(chunk_size=chunk_size, restart=restart)
+        if ray:
+            from s3_agents.retrievers.ray_embed import RayEmbedding
+
+            options.update(distribute=RayEmbedding(ray, workers=ray_workers, gpus_per_worker=ray_gpus,
+                                                   batch_size=batch_size))
+    elif ray:
+        raise typer.BadParameter("--ray embeds passages; BM25 has nothing to embed")
     if backend is BackendName.faiss:
         options.update(index_type=index_type.value, factory=index_factory, nlist=nlist, pq_m=pq_m, nprobe=nprobe)
     if hnsw_m is not None and (backend is BackendName.faiss or edge):

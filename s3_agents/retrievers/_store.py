@@ -40,8 +40,8 @@ from s3_agents.errors import IndexFormatError, IndexNotFoundError
 from s3_agents.locks import locked
 from s3_agents.types import Passage
 
-__all__ = ["IndexStore", "EmbeddedChunks", "PassageFile", "write_passage_file", "feeding", "META_FILE",
-           "PASSAGES_FILE"]
+__all__ = ["IndexStore", "EmbeddedChunks", "ChunkEmbedding", "PassageFile", "write_passage_file", "feeding",
+           "META_FILE", "PASSAGES_FILE"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 
 _END = object()
+
+ChunkEmbedding = Callable[[Embedder, list[tuple[int, list[str]]]], Iterator[tuple[int, np.ndarray]]]
+"""Embeds numbered chunks of passage texts with (a copy of) an embedder elsewhere, yielding them in order."""
 
 
 class _Aborted(Exception):
@@ -144,6 +147,15 @@ def feeding(consume: Callable[[Iterator[np.ndarray]], Any], *,
     worker.join()
     if failure:
         raise failure[0]
+
+
+def _saved_chunk(path: Path, rows: int) -> np.ndarray | None:
+    """The vectors of a chunk saved by an earlier build (memory-mapped), or ``None`` if it is missing or damaged."""
+    try:
+        block = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return None
+    return block if block.ndim == 2 and block.shape[0] == rows else None
 
 
 class EmbeddedChunks:
@@ -342,6 +354,7 @@ class IndexStore:
         show_progress: bool = True,
         on_chunk: Callable[[int, int], None] | None = None,
         feed: Callable[[np.ndarray], None] | None = None,
+        embed_chunks: Callable[[list[tuple[int, list[str]]]], Iterator[tuple[int, np.ndarray]]] | None = None,
     ) -> tuple[EmbeddedChunks, int]:
         """Embed ``texts`` in chunks saved under ``.partial/`` so a killed build can resume.
 
@@ -355,6 +368,9 @@ class IndexStore:
             show_progress: Show a progress bar over chunks.
             on_chunk: Called as ``on_chunk(done, total)`` after each chunk is saved.
             feed: Given each chunk's vectors in order, saved or reused (see :func:`feeding`).
+            embed_chunks: Embeds all the chunks that are not saved yet, given as ``(number, texts)``, and yields
+                ``(number, vectors)`` in the same order (e.g. on a Ray cluster); by default ``embed`` runs on
+                each chunk here, one after the other.
 
         Returns:
             The saved chunks (read back one at a time) and how many were reused from an earlier run.
@@ -367,34 +383,34 @@ class IndexStore:
             shutil.rmtree(partial)
         if partial.exists():
             try:
-                saved = json.loads(manifest.read_text(encoding="utf-8")).get("fingerprint")
+                previous = json.loads(manifest.read_text(encoding="utf-8")).get("fingerprint")
             except (OSError, ValueError):
-                saved = None
-            if saved != fingerprint:
+                previous = None
+            if previous != fingerprint:
                 logger.info("discarding partial embeddings of a different corpus or embedder")
                 shutil.rmtree(partial)
         partial.mkdir(parents=True, exist_ok=True)
         _write_atomic(manifest, json.dumps({"fingerprint": fingerprint}).encode("utf-8"))
 
         n_chunks = (len(texts) + chunk_size - 1) // chunk_size
+        spans = [(i, i * chunk_size, min(len(texts), (i + 1) * chunk_size)) for i in range(n_chunks)]
+        saved = {i for i, lo, hi in spans if _saved_chunk(partial / f"chunk-{i:06d}.npy", hi - lo) is not None}
+        missing = [(i, list(texts[lo:hi])) for i, lo, hi in spans if i not in saved]
+        computed = (embed_chunks(missing) if embed_chunks is not None and missing
+                    else ((i, embed(chunk)) for i, chunk in missing))
         paths: list[Path] = []
-        reused = 0
+        reused = len(saved)
         bar = tqdm(total=len(texts), desc="embedding", unit="passage", disable=not show_progress)
-        for i in range(n_chunks):
-            lo, hi = i * chunk_size, min(len(texts), (i + 1) * chunk_size)
+        for i, lo, hi in spans:
             path = partial / f"chunk-{i:06d}.npy"
-            block = None
-            if path.is_file():
-                try:
-                    block = np.load(path, mmap_mode="r")
-                except (OSError, ValueError):
-                    block = None
-                if block is not None and (block.ndim != 2 or block.shape[0] != hi - lo):
-                    block = None
-                if block is not None:
-                    reused += 1
+            block = _saved_chunk(path, hi - lo) if i in saved else None
             if block is None:
-                block = np.ascontiguousarray(embed(list(texts[lo:hi])), dtype=np.float32)
+                done, block = next(computed)
+                if done != i:
+                    raise RuntimeError(f"embedding returned chunk {done} where chunk {i} was due")
+                block = np.ascontiguousarray(block, dtype=np.float32)
+                if block.shape[0] != hi - lo:
+                    raise RuntimeError(f"embedding returned {block.shape[0]} vectors for chunk {i} of {hi - lo} texts")
                 tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
                 with open(tmp, "wb") as handle:
                     np.save(handle, block)
@@ -422,13 +438,16 @@ class IndexStore:
         restart: bool = False,
         show_progress: bool = True,
         feed: Callable[[np.ndarray], None] | None = None,
+        distribute: ChunkEmbedding | None = None,
     ) -> EmbeddedChunks:
         """Embed passages (their ``"Title"\\ntext`` form) resumably, keyed by corpus and embedder; ``feed`` gets
-        each chunk's vectors as soon as they exist (see :meth:`embed_resumable`)."""
+        each chunk's vectors as soon as they exist, ``distribute`` embeds the chunks elsewhere (see
+        :meth:`embed_resumable`)."""
         fingerprint = f"{corpus_fingerprint(passages)}:{embedder.spec}:{chunk_size}"
         vectors, _ = self.embed_resumable(
             [p.contents for p in passages], embedder.embed_passages, fingerprint=fingerprint,
             chunk_size=chunk_size, restart=restart, show_progress=show_progress, feed=feed,
+            embed_chunks=None if distribute is None else (lambda chunks: distribute(embedder, chunks)),
         )
         return vectors
 

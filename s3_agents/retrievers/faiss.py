@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from s3_agents.embedders import Embedder, load_embedder
 from s3_agents.errors import DataError, IndexFormatError, NoGPUError
-from s3_agents.retrievers._store import IndexStore, PassageFile, feeding
+from s3_agents.retrievers._store import ChunkEmbedding, IndexStore, PassageFile, feeding
 from s3_agents.retrievers.base import DenseRetriever
 from s3_agents.types import Passage
 
@@ -416,6 +416,7 @@ def build_faiss_index(
     nprobe: int | None = None,
     chunk_size: int = 2048,
     restart: bool = False,
+    distribute: ChunkEmbedding | None = None,
     show_progress: bool = True,
 ) -> Path:
     """Embed ``passages`` and write a FAISS index directory, atomically and resumably.
@@ -439,6 +440,7 @@ def build_faiss_index(
         nprobe: IVF lists searched per query, stored as the default for loading.
         chunk_size: Passages embedded per saved chunk.
         restart: Discard saved chunks of an interrupted build.
+        distribute: Embed the chunks elsewhere, e.g. ``RayEmbedding(address)`` on a Ray cluster.
         show_progress: Show progress bars.
 
     Returns:
@@ -463,10 +465,10 @@ def build_faiss_index(
             with _one_faiss_thread(), feeding(lambda blocks: fill_faiss_index(
                     index, blocks, sample=_no_sample, n=n)) as feed:
                 store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,
-                                     show_progress=show_progress, feed=feed)
+                                     show_progress=show_progress, feed=feed, distribute=distribute)
         else:
             chunks = store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,
-                                          show_progress=show_progress)
+                                          show_progress=show_progress, distribute=distribute)
             fill_faiss_index(index, chunks.blocks(), sample=chunks.sample, n=n, show_progress=show_progress)
         meta: dict[str, Any] = {"kind": "faiss", "index_type": index_type if factory is None else "factory",
                                 "factory": description, "embedder": embedder.spec, "dim": embedder.dim}

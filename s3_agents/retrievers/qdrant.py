@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from s3_agents.embedders import Embedder, load_embedder
 from s3_agents.errors import DataError, IndexFormatError
-from s3_agents.retrievers._store import IndexStore
+from s3_agents.retrievers._store import ChunkEmbedding, IndexStore
 from s3_agents.retrievers.base import DenseRetriever
 from s3_agents.types import Passage
 
@@ -206,6 +206,7 @@ def build_qdrant_index(
     api_key: str | None = None,
     chunk_size: int = 2048,
     restart: bool = False,
+    distribute: ChunkEmbedding | None = None,
     show_progress: bool = True,
 ) -> Path:
     """Build a collection on the Qdrant server at ``url`` and record it in the index directory ``path``.
@@ -225,7 +226,7 @@ def build_qdrant_index(
     store = IndexStore(path)
     with store.build_lock():
         vectors = store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,
-                                       show_progress=show_progress).to_array()
+                                       show_progress=show_progress, distribute=distribute).to_array()
         Path(path).mkdir(parents=True, exist_ok=True)
         client = make_qdrant_client(url=url, api_key=api_key)
         try:

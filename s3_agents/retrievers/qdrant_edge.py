@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from s3_agents.embedders import Embedder, load_embedder
 from s3_agents.errors import BusyError, DataError, IndexFormatError, RetrieverUnavailableError
-from s3_agents.retrievers._store import IndexStore, feeding
+from s3_agents.retrievers._store import ChunkEmbedding, IndexStore, feeding
 from s3_agents.retrievers.base import DenseRetriever
 from s3_agents.types import Passage
 
@@ -220,6 +220,7 @@ def build_qdrant_edge_index(
     quantization: Quantization = "none",
     chunk_size: int = 2048,
     restart: bool = False,
+    distribute: ChunkEmbedding | None = None,
     show_progress: bool = True,
 ) -> Path:
     """Embed ``passages`` into a Qdrant Edge shard in the index directory ``path``, atomically and resumably.
@@ -237,6 +238,7 @@ def build_qdrant_edge_index(
         quantization: ``"none"``, ``"int8"``, ``"binary"`` or ``"pq"`` (see :func:`edge_config`).
         chunk_size: Passages per saved embedding chunk.
         restart: Discard saved chunks of an interrupted build.
+        distribute: Embed the chunks elsewhere, e.g. ``RayEmbedding(address)`` on a Ray cluster.
         show_progress: Show progress bars.
 
     Returns:
@@ -255,7 +257,7 @@ def build_qdrant_edge_index(
                 # Points are written (in a writer thread) while the next chunk is embedded.
                 with feeding(lambda blocks: fill_edge_shard(shard, passages, blocks, show_progress=False)) as feed:
                     store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,
-                                         show_progress=show_progress, feed=feed)
+                                         show_progress=show_progress, feed=feed, distribute=distribute)
             finally:
                 shard.close()
             IndexStore.write_meta(gen, meta, passages)
