@@ -232,6 +232,29 @@ def run_child(step: str, name: str, work: Path, single: int) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def export(name: str, work: Path, out: Path) -> None:
+    """An index directory over a kept FAISS index and the synthetic passages, for `s3 serve` at this scale."""
+    import faiss
+
+    from s3_agents.retrievers._store import FORMAT_VERSION, META_FILE, OFFSETS_FILE, PASSAGES_FILE, IndexStore
+    from s3_agents.retrievers.faiss import _ivf
+
+    source = work / name / "index.faiss"
+    if isinstance(TYPES.get(name), tuple) or not source.is_file():
+        raise SystemExit(f"no kept FAISS index {name!r} in {work} (run with --keep first)")
+    index = faiss.read_index(str(source), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    ivf = _ivf(index)
+    meta = {"format_version": FORMAT_VERSION, "count": int(index.ntotal), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "kind": "faiss", "index_type": "factory", "factory": factory_of(name, int(index.ntotal), index.d),
+            "embedder": "minilm", "dim": index.d, **({"nlist": int(ivf.nlist), "nprobe": 16} if ivf else {})}
+    with IndexStore(out).new_generation() as gen:
+        for src, dst in ((source, "index.faiss"), (work / "passages.jsonl", PASSAGES_FILE),
+                         (work / OFFSETS_FILE, OFFSETS_FILE)):
+            shutil.copyfile(src, gen / dst)
+        (gen / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"wrote {out} ({name}, {index.ntotal:,} vectors)")
+
+
 # -- report -------------------------------------------------------------------------------------------------
 
 def best_at(rows: list[dict[str, Any]], recall: float) -> dict[str, Any] | None:
@@ -299,6 +322,9 @@ def main() -> None:
                         help="measure the queries again on the indexes kept by an earlier --keep run (no rebuild)")
     parser.add_argument("--quick", action="store_true", help="5,000 vectors, 100 queries, four types, a temporary "
                         "work folder: a smoke run")
+    parser.add_argument("--export", nargs=2, metavar=("TYPE", "DIR"),
+                        help="write the kept FAISS index TYPE as an index directory DIR that `s3 serve --index` opens "
+                             "(queries embedded by MiniLM, 384-d), then stop")
     parser.add_argument("--child", choices=["build", "query"], help=argparse.SUPPRESS)
     parser.add_argument("--type", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -309,6 +335,9 @@ def main() -> None:
     if args.child:
         result = child_build(args.type, work) if args.child == "build" else child_query(args.type, work, args.single)
         print(json.dumps(result))
+        return
+    if args.export:
+        export(args.export[0], work, Path(args.export[1]))
         return
     names = [t.strip() for t in args.types.split(",") if t.strip()]
     unknown = sorted(set(names) - set(TYPES))

@@ -180,7 +180,7 @@ def run_fairness(index: Path, seconds: float, *, compare: bool = True) -> tuple[
     return body, met and all(r["errors"] == 0 for r in results.values())
 
 
-def run_levels(index: Path, levels: list[int], seconds: float) -> tuple[str, bool]:
+def run_levels(index: Path, levels: list[int], seconds: float, *, label: Path | None = None) -> tuple[str, bool]:
     questions = [q.question for q in load_demo_qa()]
     port = free_port()
     server = start_server(index, port)
@@ -192,16 +192,28 @@ def run_levels(index: Path, levels: list[int], seconds: float) -> tuple[str, boo
     finally:
         server.terminate()
         server.wait(timeout=30)
+    if label is not None:
+        from s3_agents.retrievers._store import IndexStore
+
+        meta = IndexStore(label).read_meta()
+        what = (f"`s3 serve` over `{label.name}`: a FAISS `{meta.get('factory')}` index of {meta['count']:,} vectors "
+                f"(nprobe {meta.get('nprobe', '-')}), passages read from disk by offset, MiniLM query embedding on CPU")
+        heading = f"## Retrieval server at {meta['count']:,} passages (`benchmarks/server_load.py --index`)"
+        command = f"python benchmarks/server_load.py --index {label}"
+    else:
+        what = "`s3 serve` over a FAISS flat index of the demo corpus (270 passages, MiniLM query embedding on CPU)"
+        heading = "## Retrieval server under load (`benchmarks/server_load.py`)"
+        command = "python benchmarks/server_load.py --only levels"
     rows = [f"| {r['clients']} | {r['requests']:,} | {r['rps']:,.1f} | {r['p50']:.1f} | {r['p99']:.1f} "
             f"| {r['errors']} |"
             for r in results]
     total_errors = sum(r["errors"] for r in results)
     body = "\n".join([
-        "## Retrieval server under load (`benchmarks/server_load.py`)",
+        heading,
         "",
-        "Command: `python benchmarks/server_load.py --only levels`",
+        f"Command: `{command}`",
         "",
-        f"`s3 serve` over a FAISS flat index of the demo corpus (270 passages, MiniLM query embedding on CPU), "
+        f"{what}, "
         f"one-query requests with `topk` 3 sent back to back by each client for {seconds:g} s per level, "
         "on 127.0.0.1; client and server share the machine's cores.",
         "",
@@ -222,12 +234,21 @@ def main() -> int:
     parser.add_argument("--levels", default="1,4,16,32", help="concurrent clients per level")
     parser.add_argument("--seconds", type=float, default=None, help="duration of each level / fairness phase "
                                                                      "(default 10 / 30)")
+    parser.add_argument("--index", type=Path, help="serve this index directory instead of the demo corpus's "
+                        "(levels only), e.g. the 1M-vector one from `benchmarks/scale.py --export`")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.levels, args.seconds = "1,4", 2.0
     ok = True
+    if args.index:
+        body, ok = run_levels(args.index, [int(x) for x in args.levels.split(",")], args.seconds or 10.0,
+                              label=args.index)
+        print(body)
+        if not args.no_write:
+            write_section("server_load_scale", body)
+        return 0 if ok else 1
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(tmp) / "idx"
         subprocess.run([sys.executable, "-m", "s3_agents", "index", "build", str(demo_corpus_path()), str(index),
