@@ -52,6 +52,7 @@ TYPES: dict[str, Any] = {
     "ivf-flat": "IVF{nlist},Flat",
     "ivfpq": "IVF{nlist},PQ{m}",
     "ivfpq-rflat": "IVF{nlist},PQ{m},RFlat",
+    "ivfpq-rerank": "IVF{nlist},PQ{m}",          # + the full vectors on disk, rescoring k_factor x k candidates
     "ivf-sq4": "IVF{nlist},SQ4",
     "hnsw": "HNSW16,Flat",
     "edge-hnsw": ("edge", "none"),
@@ -63,6 +64,7 @@ TYPES: dict[str, Any] = {
 NPROBES = (8, 16, 32, 64, 128)
 EFS = (16, 32, 64, 128, 256)
 K_FACTORS = (4, 16, 64)
+RERANKED = {"ivfpq-rerank"}   # FAISS types built with rerank=True (full vectors on disk)
 HNSW_EF_CONSTRUCTION = 100   # the same build effort as Qdrant Edge's default ef_construct
 
 
@@ -172,6 +174,10 @@ def child_build(name: str, work: Path) -> dict[str, Any]:
         fill_faiss_index(index, blocks, n=n,
                          sample=lambda size: np.ascontiguousarray(data[np.sort(rng.choice(n, size, replace=False))]))
         faiss.write_index(index, str(out / "index.faiss"))
+        if name in RERANKED:
+            from s3_agents.retrievers.faiss import write_disk_vectors
+
+            write_disk_vectors((data[lo:lo + 65_536] for lo in range(0, n, 65_536)), out / "vectors.f32")
     return {"factory": factory, "build_s": time.perf_counter() - start, "build_peak_mb": rss_mb("VmHWM"),
             "disk_mb": disk_mb(out)}
 
@@ -192,15 +198,16 @@ def child_query(name: str, work: Path, single: int) -> dict[str, Any]:
     else:
         import faiss
 
-        from s3_agents.retrievers.faiss import FaissRetriever
+        from s3_agents.retrievers.faiss import DiskVectors, FaissRetriever
 
         base = rss_mb()
         index = faiss.read_index(str(work / name / "index.faiss"), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
-        retriever = FaissRetriever(index, PassageFile(work / "passages.jsonl"), HashingEmbedder(dim))
+        rerank = DiskVectors(work / name / "vectors.f32", dim) if name in RERANKED else None
+        retriever = FaissRetriever(index, PassageFile(work / "passages.jsonl"), HashingEmbedder(dim), rerank=rerank)
         kind = retriever.index_type
         efforts = ([{"nprobe": p} for p in NPROBES] if kind == "ivf" else
                    [{"ef_search": ef} for ef in EFS] if kind == "hnsw" else [{}])
-        if isinstance(faiss.downcast_index(index), faiss.IndexRefine):
+        if isinstance(faiss.downcast_index(index), faiss.IndexRefine) or rerank is not None:
             efforts = [{"nprobe": p, "k_factor": k} for p in (8, 16, 32) for k in K_FACTORS]
     loaded = rss_mb()
     rows = []

@@ -52,6 +52,9 @@ def index_build(
         min=1, help="PQ codes per vector, a divisor of the dimension (default one per 8 dimensions).")] = None,
     nprobe: Annotated[int | None, typer.Option(
         min=1, help="IVF lists searched per query, recorded as the index's default (16).")] = None,
+    rerank: Annotated[bool, typer.Option(
+        help="FAISS: keep the full vectors on disk and rescore 4x k candidates with them (exact scores and "
+             "near-flat recall from a compressed index; memory holds only its codes).")] = False,
     embedder: EmbedderOpt = "minilm",
     batch_size: Annotated[int, typer.Option(min=1, help="Texts per embedding batch.")] = 64,
     device: Annotated[str | None, typer.Option(
@@ -84,8 +87,9 @@ def index_build(
     from s3_agents.embedders import SentenceTransformerEmbedder
     from s3_agents.retrievers import build_index
 
-    if backend is not BackendName.faiss and (index_factory or nlist or pq_m or nprobe):
-        raise typer.BadParameter("--index-factory, --nlist, --pq-m and --nprobe are FAISS options (--backend faiss)")
+    if backend is not BackendName.faiss and (index_factory or nlist or pq_m or nprobe or rerank):
+        raise typer.BadParameter("--index-factory, --nlist, --pq-m, --nprobe and --rerank are FAISS options "
+                                 "(--backend faiss)")
     edge = backend is BackendName.qdrant and not qdrant_url
     if quantization is not QuantizationName.none and not edge:
         raise typer.BadParameter("--quantization is a Qdrant Edge option (--backend qdrant without --qdrant-url)")
@@ -108,7 +112,8 @@ def index_build(
     elif ray:
         raise typer.BadParameter("--ray embeds passages; BM25 has nothing to embed")
     if backend is BackendName.faiss:
-        options.update(index_type=index_type.value, factory=index_factory, nlist=nlist, pq_m=pq_m, nprobe=nprobe)
+        options.update(index_type=index_type.value, factory=index_factory, nlist=nlist, pq_m=pq_m, nprobe=nprobe,
+                       rerank=rerank)
     if hnsw_m is not None and (backend is BackendName.faiss or edge):
         options.update(hnsw_m=hnsw_m)
     if edge:

@@ -179,3 +179,34 @@ def test_a_refining_index_reranks_more_candidates_than_it_returns(tmp_path, worl
     assert sum(len(set(a) & set(b)) for a, b in zip(got, truth)) / 400 >= 0.95
     with pytest.raises(ValueError, match="refining index"):
         exact.tune(k_factor=8)
+
+
+def test_rerank_from_vectors_on_disk_gives_exact_scores_and_flat_recall(tmp_path, world, embedder) -> None:
+    from s3_agents.retrievers.faiss import DiskVectors
+
+    gen = build_faiss_index(world.passages, tmp_path / "idx", embedder=embedder, index_type="ivfpq", nlist=8, pq_m=16,
+                            rerank=True, show_progress=False)
+    assert (gen / "vectors.f32").stat().st_size == len(world.passages) * 128 * 4
+    retriever = load_retriever(tmp_path / "idx")
+    assert isinstance(retriever.rerank, DiskVectors) and retriever.k_factor == 4
+    exact = FaissRetriever.from_passages(world.passages, embedder)
+    asked = queries(world)
+    truth, plain = exact.search(asked, 10), load_retriever(tmp_path / "idx")
+    plain.rerank = None                                            # the same index without reranking
+    got = retriever.search(asked, 10)
+    recall = sum(len({p.id for p in a} & {p.id for p in b}) for a, b in zip(got, truth)) / 400
+    recall_plain = sum(len({p.id for p in a} & {p.id for p in b}) for a, b in zip(plain.search(asked, 10), truth)) / 400
+    # Measured: 0.94 reranked (k_factor 4), 0.99 with k_factor 16, against 0.82 from the PQ codes alone.
+    assert recall >= 0.9 and recall > recall_plain + 0.05
+    retriever.tune(k_factor=16)
+    wider = retriever.search(asked, 10)
+    assert sum(len({p.id for p in a} & {p.id for p in b}) for a, b in zip(wider, truth)) / 400 > recall
+    for row, exact_row in zip(got, truth):                      # the scores are exact inner products
+        by_id = {p.id: p.score for p in exact_row}
+        assert all(p.score == pytest.approx(by_id[p.id], abs=1e-5) for p in row if p.id in by_id)
+    retriever.tune(k_factor=1)
+    assert retriever.k_factor == 1
+    rows = retriever.rerank.take(np.array([[0, 5], [5, 1999]]))
+    np.testing.assert_allclose(rows[0, 1], rows[1, 0])
+    np.testing.assert_allclose(rows[1, 1], embedder.embed_passages([world.passages[1999].contents])[0], atol=1e-6)
+    retriever.close()
