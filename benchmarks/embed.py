@@ -107,7 +107,8 @@ def main() -> None:
     raw_rate = best["raw SentenceTransformer.encode"]
     ratio = best["s3 index build (flat, resumable, atomic)"] / raw_rate
     lines = [
-        f"### Index-build embedding speed ({len(texts):,} passages, {min(words)}-{max(words)} words, MiniLM on CPU)",
+        f"## Index-build embedding speed (`benchmarks/embed.py`): {len(texts):,} passages of {min(words)}-{max(words)} "
+        "words, MiniLM on CPU",
         "", "Command: `python benchmarks/embed.py`. Best of "
         f"{rounds} interleaved rounds.", "",
         "| path | passages/s | vs raw |", "|---|---|---|",

@@ -35,7 +35,7 @@ def _shell_commands(doc: str) -> list[str]:
     return commands
 
 
-@pytest.mark.parametrize("doc", ["docs/training.md", "docs/evaluation.md", "README.md"])
+@pytest.mark.parametrize("doc", ["docs/training.md", "docs/evaluation.md", "docs/retrieval.md", "README.md"])
 def test_documented_cli_commands_use_real_options(doc: str) -> None:
     """Every `s3 ...` command shown in the doc names a real sub-command, and each --option exists there."""
     from typer.testing import CliRunner

@@ -6,8 +6,7 @@ import gc
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,6 +32,7 @@ _VECTORS_FILE = "vectors.f32"
 _ADD_BATCH = 65_536
 _OPQ_MIN_TRAIN = 1_000
 REFINE_K_FACTOR = 4
+_RERANK_ROWS = 4096
 
 
 def _faiss() -> Any:
@@ -380,7 +380,11 @@ class FaissRetriever(DenseRetriever):
         wide = min(len(self.passages), max(k, int(math.ceil(self.k_factor * k))))
         _, candidates = self.index.search(vectors, wide)
         found = np.where(candidates >= 0, candidates, 0)
-        exact = np.einsum("qcd,qd->qc", self.rerank.take(found), vectors)
+        exact = np.empty(candidates.shape, dtype=np.float32)
+        step = max(1, _RERANK_ROWS // wide)       # bounds the candidate vectors held at once
+        for lo in range(0, len(vectors), step):
+            rows = self.rerank.take(found[lo:lo + step])
+            exact[lo:lo + step] = np.einsum("qcd,qd->qc", rows, vectors[lo:lo + step])
         exact[candidates < 0] = -np.inf
         order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
         ids = np.take_along_axis(candidates, order, axis=1)
@@ -423,18 +427,6 @@ class FaissRetriever(DenseRetriever):
 
 def _no_sample(size: int) -> np.ndarray:
     raise AssertionError("an index that needs no training asked for a training sample")
-
-
-@contextmanager
-def _one_faiss_thread() -> Iterator[None]:
-    """FAISS on one OpenMP thread while it shares the CPUs with the embedder (restored after)."""
-    faiss = _faiss()
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
 
 
 class DiskVectors:
@@ -545,8 +537,10 @@ def build_faiss_index(
     store = IndexStore(path)
     with store.build_lock():
         if index.is_trained:
-            # Nothing to train: each chunk is added (in a writer thread) while the next one is embedded.
-            with _one_faiss_thread(), feeding(lambda blocks: fill_faiss_index(
+            # Nothing to train: each chunk is added (in a writer thread) while the next one is embedded. FAISS and
+            # torch share one OpenMP runtime, so its thread count is left alone: setting it for FAISS here would
+            # set it for the embedder too.
+            with feeding(lambda blocks: fill_faiss_index(
                     index, blocks, sample=_no_sample, n=n)) as feed:
                 chunks = store.embed_passages(passages, embedder, chunk_size=chunk_size, restart=restart,
                                               show_progress=show_progress, feed=feed, distribute=distribute)
