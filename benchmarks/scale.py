@@ -256,10 +256,16 @@ def export(name: str, work: Path, out: Path) -> None:
     meta = {"format_version": FORMAT_VERSION, "count": int(index.ntotal), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "kind": "faiss", "index_type": "factory", "factory": factory_of(name, int(index.ntotal), index.d),
             "embedder": "minilm", "dim": index.d, **({"nlist": int(ivf.nlist), "nprobe": 16} if ivf else {})}
+    files = [(source, "index.faiss"), (work / "passages.jsonl", PASSAGES_FILE), (work / OFFSETS_FILE, OFFSETS_FILE)]
+    if name in RERANKED:
+        meta["rerank"] = {"file": "vectors.f32", "k_factor": 16}
+        files.append((work / name / "vectors.f32", "vectors.f32"))
     with IndexStore(out).new_generation() as gen:
-        for src, dst in ((source, "index.faiss"), (work / "passages.jsonl", PASSAGES_FILE),
-                         (work / OFFSETS_FILE, OFFSETS_FILE)):
-            shutil.copyfile(src, gen / dst)
+        for src, dst in files:
+            try:
+                os.link(src, gen / dst)                  # the same disk: no copy of 1.5 GB
+            except OSError:
+                shutil.copyfile(src, gen / dst)
         (gen / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     print(f"wrote {out} ({name}, {index.ntotal:,} vectors)")
 

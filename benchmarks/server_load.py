@@ -196,8 +196,11 @@ def run_levels(index: Path, levels: list[int], seconds: float, *, label: Path | 
         from s3_agents.retrievers._store import IndexStore
 
         meta = IndexStore(label).read_meta()
-        what = (f"`s3 serve` over `{label.name}`: a FAISS `{meta.get('factory')}` index of {meta['count']:,} vectors "
-                f"(nprobe {meta.get('nprobe', '-')}), passages read from disk by offset, MiniLM query embedding on CPU")
+        rerank = (f", candidates reranked from the full vectors on disk (k_factor {meta['rerank']['k_factor']})"
+                  if meta.get("rerank") else "")
+        what = (f"`s3 serve` over `{label.name}`: a FAISS `{meta.get('factory')}` index of {meta['count']:,} synthetic "
+                f"384-d vectors (nprobe {meta.get('nprobe', '-')}{rerank}; from `benchmarks/scale.py --export`), "
+                "passages read from disk by offset, MiniLM query embedding on CPU")
         heading = f"## Retrieval server at {meta['count']:,} passages (`benchmarks/server_load.py --index`)"
         command = f"python benchmarks/server_load.py --index {label}"
     else:
