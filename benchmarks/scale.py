@@ -313,8 +313,17 @@ def report(results: dict[str, Any], n: int, dim: int, command: str) -> str:
         if row and row["batched_qps"] >= 1000 and res["query"]["peak_mb"] < 300:
             met.append(f"{name} ({effort_text(row['effort'])}: recall {row['recall']:.3f}, "
                        f"{row['batched_qps']:,.0f} q/s, {res['query']['peak_mb']:.0f} MB)")
+    near = []
+    for name, res in compressed.items():
+        row = best_at([r for r in res["query"]["rows"] if r["batched_qps"] >= 1000], 0.9)
+        if row and res["query"]["peak_mb"] >= 300:
+            near.append(f"{name} reaches recall {row['recall']:.3f} at {row['batched_qps']:,.0f} q/s "
+                        f"({effort_text(row['effort'])}) with a peak of {res['query']['peak_mb']:.0f} MB "
+                        f"({res['query']['peak_mb'] - res['query']['base_mb']:.0f} MB above the "
+                        f"{res['query']['base_mb']:.0f} MB of the process before it opened the index)")
     lines.append("- A compressed index at recall@10 >= 0.9, >= 1,000 batched q/s, < 300 MB: "
-                 + ("**met** by " + "; ".join(met) if met else "**not met** (see the table)") + ".")
+                 + ("**met** by " + "; ".join(met) if met else
+                    "**not met**" + (": closest, " + "; ".join(near) if near else " (see the table)")) + ".")
     if "hnsw" in results and "edge-hnsw" in results:
         faiss_rows, edge_rows = results["hnsw"]["query"]["rows"], results["edge-hnsw"]["query"]["rows"]
         target = min(max(r["recall"] for r in faiss_rows), max(r["recall"] for r in edge_rows), 0.95)
