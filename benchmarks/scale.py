@@ -283,10 +283,12 @@ def effort_text(effort: dict[str, int]) -> str:
 
 
 def report(results: dict[str, Any], n: int, dim: int, command: str) -> str:
+    bases = sorted({round(res["query"]["base_mb"]) for res in results.values()})
+    base_text = f"{bases[0]}" if len(bases) == 1 else f"{bases[0]} to {bases[-1]}"
     lines = [
         f"## Retrieval at {n:,} x {dim} (`benchmarks/scale.py`, synthetic clustered vectors)", "",
         f"Command: `{command}`. Peak RSS is the whole process (Python, numpy, FAISS / Qdrant Edge included; "
-        "a process that has imported them holds about 120 MB). 'Serving' is the process that opened the index "
+        f"one that has imported them holds {base_text} MB). 'Serving' is the process that opened the index "
         "(memory-mapped where the engine allows it) and ran every query; its resident memory after the "
         "queries splits into private memory and file pages (memory-mapped index files and passages, shared "
         "between processes and dropped by the OS under pressure). Reranking reads full vectors with `pread`, "
