@@ -190,10 +190,10 @@ def child_query(name: str, work: Path, single: int) -> dict[str, Any]:
     truth = np.load(work / "truth.npy")
     dim = queries.shape[1]
     if isinstance(TYPES[name], tuple):
-        from s3_agents.retrievers.qdrant_edge import QdrantEdgeRetriever, _open_shard
+        from s3_agents.retrievers.qdrant_edge import QdrantEdgeRetriever, open_edge_shard
 
         base = rss_mb()
-        retriever: Any = QdrantEdgeRetriever(_open_shard(work / name / "shard"), HashingEmbedder(dim))
+        retriever: Any = QdrantEdgeRetriever(open_edge_shard(work / name / "shard"), HashingEmbedder(dim))
         efforts: list[dict[str, int]] = [{"ef_search": ef} for ef in EFS]
     else:
         import faiss

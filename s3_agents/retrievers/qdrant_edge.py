@@ -34,7 +34,7 @@ from s3_agents.retrievers.base import DenseRetriever
 from s3_agents.types import Passage
 
 __all__ = [
-    "QdrantEdgeRetriever", "Quantization", "QUANTIZATIONS", "edge_config", "fill_edge_shard",
+    "QdrantEdgeRetriever", "Quantization", "QUANTIZATIONS", "edge_config", "fill_edge_shard", "open_edge_shard",
     "build_qdrant_edge_index", "write_shard_snapshot", "push_shard_snapshot",
 ]
 
@@ -109,10 +109,16 @@ def fill_edge_shard(shard: Any, passages: Sequence[Passage], blocks: Iterable[np
     shard.flush()
 
 
-def _open_shard(path: Path, config: Any = None) -> Any:
+def open_edge_shard(path: str | Path) -> Any:
+    """Open a Qdrant Edge shard folder.
+
+    Raises:
+        BusyError: If another process (or another holder in this one) has it open.
+        IndexFormatError: If Qdrant Edge cannot read it.
+    """
     q = _edge()
     try:
-        return q.EdgeShard.load(str(path), config) if config is not None else q.EdgeShard.load(str(path))
+        return q.EdgeShard.load(str(path))
     except Exception as err:  # qdrant-edge raises plain Exception with the engine's message
         if "WouldBlock" in str(err):
             raise BusyError(f"{path} is open in another process (Qdrant Edge opens a shard in one process at a "
@@ -129,6 +135,7 @@ class QdrantEdgeRetriever(DenseRetriever):
         ef_search: HNSW beam width per query (Qdrant's ``hnsw_ef``); ``None``: Qdrant's default.
         oversampling: With quantization, candidates fetched per result before rescoring with the original
             vectors.
+        dim: The shard's vector width, when known: checked against the embedder's.
 
     Example:
         >>> from s3_agents.corpus import load_demo_corpus
@@ -142,11 +149,11 @@ class QdrantEdgeRetriever(DenseRetriever):
 
     def __init__(self, shard: Any, embedder: Embedder, *, ef_search: int | None = None,
                  oversampling: float = 2.0, dim: int | None = None) -> None:
+        if dim is not None and dim != embedder.dim:
+            raise ValueError(f"shard width {dim} != embedder width {embedder.dim} ({embedder.spec})")
         self.shard = shard
         self.embedder = embedder
         self.dim = dim
-        if dim is not None and dim != embedder.dim:
-            raise ValueError(f"shard width {dim} != embedder width {embedder.dim} ({embedder.spec})")
         self.ef_search: int | None = None
         self.oversampling = float(oversampling)
         if ef_search is not None:
@@ -170,11 +177,13 @@ class QdrantEdgeRetriever(DenseRetriever):
         meta = store.read_meta()
         if meta.get("kind") != "qdrant" or meta.get("engine") != "edge":
             raise IndexFormatError(f"{path} holds a {meta.get('kind')!r} index, not a Qdrant Edge one")
-        shard = _open_shard(gen / SHARD_DIR)
+        embedder = embedder or load_embedder(meta["embedder"])
+        if meta.get("dim") not in (None, embedder.dim):
+            raise ValueError(f"{path} holds {meta['dim']}-d vectors; the embedder {embedder.spec} makes "
+                             f"{embedder.dim}-d ones")
         if ef_search is None:
             ef_search = meta.get("ef_search")
-        return cls(shard, embedder or load_embedder(meta["embedder"]), ef_search=ef_search, dim=meta.get("dim"),
-                   **kwargs)
+        return cls(open_edge_shard(gen / SHARD_DIR), embedder, ef_search=ef_search, dim=meta.get("dim"), **kwargs)
 
     def tune(self, *, nprobe: int | None = None, ef_search: int | None = None) -> None:
         """Set the HNSW beam width (``ef_search``) used from the next query on.

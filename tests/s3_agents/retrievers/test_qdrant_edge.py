@@ -271,3 +271,11 @@ def test_cli_builds_snapshots_and_pushes_an_edge_index(tmp_path, capsys) -> None
                         (("index", "snapshot", corpus, str(tmp_path / "z")), "no complete index")):
         code, _, err = s3(*args)
         assert code in (1, 2) and words in err, (args, err)
+
+
+def test_a_query_embedder_of_another_width_is_refused_before_the_shard_opens(tmp_path, demo_corpus, hashing) -> None:
+    build_qdrant_edge_index(demo_corpus.passages[:20], tmp_path / "q", embedder=hashing, show_progress=False)
+    with pytest.raises(ValueError, match="256-d vectors"):
+        QdrantEdgeRetriever.load(tmp_path / "q", embedder=HashingEmbedder(dim=64))
+    with QdrantEdgeRetriever.load(tmp_path / "q") as retriever:       # nothing was left open
+        assert len(retriever) == 20
