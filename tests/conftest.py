@@ -68,6 +68,20 @@ def run_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None
                           cwd=REPO, timeout=timeout)
 
 
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    """``s3 ARGS`` in this process (no subprocess start-up): the exit code, stdout, and stderr with rich's box
+    lines and wrapping flattened into one line of words."""
+    from s3_agents.cli.app import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as stop:
+        code = int(stop.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, " ".join(out.err.replace("│", " ").split())
+
+
 class BackgroundServer:
     """A server subprocess on a free 127.0.0.1 port, waited for until ``health_path`` answers 200.
 

@@ -23,7 +23,7 @@ from s3_agents.retrievers.qdrant_edge import (
     write_shard_snapshot,
 )
 from s3_agents.world import default_world_dir, load_world
-from tests.conftest import free_port
+from tests.conftest import free_port, run_main
 
 
 @pytest.fixture(scope="module")
@@ -239,17 +239,10 @@ def test_push_to_a_server_that_is_not_there_names_the_url(tmp_path, demo_corpus,
 
 
 def test_cli_builds_snapshots_and_pushes_an_edge_index(tmp_path, capsys) -> None:
-    from s3_agents.cli.app import main
     from s3_agents.corpus import demo_corpus_path
 
     def s3(*args: str) -> tuple[int, str, str]:
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as stop:
-            code = int(stop.code or 0)
-        out = capsys.readouterr()
-        return code, out.out, " ".join(out.err.replace("│", " ").split())
+        return run_main(capsys, *args)
 
     corpus, out = str(demo_corpus_path()), str(tmp_path / "idx")
     code, stdout, err = s3("index", "build", corpus, out, "--backend", "qdrant", "--quantization", "int8",
