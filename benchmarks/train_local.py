@@ -71,9 +71,9 @@ def index_stage(args: argparse.Namespace, world: Any) -> Path:
 def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
     from s3_agents.config import SearchConfig
     from s3_agents.retrievers import load_retriever
-    from training import trajectories as tj
-    from training.local_server import load_policy_model
-    from training.warmstart import WarmstartSettings, warmstart
+    from s3_agents.training import trajectories as tj
+    from s3_agents.training.local_server import load_policy_model
+    from s3_agents.training.warmstart import WarmstartSettings, warmstart
 
     out = args.out / "warmstart"
     if args.warmstart_adapter:
@@ -99,8 +99,8 @@ def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
 def ppo_stage(args: argparse.Namespace, world: Any, index: Path, adapter: Path, generator_url: str) -> Path:
     from s3_agents.qa import QAExample
     from s3_agents.retrievers import load_retriever
-    from training.data import prepare_dataset
-    from training.local import LocalRun, LocalSettings, read_rows
+    from s3_agents.training.data import prepare_dataset
+    from s3_agents.training.local import LocalRun, LocalSettings, read_rows
 
     parquet = args.out / "data" / "train.parquet"
     if not parquet.is_file():

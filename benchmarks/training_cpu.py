@@ -55,10 +55,10 @@ def main() -> int:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from training.agent_loop import S3AgentLoop
-    from training.export import save_policy
-    from training.local_server import TransformersServer, load_policy_model
-    from training.ppo import CpuPPO, Rollout
+    from s3_agents.training.agent_loop import S3AgentLoop
+    from s3_agents.training.export import save_policy
+    from s3_agents.training.local_server import TransformersServer, load_policy_model
+    from s3_agents.training.ppo import CpuPPO, Rollout
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from s3_agents.metrics import exact_match, f1_score, gen_acc, span_match
     from s3_agents.qa import QAExample, load_demo_qa, load_qa
     from s3_agents.rag_cache import RagCache
+    from s3_agents.rag_graph import RagState, build_rag_graph, s3_search_node
     from s3_agents.retrievers import (
         BM25Retriever,
         FaissRetriever,
@@ -62,6 +63,7 @@ _HOMES = {
     **dict.fromkeys(["exact_match", "f1_score", "gen_acc", "span_match"], "metrics"),
     **dict.fromkeys(["QAExample", "load_demo_qa", "load_qa"], "qa"),
     "RagCache": "rag_cache",
+    **dict.fromkeys(["RagState", "build_rag_graph", "s3_search_node"], "rag_graph"),
     **dict.fromkeys(["BM25Retriever", "FaissRetriever", "QdrantRetriever", "RemoteRetriever", "Retriever",
                      "build_index", "load_retriever"], "retrievers"),
     "gain_beyond_rag": "reward",
@@ -113,6 +115,10 @@ __all__ = [
     "build_search_graph",
     "SearchContext",
     "SearchState",
+    # the searcher inside a user's LangGraph graph
+    "s3_search_node",
+    "build_rag_graph",
+    "RagState",
     # LLMs, generator, reward
     "ChatClient",
     "OpenAICompatClient",

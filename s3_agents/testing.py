@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 
 from s3_agents.llm.base import Completion, Message, truncate_at_stop
@@ -29,6 +30,20 @@ class ScriptedClient:
         self.calls: list[list[Message]] = []
         self.grammars: list[str | None] = []
         """The ``grammar`` of each chat call (scripted replies are returned as written, not checked)."""
+
+    @classmethod
+    def one_search(cls, query: str, keep: Sequence[int] = (1,)) -> ScriptedClient:
+        """A searcher policy that issues ``query`` once, keeps documents ``keep`` (numbered from 1) and stops.
+
+        Example:
+            >>> policy = ScriptedClient.one_search("Ketroul currency")
+            >>> policy.chat([{"role": "user", "content": "question"}]).text
+            '<query>{"query": "Ketroul currency"}</query>'
+        """
+        query_turn = "<query>" + json.dumps({"query": query}) + "</query>"
+        select_turn = (f"<important_info>{list(keep)}</important_info>"
+                       "<search_complete>True</search_complete>")
+        return cls(lambda messages: query_turn if len(messages) == 1 else select_turn)
 
     def _reply(self, messages: Sequence[Message], stop: Sequence[str] | None) -> Completion:
         self.calls.append(list(messages))

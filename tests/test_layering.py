@@ -1,4 +1,5 @@
-"""The core imports none of verl, vllm, training/ or integrations/, and stays light to import."""
+"""The core imports none of verl, vllm, training/ (s3_agents.training) or the integration distributions, and stays
+light to import."""
 
 from __future__ import annotations
 
@@ -10,16 +11,16 @@ import pytest
 
 from tests.conftest import REPO
 
-BLOCKED = ["verl", "vllm", "ray", "training", "integrations", "llama_index"]
+BLOCKED = ["verl", "vllm", "ray", "s3_agents.training", "llama_index", "langchain_s3"]
 
 
 def run_blocked(blocked: set[str] | list[str], body: str) -> subprocess.CompletedProcess[str]:
-    """Run ``body`` in a fresh interpreter where importing any of the ``blocked`` top-level packages fails."""
+    """Run ``body`` in a fresh interpreter where importing any of the ``blocked`` packages (or their modules) fails."""
     guard = textwrap.dedent(f"""
         import sys
         class Block:
             def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in {set(blocked)!r}:
+                if any(name == b or name.startswith(b + ".") for b in {sorted(blocked)!r}):
                     raise ImportError("blocked: " + name)
         sys.meta_path.insert(0, Block())
     """)
@@ -47,22 +48,22 @@ def test_public_api_is_explicit() -> None:
 
 
 def test_integrations_import_without_verl() -> None:
-    result = run_blocked({"verl", "vllm", "ray", "training"}, """
-        import integrations.llamaindex, integrations.langchain, integrations.langgraph_node
+    result = run_blocked({"verl", "vllm", "ray", "s3_agents.training"}, """
+        import llama_index.retrievers.s3, langchain_s3, s3_agents.rag_graph
     """)
     assert result.returncode == 0, result.stderr
 
 
 def test_training_depends_on_the_core_only() -> None:
-    result = run_blocked({"integrations", "llama_index", "langchain_openai", "vllm"}, """
-        import training.agent_loop, training.policy, training.reward, training.data, training.ppo
-        import training.launch, training.export, training.cli, training.local_server
+    result = run_blocked({"llama_index", "langchain_s3", "langchain_openai", "vllm"}, """
+        import s3_agents.training.agent_loop, training.policy, training.reward, training.data, training.ppo
+        import s3_agents.training.launch, training.export, training.cli, training.local_server
     """)
     assert result.returncode == 0, result.stderr
 
 
 def test_s3_train_without_the_training_package_says_what_to_install() -> None:
-    result = run_blocked({"training", "verl"}, """
+    result = run_blocked({"s3_agents.training", "verl"}, """
         from s3_agents.cli import main
         main(["train", "run", "--model", "x"])
     """)
@@ -70,12 +71,29 @@ def test_s3_train_without_the_training_package_says_what_to_install() -> None:
     assert "`s3 train` is unavailable" in result.stderr and "s3-agents[train]" in result.stderr
 
 
+def test_nothing_imports_the_old_top_level_names() -> None:
+    """``training`` and ``integrations`` are folders, not packages: code imports s3_agents.training,
+    llama_index.retrievers.s3 and langchain_s3 (the cwd on sys.path would otherwise hide a stale import)."""
+    import ast
+
+    stale = []
+    for path in REPO.rglob("*.py"):
+        if {".git", "build", ".venv"} & set(path.relative_to(REPO).parts):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            stale += [f"{path.relative_to(REPO)}:{node.lineno}" for n in names
+                      if n.split(".")[0] in {"training", "integrations"}]
+    assert not stale, stale
+
+
 # Layers of the core, lowest first: a module imports from its own layer or lower ones, never higher.
 LAYERS = [
     {"types", "errors", "config", "locks", "_tasks", "prompts", "corpus", "qa", "demo_world", "reward", "grammar"},
     {"embedders", "llm", "testing", "retrievers", "generator", "metrics"},
     {"rag_cache", "graph", "world", "trained"},
-    {"searcher", "scoring"},
+    {"searcher", "scoring", "rag_graph"},
     {"evaluation", "server"},
     {"cli", "__main__", ""},  # "" is the package itself (s3_agents/__init__.py re-exports)
 ]

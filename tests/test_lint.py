@@ -23,8 +23,8 @@ def test_ruff_is_clean() -> None:
     ("training/probe.py", False),
 ])
 def test_layering_rule(path: str, banned: bool) -> None:
-    """`import training` (or verl) is refused in the core and allowed under training/."""
-    source = "import training  # noqa: F401\nimport verl  # noqa: F401\n"
+    """`import s3_agents.training` (or verl) is refused in the core and allowed under training/."""
+    source = "import s3_agents.training  # noqa: F401\nimport verl  # noqa: F401\n"
     result = subprocess.run([shutil.which("ruff") or "ruff", "check", "--stdin-filename", path, "-"],
                             input=source, cwd=REPO, capture_output=True, text=True)
     assert (result.returncode == 1 and result.stdout.count("TID251") == 2) is banned, result.stdout

@@ -2,7 +2,7 @@
 
 verl's ``AgentLoopWorker`` builds one loop per dataset row whose ``agent_name`` is ``s3_searcher``
 and calls :meth:`S3AgentLoop.run`. The loop runs **our** LangGraph search graph with a
-:class:`~training.policy.VerlPolicy`, so every generation goes through verl's rollout server as token
+:class:`~s3_agents.training.policy.VerlPolicy`, so every generation goes through verl's rollout server as token
 ids, and returns the episode as an ``AgentLoopOutput``: the prompt, the response (the searcher's
 turns and the inserted ``<information>`` blocks and feedback) and the state mask (1 exactly on
 generated tokens). The selected passages travel in ``extra_fields`` to the reward function.
@@ -11,7 +11,7 @@ Select it in verl's config with ``actor_rollout_ref.rollout.agent.agent_loop_con
 at ``training/config/agent_loop.yaml``, whose entry passes the retriever and loop settings::
 
     - name: s3_searcher
-      _target_: training.agent_loop.S3AgentLoop
+      _target_: s3_agents.training.agent_loop.S3AgentLoop
       retriever: http://127.0.0.1:3000/retrieve     # or an index directory
       search: 8-3-3
 """
@@ -40,8 +40,8 @@ from s3_agents.graph import SearchContext, build_search_graph
 from s3_agents.graph.context import assemble_context
 from s3_agents.retrievers import RemoteRetriever, load_retriever
 from s3_agents.retrievers.base import Retriever
+from s3_agents.training.policy import ResponseBudgetSpent, VerlPolicy
 from s3_agents.types import Passage
-from training.policy import ResponseBudgetSpent, VerlPolicy
 
 __all__ = ["S3AgentLoop", "InlineRetriever", "episode_fields"]
 
@@ -134,7 +134,7 @@ class S3AgentLoop(AgentLoopBase):
         """The loop outside a verl trainer (notebooks, tests): a minimal trainer config around it.
 
         ``server_manager`` is anything with verl's ``generate(request_id, *, prompt_ids, sampling_params)``,
-        e.g. :class:`~training.local_server.TransformersServer`. An in-process retriever is wrapped in
+        e.g. :class:`~s3_agents.training.local_server.TransformersServer`. An in-process retriever is wrapped in
         :class:`InlineRetriever` (the model runs in this process too).
         """
         config = OmegaConf.create({"actor_rollout_ref": {"rollout": {"prompt_length": prompt_length,

@@ -44,7 +44,7 @@ def prepare(
     """Turn QA JSONL into verl parquet rows for the s3_searcher agent loop."""
     from s3_agents.qa import load_qa
     from s3_agents.rag_cache import RagCache
-    from training.data import prepare_dataset
+    from s3_agents.training.data import prepare_dataset
 
     items = load_qa(questions)[:limit] if limit else load_qa(questions)
     cache = None
@@ -78,7 +78,7 @@ def _check_choices(*, preset: str | None = None, search: str | None = None, vari
 
     from s3_agents.cli.options import search_config
     from s3_agents.reward import RewardVariant
-    from training.launch import PRESETS
+    from s3_agents.training.launch import PRESETS
 
     if preset is not None and preset not in PRESETS:
         raise typer.BadParameter(f"choose {' or '.join(PRESETS)}, got {preset!r}", param_hint="--preset")
@@ -93,7 +93,7 @@ def _job(model: str, train: list[Path], val: list[Path] | None, retriever: str, 
          generator_model: str, rag_cache: Path, preset: str, search: str, variant: str, output_dir: Path,
          n_gpus: int | None, steps: int | None, overrides: list[str] | None, lora_rank: int | None = None,
          init_adapter: Path | None = None):
-    from training.launch import TrainJob
+    from s3_agents.training.launch import TrainJob
 
     _check_choices(preset=preset, search=search, variant=variant)
 
@@ -126,7 +126,7 @@ def run(
     dry_run: Annotated[bool, typer.Option(help="Check what can be checked here and print the command.")] = False,
 ) -> None:
     """Launch verl PPO on the searcher, after checking GPU, vLLM, data, retriever and generator."""
-    from training.launch import launch
+    from s3_agents.training.launch import launch
 
     job = _job(model, train, val, retriever, generator_url, generator_model, rag_cache, preset, search, variant,
                output_dir, n_gpus, steps, override, lora_rank, init_adapter)
@@ -145,7 +145,7 @@ def check(
     n_gpus: NGpus = None,
 ) -> None:
     """Report everything missing for `s3 train run` (exit 1 if anything is)."""
-    from training.launch import preflight
+    from s3_agents.training.launch import preflight
 
     job = _job(model, train, None, retriever, generator_url, generator_model, rag_cache, preset, "8-3-3", "gbr",
                Path("runs/s3"), n_gpus, None, None)
@@ -163,7 +163,7 @@ def export(
     out: Annotated[Path, typer.Argument(help="Hugging Face folder to write.")],
 ) -> None:
     """Merge the trained actor into a Hugging Face folder (TransformersClient, vllm serve)."""
-    from training.export import export_policy
+    from s3_agents.training.export import export_policy
 
     path = export_policy(checkpoint, out)
     typer.echo(f"wrote {path}: use it as the searcher with TransformersClient('{path}') or `vllm serve {path}`")
@@ -216,10 +216,10 @@ def warmstart(
 
     from s3_agents.cli.options import search_config
     from s3_agents.retrievers import load_retriever
-    from training import trajectories as tj
-    from training.local_server import load_policy_model
-    from training.warmstart import LoraSettings, WarmstartSettings
-    from training.warmstart import warmstart as run_warmstart
+    from s3_agents.training import trajectories as tj
+    from s3_agents.training.local_server import load_policy_model
+    from s3_agents.training.warmstart import LoraSettings, WarmstartSettings
+    from s3_agents.training.warmstart import warmstart as run_warmstart
 
     if source not in ("chain", "teacher", "self"):
         raise typer.BadParameter("--source must be chain, teacher or self")
@@ -246,8 +246,8 @@ def warmstart(
 async def _collect(source, tokenizer, retriever, location, config, world, questions, limit, teacher_url,
                    teacher_model, k, generator_url, generator_model, rag_cache, base, timeout):
     from s3_agents.qa import load_qa
+    from s3_agents.training import trajectories as tj
     from s3_agents.world import default_world_dir, load_world
-    from training import trajectories as tj
 
     if source == "chain":
         w = load_world(world or default_world_dir())
@@ -262,10 +262,10 @@ async def _collect(source, tokenizer, retriever, location, config, world, questi
         items = load_qa(questions or default_world_dir() / "train.jsonl")
         return await tj.teacher_trajectories(tokenizer, retriever, items[:limit] if limit else items,
                                              OpenAICompatClient(teacher_url, teacher_model, timeout=timeout), config)
-    from training.agent_loop import S3AgentLoop
-    from training.local import read_rows
-    from training.local_server import TransformersServer
-    from training.reward import compute_score
+    from s3_agents.training.agent_loop import S3AgentLoop
+    from s3_agents.training.local import read_rows
+    from s3_agents.training.local_server import TransformersServer
+    from s3_agents.training.reward import compute_score
 
     if questions is None or questions.suffix != ".parquet":
         raise typer.BadParameter("--source self needs --questions: verl parquet from `s3 train prepare`")
@@ -314,7 +314,7 @@ def local_command(
 ) -> None:
     """PPO in this process (CPU or one GPU) with checkpoints, resume, metrics CSV/TensorBoard and a reward plot."""
     from s3_agents.retrievers import load_retriever
-    from training.local import LocalRun, LocalSettings, read_rows
+    from s3_agents.training.local import LocalRun, LocalSettings, read_rows
 
     _check_choices(search=search, variant=variant)
     settings = LocalSettings(steps=steps, batch_size=batch_size, save_every=save_every, search=search,

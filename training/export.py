@@ -3,7 +3,7 @@
 verl saves FSDP shards per rank (``<run>/checkpoints/global_step_N/actor/model_world_size_W_rank_R.pt``
 plus ``actor/huggingface`` with config and tokenizer). :func:`export_policy` merges them with verl's
 own model merger into a plain folder; :func:`save_policy` writes a model trained in this process
-(:class:`~training.ppo.CpuPPO`). Either folder is a searcher for
+(:class:`~s3_agents.training.ppo.CpuPPO`). Either folder is a searcher for
 ``TransformersClient(folder)``, for ``vllm serve folder`` behind ``OpenAICompatClient``, and from
 there for the LlamaIndex / LangChain / LangGraph integrations.
 """

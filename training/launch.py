@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from training.paths import CONFIG_DIR
+from s3_agents.training.paths import CONFIG_DIR
 
 __all__ = ["TrainJob", "PreflightError", "preflight", "launch", "compose_config", "PRESETS"]
 
@@ -188,7 +188,7 @@ def _check_gpus(needed: int) -> list[str]:
 
     if not torch.cuda.is_available():
         return [f"no CUDA GPU here (the preset needs {needed}); on a CPU, train small searchers with "
-                "training.ppo.CpuPPO (notebooks/02_train_searcher.ipynb)"]
+                "s3_agents.training.ppo.CpuPPO (notebooks/02_train_searcher.ipynb)"]
     if torch.cuda.device_count() < needed:
         return [f"{torch.cuda.device_count()} GPU(s) visible, the preset needs {needed} "
                 "(--n-gpus or trainer.n_gpus_per_node)"]

@@ -1,9 +1,10 @@
 """``s3 train local``: PPO in one process (CPU or one CUDA GPU) over the ``s3_searcher`` agent loop.
 
 The same parquet rows and reward function as the verl path (``training/reward.py``), with
-:class:`~training.ppo.CpuPPO` doing verl's PPO math and :class:`~training.local_server.TransformersServer`
-generating the rollouts. A step samples ``batch_size`` questions, runs one episode each, scores them
-with Gain Beyond RAG and updates the LoRA adapter (and the value head).
+:class:`~s3_agents.training.ppo.CpuPPO` doing verl's PPO math and
+:class:`~s3_agents.training.local_server.TransformersServer` generating the rollouts. A step samples
+``batch_size`` questions, runs one episode each, scores them with Gain Beyond RAG and updates the LoRA
+adapter (and the value head).
 
 The run folder holds ``metrics.csv`` (one row per step), ``tensorboard/``, ``checkpoints/step_N/``
 (adapter, optimiser and value-head state, RNG state; written to a temporary folder, then renamed, and
@@ -110,7 +111,7 @@ class LocalRun:
         out_dir: Run folder (see the module docstring).
         rows: Training rows as plain dicts (:func:`read_rows`).
         retriever: The training retriever (a :class:`~s3_agents.retrievers.Retriever`), or its location.
-        reward_kwargs: Keyword arguments of :func:`training.reward.compute_score` (``generator_url``,
+        reward_kwargs: Keyword arguments of :func:`s3_agents.training.reward.compute_score` (``generator_url``,
             ``generator_model``, ``rag_cache``, ``retriever``...).
         settings: The run's settings.
         model: Base model (hub id, folder, or ``None`` for SmolLM2 from its wheel).
@@ -156,9 +157,9 @@ class LocalRun:
     def _load(self) -> tuple[Any, Any, Any, int]:
         from peft import PeftModel
 
-        from training.local_server import load_policy_model
-        from training.ppo import CpuPPO, PPOSettings
-        from training.warmstart import lora_model
+        from s3_agents.training.local_server import load_policy_model
+        from s3_agents.training.ppo import CpuPPO, PPOSettings
+        from s3_agents.training.warmstart import lora_model
 
         s = self.settings
         base, tokenizer = load_policy_model(self.model_name)
@@ -214,7 +215,7 @@ class LocalRun:
         return [self.rows[i] for i in picked]
 
     async def _episodes(self, loop: Any, rows: list[dict[str, Any]], step: int) -> list[tuple[Any, dict[str, Any]]]:
-        from training.reward import compute_score
+        from s3_agents.training.reward import compute_score
 
         s = self.settings
         sampling = {"temperature": s.temperature, "top_p": s.top_p}
@@ -242,9 +243,9 @@ class LocalRun:
         from tqdm.auto import tqdm
 
         from s3_agents.grammar import action_grammar
-        from training.agent_loop import S3AgentLoop
-        from training.local_server import TransformersServer
-        from training.ppo import Rollout
+        from s3_agents.training.agent_loop import S3AgentLoop
+        from s3_agents.training.local_server import TransformersServer
+        from s3_agents.training.ppo import Rollout
 
         s = self.settings
         model, tokenizer, ppo, step = self._load()

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from verl.workers.rollout.replica import TokenOutput
 
-from training.policy import turn_closing_ids
+from s3_agents.training.policy import turn_closing_ids
 
 __all__ = ["TransformersServer", "load_policy_model"]
 

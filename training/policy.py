@@ -128,7 +128,7 @@ class VerlPolicy:
         """Generate the next assistant turn; the trainer's sampling parameters apply, not ``temperature``.
 
         A ``grammar`` goes to the rollout server as ``sampling_params["grammar"]``
-        (:class:`~training.local_server.TransformersServer` enforces it; verl's vLLM server does not take it).
+        (:class:`~s3_agents.training.local_server.TransformersServer` enforces it; verl's vLLM server does not take it).
 
         Raises:
             ResponseBudgetSpent: When no response tokens are left for this episode.

@@ -28,9 +28,9 @@ from s3_agents.errors import DataFileError
 from s3_agents.llm.base import Message
 from s3_agents.metrics import answer_in_context
 from s3_agents.retrievers.base import Retriever
+from s3_agents.training.agent_loop import S3AgentLoop
+from s3_agents.training.policy import turn_closing_ids
 from s3_agents.types import Passage
-from training.agent_loop import S3AgentLoop
-from training.policy import turn_closing_ids
 
 __all__ = ["Trajectory", "ChainTeacher", "ReplayServer", "replay", "chain_trajectories", "teacher_trajectories",
            "best_of_k_trajectories", "write_trajectories", "read_trajectories"]
@@ -208,7 +208,8 @@ async def best_of_k_trajectories(loop: Any, rows: Sequence[dict[str, Any]], scor
     Args:
         loop: An ``s3_searcher`` agent loop over the model (e.g. ``S3AgentLoop.standalone(TransformersServer(...))``).
         rows: verl rows (``s3 train prepare``).
-        score: ``async (row, extra_fields) -> float``, e.g. Gain Beyond RAG through ``training.reward.compute_score``.
+        score: ``async (row, extra_fields) -> float``, e.g. Gain Beyond RAG through
+            ``s3_agents.training.reward.compute_score``.
         k: Samples per question.
         sampling: Sampling parameters (default: temperature 1.0).
     """

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from s3_agents.errors import DataError
-from training.trajectories import Trajectory
+from s3_agents.training.trajectories import Trajectory
 
 __all__ = ["LoraSettings", "WarmstartSettings", "lora_model", "sft_features", "masked_loss", "warmstart",
            "bf16_available"]
@@ -139,7 +139,7 @@ def warmstart(model: Any, tokenizer: Any, trajectories: Sequence[Trajectory], ou
     Args:
         model: The base causal LM (or a PeftModel to keep training).
         tokenizer: Its tokenizer (saved beside the adapter).
-        trajectories: From :mod:`training.trajectories`.
+        trajectories: From :mod:`s3_agents.training.trajectories`.
         out_dir: Run folder: ``checkpoints/`` (Trainer checkpoints, resumed from; TensorBoard logs in
             ``checkpoints/runs/``), ``adapter/`` (the result), ``loss.csv`` (step, loss, learning rate).
         settings: Training settings.

@@ -10,8 +10,7 @@ QUESTION = "What is the currency of Ketroul?"
 
 def scripted_policy() -> ScriptedClient:
     """Search once for the currency, keep the first result, stop."""
-    return ScriptedClient(lambda messages: '<query>{"query": "Ketroul currency"}</query>' if len(messages) == 1
-                          else "<important_info>[1]</important_info><search_complete>True</search_complete>")
+    return ScriptedClient.one_search("Ketroul currency")
 
 
 @pytest.fixture(scope="session")

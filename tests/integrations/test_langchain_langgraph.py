@@ -1,4 +1,5 @@
-"""LangChain retriever and tool, and the LangGraph node / RAG graph, in their frameworks' real objects."""
+"""The LangGraph node and RAG graph (core), and the langchain-s3 retriever and tool against a llama.cpp server
+(their offline unit tests are in integrations/langchain-s3/tests/)."""
 
 from __future__ import annotations
 
@@ -6,34 +7,14 @@ import asyncio
 from typing import TypedDict
 
 import pytest
-from langchain_core.documents import Document
-from langchain_core.messages import ToolMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
+from langchain_s3 import S3Retriever, openai_compatible_chat_model, s3_search_tool
 from langgraph.graph import END, START, StateGraph
 
-from integrations.langchain import S3LangChainRetriever, openai_compatible_chat_model, s3_search_tool
-from integrations.langgraph_node import build_rag_graph, s3_search_node
-from s3_agents import Generator, OpenAICompatClient, Passage, S3Searcher, SearchConfig
+from s3_agents import Generator, OpenAICompatClient, Passage, S3Searcher, SearchConfig, build_rag_graph, s3_search_node
 from tests.integrations.conftest import QUESTION
-
-
-def test_langchain_retriever_returns_documents(scripted_searcher) -> None:
-    retriever = S3LangChainRetriever(searcher=scripted_searcher)
-    docs = retriever.invoke(QUESTION)
-    assert all(isinstance(d, Document) for d in docs) and docs[0].metadata["title"] == "Ketroul"
-    assert docs[0].metadata["queries"] == ["Ketroul currency"] and docs[0].id == docs[0].metadata["id"]
-    assert [d.id for d in asyncio.run(retriever.ainvoke(QUESTION))] == [d.id for d in docs]
-    assert len(retriever.batch([QUESTION, QUESTION])) == 2
-
-
-def test_tool_call_returns_text_and_documents(scripted_searcher) -> None:
-    tool = s3_search_tool(scripted_searcher)
-    message = tool.invoke({"type": "tool_call", "id": "call-1", "name": "s3_search", "args": {"question": QUESTION}})
-    assert isinstance(message, ToolMessage) and message.tool_call_id == "call-1"
-    assert message.content.startswith("Doc 1 (Title: Ketroul)") and message.artifact[0].metadata["title"] == "Ketroul"
-    assert tool.args_schema.model_json_schema()["required"] == ["question"]
 
 
 def test_node_in_a_user_graph_with_its_own_keys(scripted_searcher) -> None:
@@ -77,7 +58,7 @@ def test_chain_tool_and_graph_with_a_llama_cpp_server(llama_server, demo_faiss) 
     policy = OpenAICompatClient(llama_server.url, llama_server.model)
     searcher = S3Searcher(policy, demo_faiss, SearchConfig(max_turns=1, max_new_tokens=48))
     llm = openai_compatible_chat_model(llama_server.url, llama_server.model, max_tokens=32)
-    retriever = S3LangChainRetriever(searcher=searcher)
+    retriever = S3Retriever(searcher=searcher)
     prompt = ChatPromptTemplate.from_messages([("system", "Answer from these passages:\n{context}"), ("user", "{q}")])
     chain = ({"context": retriever | (lambda docs: "\n".join(d.page_content for d in docs)),
               "q": RunnablePassthrough()} | prompt | llm | StrOutputParser())

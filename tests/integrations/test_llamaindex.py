@@ -1,18 +1,16 @@
-"""LlamaIndex: S3Retriever in real query engines, and a VectorStoreIndex as the searcher's backend."""
+"""LlamaIndex with the real MiniLM embedder and a llama.cpp server (the offline unit tests are in
+integrations/llama-index-retrievers-s3/tests/)."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from llama_index.core import VectorStoreIndex
-from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.query_engine import RetrieverQueryEngine, RouterQueryEngine
 from llama_index.core.schema import TextNode
 from llama_index.core.selectors import LLMSingleSelector
 from llama_index.core.tools import QueryEngineTool
+from llama_index.retrievers.s3 import LlamaIndexBackend, S3Retriever, llamaindex_embedding, openai_compatible_llm
 
-from integrations.llamaindex import LlamaIndexBackend, S3Retriever, llamaindex_embedding, openai_compatible_llm
 from s3_agents import OpenAICompatClient, S3Searcher, SearchConfig, load_demo_corpus
 from tests.integrations.conftest import QUESTION, scripted_policy
 
@@ -21,14 +19,6 @@ from tests.integrations.conftest import QUESTION, scripted_policy
 def vector_index(minilm) -> VectorStoreIndex:
     nodes = [TextNode(id_=p.id, text=p.text, metadata={"title": p.title}) for p in load_demo_corpus().passages]
     return VectorStoreIndex(nodes, embed_model=llamaindex_embedding(minilm))
-
-
-def test_is_a_llamaindex_retriever(scripted_searcher) -> None:
-    assert BaseRetriever in S3Retriever.__mro__
-    nodes = S3Retriever(scripted_searcher).retrieve(QUESTION)
-    assert nodes[0].node.metadata["title"] == "Ketroul" and "currency" in nodes[0].node.get_content()
-    assert nodes[0].node.metadata["queries"] == ["Ketroul currency"] and nodes[0].score > 0
-    assert len(asyncio.run(S3Retriever(scripted_searcher).aretrieve(QUESTION))) == len(nodes)
 
 
 def test_vector_store_index_serves_the_searcher(vector_index, demo_faiss) -> None:
@@ -43,20 +33,6 @@ def test_vector_store_index_serves_the_searcher(vector_index, demo_faiss) -> Non
     assert backend.search(["Gritia river"], k=2)[0][0].title == "Gritia"
     with pytest.raises(TypeError, match="LlamaIndex retriever or index"):
         LlamaIndexBackend(object())
-
-
-def test_backend_never_changes_the_users_retriever(vector_index) -> None:
-    """Concurrent searches with different k each get their k, and the user's retriever keeps its own."""
-    import asyncio
-
-    users = vector_index.as_retriever(similarity_top_k=2)
-    backend = LlamaIndexBackend(users)
-
-    async def main():
-        return await asyncio.gather(*(backend.asearch(["Gritia river"], k=k) for k in (1, 5, 3, 4)))
-
-    assert [len(hits[0]) for hits in asyncio.run(main())] == [1, 5, 3, 4]
-    assert users.similarity_top_k == 2 and len(users.retrieve("Gritia river")) == 2
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from s3_agents import FaissRetriever, HashingEmbedder, load_demo_corpus
 
 @pytest.fixture(scope="session")
 def policy_model(smollm2_hf):
-    from training.local_server import load_policy_model
+    from s3_agents.training.local_server import load_policy_model
 
     return load_policy_model(smollm2_hf)
 
@@ -22,6 +22,6 @@ def hashing_retriever() -> FaissRetriever:
 @pytest.fixture()
 def scripted_server():
     """verl's ``generate`` answering from a script (each reply tokenised as a model would have written it)."""
-    from training.trajectories import ReplayServer
+    from s3_agents.training.trajectories import ReplayServer
 
     return ReplayServer

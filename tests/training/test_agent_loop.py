@@ -10,9 +10,9 @@ from omegaconf import OmegaConf
 from verl.experimental.agent_loop.agent_loop import AgentLoopOutput, DictConfigWrap, _agent_loop_registry
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
-from training.agent_loop import S3AgentLoop
-from training.local_server import TransformersServer
-from training.paths import CONFIG_DIR
+from s3_agents.training.agent_loop import S3AgentLoop
+from s3_agents.training.local_server import TransformersServer
+from s3_agents.training.paths import CONFIG_DIR
 
 QUESTION = "Who founded Gritia?"
 SAMPLING = {"temperature": 0.6, "top_p": 0.95, "top_k": -1, "logprobs": True}
@@ -37,7 +37,7 @@ def runs(mask: list[int]) -> list[tuple[int, int]]:
 
 def test_registered_and_loadable_from_the_agent_loop_yaml(policy_model, hashing_retriever, tmp_path):
     """verl's worker reads the YAML into its registry and builds the loop with hydra: do the same."""
-    assert _agent_loop_registry["s3_searcher"]["_target_"] == "training.agent_loop.S3AgentLoop"
+    assert _agent_loop_registry["s3_searcher"]["_target_"] == "s3_agents.training.agent_loop.S3AgentLoop"
     entries = OmegaConf.load(CONFIG_DIR / "agent_loop.yaml")
     entry = next(e for e in entries if e.name == "s3_searcher")
     model, tokenizer = policy_model
@@ -160,7 +160,7 @@ def test_transformers_server_stop_strings_like_vllm(policy_model):
 def test_standalone_runs_in_process_retrieval_inline(policy_model, hashing_retriever):
     import threading
 
-    from training.agent_loop import InlineRetriever
+    from s3_agents.training.agent_loop import InlineRetriever
 
     loop = S3AgentLoop.standalone(None, policy_model[1], retriever=hashing_retriever)
     assert isinstance(loop.retriever, InlineRetriever)
@@ -175,7 +175,7 @@ def test_standalone_runs_in_process_retrieval_inline(policy_model, hashing_retri
 
 
 def test_verl_policy_is_an_async_client_only() -> None:
-    from training.policy import VerlPolicy
+    from s3_agents.training.policy import VerlPolicy
 
     # The graph calls achat only in async runs; a sync run is refused with a message (tests/s3_agents/test_graph.py).
     assert callable(VerlPolicy.achat) and not hasattr(VerlPolicy, "chat") and not hasattr(VerlPolicy, "complete")

@@ -10,7 +10,7 @@ from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from s3_agents.qa import QAExample, load_qa
 from s3_agents.rag_cache import RagCache, RagEntry
-from training.data import is_yes_no, prepare_dataset
+from s3_agents.training.data import is_yes_no, prepare_dataset
 
 
 def test_flashrag_lines_and_yes_no(tmp_path):

@@ -10,8 +10,8 @@ import torch
 
 from s3_agents import S3Searcher, SearchConfig, TransformersClient
 from s3_agents.rag_cache import RagCache, RagEntry
+from s3_agents.training.export import export_policy, find_actor_checkpoint, save_policy
 from tests.conftest import run_cli
-from training.export import export_policy, find_actor_checkpoint, save_policy
 
 
 def fake_run(tmp_path, model, smollm2_hf, step: int = 20):

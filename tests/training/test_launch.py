@@ -13,10 +13,10 @@ from verl.utils.config import validate_config
 from s3_agents import HashingEmbedder, build_index, load_demo_corpus
 from s3_agents.qa import QAExample
 from s3_agents.rag_cache import RagCache
+from s3_agents.training.data import prepare_dataset
+from s3_agents.training.launch import PRESETS, PreflightError, TrainJob, compose_config, launch, preflight
+from s3_agents.training.paths import CONFIG_DIR
 from tests.conftest import cli_env, free_port, run_cli
-from training.data import prepare_dataset
-from training.launch import PRESETS, PreflightError, TrainJob, compose_config, launch, preflight
-from training.paths import CONFIG_DIR
 
 
 @pytest.fixture(scope="module")
@@ -114,5 +114,5 @@ def test_dry_run_writes_the_agent_loop_and_verl_accepts_the_command(setup):
 
 def test_agent_loop_yaml_is_the_documented_default():
     (entry,) = yaml.safe_load((CONFIG_DIR / "agent_loop.yaml").read_text())
-    assert entry["_target_"] == "training.agent_loop.S3AgentLoop" and entry["search"] == "8-3-3"
+    assert entry["_target_"] == "s3_agents.training.agent_loop.S3AgentLoop" and entry["search"] == "8-3-3"
     assert sys.modules.get("vllm") is None

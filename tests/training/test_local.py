@@ -13,10 +13,10 @@ import pytest
 
 from s3_agents.qa import load_qa
 from s3_agents.retrievers import build_index
+from s3_agents.training.data import prepare_dataset
+from s3_agents.training.local import METRIC_COLUMNS, LocalRun, LocalSettings, plot_metrics
 from s3_agents.world import build_world, write_world
 from tests.conftest import cli_env, s3_command
-from training.data import prepare_dataset
-from training.local import METRIC_COLUMNS, LocalRun, LocalSettings, plot_metrics
 
 pytestmark = pytest.mark.slow
 

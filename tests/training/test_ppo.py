@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
-from training.agent_loop import S3AgentLoop
-from training.ppo import CpuPPO, PPOSettings, Rollout
+from s3_agents.training.agent_loop import S3AgentLoop
+from s3_agents.training.ppo import CpuPPO, PPOSettings, Rollout
 
 GOOD = ['<query>{"query": "Gritia founded"}</query>', "<important_info>[1]</important_info>"
         "<search_complete>True</search_complete>"]
@@ -55,7 +55,7 @@ def test_one_update_changes_weights_with_finite_losses(policy_model, rollouts):
 @pytest.mark.slow
 def test_lora_updates_favour_the_rewarded_episode_against_the_base_model(policy_model, rollouts):
     """LoRA: only the adapter moves; the KL reference is the same model with the adapter off (no copy)."""
-    from training.warmstart import lora_model
+    from s3_agents.training.warmstart import lora_model
 
     good, bad = rollouts
     model = lora_model(copy.deepcopy(policy_model[0]))

@@ -9,8 +9,8 @@ import pytest
 from s3_agents import HashingEmbedder, build_index, load_demo_corpus
 from s3_agents.errors import LLMUnavailableError
 from s3_agents.rag_cache import RagCache, RagEntry
+from s3_agents.training.reward import compute_score
 from tests.conftest import free_port
-from training.reward import compute_score
 
 QUESTION = "What is the currency of Ketroul?"
 TRUTH = {"question": QUESTION, "target": ["mobroun"]}

@@ -10,9 +10,9 @@ from s3_agents.config import SearchConfig
 from s3_agents.grammar import action_grammar
 from s3_agents.llm.constrained import grammar_token_masks
 from s3_agents.retrievers import FaissRetriever
+from s3_agents.training.trajectories import chain_trajectories, read_trajectories, write_trajectories
+from s3_agents.training.warmstart import WarmstartSettings, lora_model, masked_loss, sft_features, warmstart
 from s3_agents.world import build_world
-from training.trajectories import chain_trajectories, read_trajectories, write_trajectories
-from training.warmstart import WarmstartSettings, lora_model, masked_loss, sft_features, warmstart
 
 CONFIG = SearchConfig.from_name("3-2-2", max_new_tokens=100, max_context_docs=3)
 
@@ -84,7 +84,7 @@ def test_labels_only_on_mask_one_tokens(trajectories, tmp_path) -> None:
 
 @pytest.mark.slow
 def test_one_epoch_lowers_the_masked_loss_of_real_smollm2(trajectories, smollm2_hf, tmp_path) -> None:
-    from training.local_server import load_policy_model
+    from s3_agents.training.local_server import load_policy_model
 
     base_model, tokenizer = load_policy_model(smollm2_hf)
     model = lora_model(base_model)
@@ -105,8 +105,8 @@ def test_one_epoch_lowers_the_masked_loss_of_real_smollm2(trajectories, smollm2_
 def test_teacher_and_rejection_sampling_sources(world, world_retriever, policy_model, scripted_server) -> None:
     """(a) any chat client as teacher, kept when it found the answer; (b) best of K by reward, none if all lose."""
     from s3_agents.testing import ScriptedClient
-    from training.agent_loop import S3AgentLoop
-    from training.trajectories import ChainTeacher, best_of_k_trajectories, teacher_trajectories
+    from s3_agents.training.agent_loop import S3AgentLoop
+    from s3_agents.training.trajectories import ChainTeacher, best_of_k_trajectories, teacher_trajectories
 
     _, tokenizer = policy_model
     passages = {p.id: p for p in world.passages}

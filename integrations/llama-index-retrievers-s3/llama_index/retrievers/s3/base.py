@@ -1,6 +1,6 @@
 """The s3 searcher as a LlamaIndex retriever, and LlamaIndex retrievers as the searcher's backend.
 
-``pip install "s3-agents[llamaindex]"``. Three pieces:
+``pip install llama-index-retrievers-s3``. Three pieces:
 
 * :class:`S3Retriever`: a ``BaseRetriever`` that runs an s3 episode and returns the selected passages as
   ``NodeWithScore``; it drops into ``RetrieverQueryEngine``, ``RouterQueryEngine`` / ``QueryEngineTool``.
@@ -10,7 +10,7 @@
 
 Example:
     >>> from llama_index.core.query_engine import RetrieverQueryEngine        # doctest: +SKIP
-    >>> from integrations.llamaindex import S3Retriever, openai_compatible_llm  # doctest: +SKIP
+    >>> from llama_index.retrievers.s3 import S3Retriever, openai_compatible_llm  # doctest: +SKIP
     >>> llm = openai_compatible_llm("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-7B-Instruct")  # doctest: +SKIP
     >>> retriever = S3Retriever.from_endpoint(index_dir_or_retriever, llm_url, llm_model)    # doctest: +SKIP
     >>> RetrieverQueryEngine.from_args(retriever, llm=llm).query("Who founded Gritia?")      # doctest: +SKIP
@@ -22,13 +22,9 @@ import copy
 from collections.abc import Sequence
 from typing import Any
 
-try:
-    from llama_index.core.base.base_retriever import BaseRetriever
-    from llama_index.core.base.embeddings.base import BaseEmbedding
-    from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
-except ImportError as err:  # pragma: no cover - exercised only without the extra
-    raise ImportError('the LlamaIndex integration needs llama-index-core: pip install "s3-agents[llamaindex]"') from err
-
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from pydantic import PrivateAttr
 
 from s3_agents import Passage, S3Searcher, SearchConfig
@@ -185,10 +181,7 @@ def llamaindex_embedding(embedder: Embedder | str = "minilm") -> BaseEmbedding:
 
 def openai_compatible_llm(base_url: str, model: str, *, api_key: str | None = None, **kwargs: Any) -> Any:
     """A LlamaIndex LLM for any OpenAI-compatible endpoint (vLLM, llama.cpp server, OpenAI): the generator swap."""
-    try:
-        from llama_index.llms.openai_like import OpenAILike
-    except ImportError as err:
-        raise ImportError('needs llama-index-llms-openai-like: pip install "s3-agents[llamaindex]"') from err
+    from llama_index.llms.openai_like import OpenAILike  # imported on use: it pulls in the openai client
     kwargs.setdefault("is_chat_model", True)
     kwargs.setdefault("context_window", 8192)
     kwargs.setdefault("temperature", 0.0)

@@ -7,7 +7,11 @@ Two ways in:
 * ``build_search_graph()`` itself as a subgraph when the user's state has ``question`` / ``context`` keys and
   the graph's ``context_schema`` is ``SearchContext`` (see docs/integrations.md).
 
-For tool-calling agents use :func:`integrations.langchain.s3_search_tool`.
+For tool-calling agents use ``langchain_s3.s3_search_tool`` (the ``langchain-s3`` distribution).
+
+Example:
+    >>> from s3_agents import build_rag_graph, s3_search_node      # doctest: +SKIP
+    >>> builder.add_node("search", s3_search_node(searcher))       # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from langchain_core.runnables import Runnable, RunnableLambda
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from s3_agents import Generator, Passage, S3Searcher
+from s3_agents.generator import Generator
+from s3_agents.searcher import S3Searcher
+from s3_agents.types import Passage
 
 __all__ = ["s3_search_node", "RagState", "build_rag_graph"]
 

@@ -1,0 +1,69 @@
+"""S3Retriever and LlamaIndexBackend in LlamaIndex's own objects, offline (scripted searcher, hashing embedder).
+
+The end-to-end tests against a llama.cpp server are in the s3-agents repository, tests/integrations/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from llama_index.core import VectorStoreIndex
+from llama_index.core.base.base_retriever import BaseRetriever
+from llama_index.core.schema import TextNode
+from llama_index.retrievers.s3 import LlamaIndexBackend, S3Retriever, llamaindex_embedding
+
+from s3_agents import FaissRetriever, S3Searcher, load_demo_corpus, load_embedder
+from s3_agents.testing import ScriptedClient
+
+QUESTION = "What is the currency of Ketroul?"
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return load_embedder("hashing")
+
+
+@pytest.fixture(scope="module")
+def faiss(embedder) -> FaissRetriever:
+    return FaissRetriever.from_passages(load_demo_corpus().passages, embedder)
+
+
+@pytest.fixture(scope="module")
+def vector_index(embedder) -> VectorStoreIndex:
+    nodes = [TextNode(id_=p.id, text=p.text, metadata={"title": p.title}) for p in load_demo_corpus().passages]
+    return VectorStoreIndex(nodes, embed_model=llamaindex_embedding(embedder))
+
+
+def test_is_a_llamaindex_retriever(faiss) -> None:
+    retriever = S3Retriever(S3Searcher(ScriptedClient.one_search("Ketroul currency"), faiss))
+    assert BaseRetriever in S3Retriever.__mro__
+    nodes = retriever.retrieve(QUESTION)
+    assert nodes[0].node.metadata["title"] == "Ketroul" and "currency" in nodes[0].node.get_content()
+    assert nodes[0].node.metadata["queries"] == ["Ketroul currency"] and nodes[0].score > 0
+    assert nodes[0].node.metadata["stop_reason"]
+    assert len(asyncio.run(retriever.aretrieve(QUESTION))) == len(nodes)
+
+
+def test_vector_store_index_serves_the_searcher(vector_index) -> None:
+    retriever = S3Retriever.from_client(ScriptedClient.one_search("Ketroul currency"), vector_index)
+    nodes = retriever.retrieve(QUESTION)
+    assert isinstance(retriever.searcher.context.retriever, LlamaIndexBackend)
+    assert nodes[0].node.metadata["title"] == "Ketroul" and nodes[0].node.metadata["queries"] == ["Ketroul currency"]
+    backend = LlamaIndexBackend(vector_index)
+    assert len(backend.search(["Gritia river"], k=5)[0]) == 5
+    assert backend.search(["Gritia"], k=2)[0][0].title == "Gritia"
+    with pytest.raises(TypeError, match="LlamaIndex retriever or index"):
+        LlamaIndexBackend(object())
+
+
+def test_backend_never_changes_the_users_retriever(vector_index) -> None:
+    """Concurrent searches with different k each get their k, and the user's retriever keeps its own."""
+    users = vector_index.as_retriever(similarity_top_k=2)
+    backend = LlamaIndexBackend(users)
+
+    async def main():
+        return await asyncio.gather(*(backend.asearch(["Gritia river"], k=k) for k in (1, 5, 3, 4)))
+
+    assert [len(hits[0]) for hits in asyncio.run(main())] == [1, 5, 3, 4]
+    assert users.similarity_top_k == 2 and len(users.retrieve("Gritia river")) == 2
