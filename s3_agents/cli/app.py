@@ -13,6 +13,7 @@ import typer
 from s3_agents.cli.corpus import corpus_app, data_app
 from s3_agents.cli.eval import eval_command
 from s3_agents.cli.index import index_app
+from s3_agents.cli.mcp_command import mcp_command
 from s3_agents.cli.options import fail
 from s3_agents.cli.search import demo, precompute, search
 from s3_agents.cli.serve import retrieve, serve
@@ -46,6 +47,7 @@ app.command("search")(search)
 app.command("demo")(demo)
 app.command("precompute")(precompute)
 app.command("eval")(eval_command)
+app.command("mcp")(mcp_command)
 
 
 def _register_plugins() -> None:

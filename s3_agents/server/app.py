@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
@@ -27,7 +26,7 @@ from pydantic import BaseModel, StrictBool, StrictInt, StrictStr, ValidationErro
 
 from s3_agents.errors import RetrieverRefusedError, RetrieverUnavailableError
 from s3_agents.retrievers.base import Retriever
-from s3_agents.server.guards import LOOPBACK_HOSTS, BodyGuard, HostGuard, is_loopback
+from s3_agents.server.guards import KEY_HELP, LOOPBACK_HOSTS, BodyGuard, HostGuard, is_loopback, key_matches
 from s3_agents.server.scheduler import Scheduler
 from s3_agents.types import Passage
 
@@ -171,11 +170,8 @@ def create_app(
     def check_key(request: Request) -> None:
         if api_key is None:
             return
-        auth = request.headers.get("authorization", "")
-        given = auth[7:] if auth.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
-        if not given or not secrets.compare_digest(given.encode(), api_key.encode()):
-            raise HTTPException(status_code=401, detail="missing or wrong API key "
-                                "(send 'Authorization: Bearer <key>' or 'X-API-Key: <key>')")
+        if not key_matches(request.headers.get("authorization", ""), request.headers.get("x-api-key", ""), api_key):
+            raise HTTPException(status_code=401, detail=f"missing or wrong API key ({KEY_HELP})")
 
     @app.get("/health")
     async def get_health() -> dict[str, Any]:

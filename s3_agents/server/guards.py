@@ -6,18 +6,22 @@
 - :class:`HostGuard` answers 400 to a ``Host`` header outside the allow-list. A server bound to
   loopback answers only to loopback names, so that a web page cannot reach it through DNS
   rebinding (a hostile name that resolves to 127.0.0.1).
+- :class:`KeyGuard` answers 401 to a request without the API key (``s3 mcp --api-key``);
+  :func:`key_matches` is the one comparison, which ``s3 serve`` uses too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from fastapi.responses import JSONResponse
 
-__all__ = ["LOOPBACK_HOSTS", "BodyGuard", "HostGuard", "host_name", "is_loopback"]
+__all__ = ["LOOPBACK_HOSTS", "BodyGuard", "HostGuard", "KeyGuard", "host_name", "is_loopback", "key_matches",
+           "KEY_HELP"]
 
 logger = logging.getLogger("s3_agents.server")
 
@@ -47,6 +51,46 @@ def host_name(header: str) -> str:
     if header.startswith("["):
         return header[1:header.find("]")] if "]" in header else header
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+KEY_HELP = "send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+"""How a client sends the key, for the 401 messages."""
+
+
+def key_matches(authorization: str, x_api_key: str, api_key: str) -> bool:
+    """Whether a request's ``Authorization: Bearer`` (or else ``X-API-Key``) header holds ``api_key``.
+
+    The comparison takes the same time wherever the strings differ.
+
+    Example:
+        >>> key_matches("Bearer s3cret", "", "s3cret"), key_matches("", "s3cret", "s3cret")
+        (True, True)
+        >>> key_matches("", "", "s3cret"), key_matches("Bearer wrong", "s3cret", "s3cret")
+        (False, False)
+    """
+    given = authorization[7:] if authorization.lower().startswith("bearer ") else x_api_key
+    return bool(given) and secrets.compare_digest(given.encode("latin-1", "replace"), api_key.encode())
+
+
+class KeyGuard:
+    """Answer 401 unless an HTTP request carries ``api_key`` (see :func:`key_matches`); ``open_paths`` need none."""
+
+    def __init__(self, app: Any, api_key: str, open_paths: Sequence[str] = ()) -> None:
+        self.app = app
+        self.api_key = api_key
+        self.open_paths = frozenset(open_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        if key_matches(headers.get(b"authorization", b"").decode("latin-1"),
+                       headers.get(b"x-api-key", b"").decode("latin-1"), self.api_key):
+            await self.app(scope, receive, send)
+            return
+        await JSONResponse({"detail": f"missing or wrong API key ({KEY_HELP})"}, status_code=401,
+                           headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
 
 
 def _client(scope: Scope) -> str:

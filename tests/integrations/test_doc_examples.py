@@ -31,7 +31,7 @@ def test_examples_run_as_written(llama_server, minilm, tmp_path, monkeypatch) ->
     namespace = {"LLM_URL": llama_server.url}
     for block in blocks():
         exec(compile(block, str(DOC), "exec"), namespace)  # noqa: S102 - our own documentation
-    assert namespace["response"].source_nodes and namespace["docs"]
+    assert namespace["response"].source_nodes and namespace["docs"] and namespace["found"]["passages"]
     assert os.getcwd() == str(tmp_path)
 
 

@@ -1,0 +1,139 @@
+"""``s3 mcp``: the searcher as an MCP server, driven by the official SDK's own client.
+
+In process (scripted searcher) for the tools, schemas, resources and errors; then ``s3 mcp`` as a
+subprocess over stdio and over streamable HTTP, with a real llama.cpp server as the searcher's policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import httpx
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from s3_agents import FaissRetriever, S3Searcher, load_demo_corpus
+from s3_agents.server.mcp_server import create_mcp_server
+from s3_agents.testing import ScriptedClient
+from tests.conftest import BackgroundServer, cli_env, free_port, s3_command
+
+QUESTION = "What is the currency of Ketroul?"
+
+
+@pytest.fixture(scope="module")
+def demo_ids() -> dict[str, str]:
+    return {p.id: p.title for p in load_demo_corpus().passages}
+
+
+@pytest.fixture()
+def server(hashing):
+    retriever = FaissRetriever.from_passages(load_demo_corpus().passages, hashing)
+    return create_mcp_server(S3Searcher(ScriptedClient.one_search("Ketroul currency"), retriever), remember=4)
+
+
+def test_tools_resources_and_errors_in_process(server) -> None:
+    async def main() -> None:
+        async with Client(server) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            assert set(tools) == {"search", "retrieve"}
+            assert tools["search"].input_schema["required"] == ["question"]
+            assert tools["retrieve"].input_schema["properties"]["k"]["maximum"] == 50
+            assert {"passages", "queries", "stop_reason"} <= set(tools["search"].output_schema["properties"])
+
+            found = await client.call_tool("search", {"question": QUESTION})
+            assert not found.is_error
+            result = found.structured_content
+            assert result["queries"] == ["Ketroul currency"] and result["passages"][0]["title"] == "Ketroul"
+            assert result["passages"][0]["uri"] == f"passage://{result['passages'][0]['id']}"
+            assert "Ketroul" in found.content[0].text  # the same result as text, for clients without structure
+
+            read = await client.read_resource(result["passages"][0]["uri"])
+            assert read.contents[0].text.startswith("Ketroul\n") and "mobroun" in read.contents[0].text
+            templates = (await client.list_resource_templates()).resource_templates
+            assert [t.uri_template for t in templates] == ["passage://{passage_id}"]
+
+            top = await client.call_tool("retrieve", {"query": "Gritia", "k": 4})
+            assert [p["title"] for p in top.structured_content["passages"]][0] == "Gritia"
+            assert len(top.structured_content["passages"]) == 4
+            # Only the last `remember` (4) passages stay readable: the search's are gone now.
+            with pytest.raises(MCPError, match="has not been returned"):
+                await client.read_resource(result["passages"][0]["uri"])
+
+            for name, args, problem in [("retrieve", {"query": "x", "k": 500}, "less than or equal to 50"),
+                                        ("retrieve", {"query": ""}, "at least 1 character"),
+                                        ("search", {"question": "x" * 4001}, "at most 4000 characters"),
+                                        ("search", {}, "question")]:
+                bad = await client.call_tool(name, args)
+                assert bad.is_error and problem in bad.content[0].text, bad.content[0].text
+
+    asyncio.run(main())
+
+
+class McpHttpServer(BackgroundServer):
+    """``s3 mcp --transport http`` in a subprocess."""
+
+    name = "s3-mcp"
+
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        super().__init__(s3_command("mcp", "--transport", "http", "--port", str(self.port), *args),
+                         f"http://127.0.0.1:{self.port}")
+
+
+def policy_args(llama_server) -> list[str]:
+    return ["--policy-url", llama_server.url, "--policy-model", llama_server.model, "--config", "8-3-1",
+            "--constrained"]
+
+
+def check_search(result, demo_ids: dict[str, str]) -> None:
+    assert not result.is_error, result.content[0].text
+    found = result.structured_content
+    assert found["question"] == QUESTION and isinstance(found["queries"], list)
+    assert found["passages"] and all(demo_ids[p["id"]] == p["title"] for p in found["passages"])
+
+
+@pytest.mark.slow
+def test_stdio_transport_with_a_llama_cpp_policy(llama_server, demo_ids) -> None:
+    params = StdioServerParameters(command=sys.executable, args=s3_command("mcp", *policy_args(llama_server))[1:],
+                                   env=cli_env())
+
+    async def main() -> None:
+        async with Client(params, read_timeout_seconds=300) as client:
+            check_search(await client.call_tool("search", {"question": QUESTION}), demo_ids)
+            top = await client.call_tool("retrieve", {"query": "Which river flows through Gritia?", "k": 2})
+            assert len(top.structured_content["passages"]) == 2
+
+    asyncio.run(main())
+
+
+@pytest.mark.slow
+def test_http_transport_needs_the_key_and_a_loopback_host(llama_server, demo_ids) -> None:
+    server = McpHttpServer("--api-key", "s3cret", *policy_args(llama_server))
+    try:
+        url = server.url + "/mcp"
+        hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
+        headers = {"Accept": "application/json, text/event-stream"}
+        assert httpx.post(url, json=hello, headers=headers).status_code == 401
+        assert httpx.post(url, json=hello, headers={**headers, "Authorization": "Bearer wrong"}).status_code == 401
+        keyed = {**headers, "Authorization": "Bearer s3cret"}
+        rebound = httpx.post(url, json=hello, headers={**keyed, "Host": "evil.example"})
+        assert rebound.status_code == 400 and "--allowed-host" in rebound.text
+        assert httpx.post(url, json=hello, headers={**keyed, "Origin": "http://evil.example"}).status_code == 403
+
+        async def main() -> None:
+            async with httpx2.AsyncClient(headers={"X-API-Key": "s3cret"}, timeout=300) as http:
+                async with Client(streamable_http_client(url, http_client=http)) as client:
+                    check_search(await client.call_tool("search", {"question": QUESTION}), demo_ids)
+
+        asyncio.run(main())
+    except BaseException:
+        print(server.output())
+        raise
+    finally:
+        server.stop()
