@@ -1,4 +1,4 @@
-"""Exclusive locks on files that name their holder.
+"""Exclusive locks on files that name their holder, and atomic file writes.
 
 ``flock`` locks belong to the open file: the operating system releases them when the process ends,
 even on SIGKILL, so a killed run never leaves a stale lock behind. The lock file keeps the holder's
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,27 @@ from typing import TextIO
 
 from s3_agents.errors import BusyError
 
-__all__ = ["hold_lock", "locked"]
+__all__ = ["hold_lock", "locked", "write_atomic", "fsync_dir"]
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (a rename into it) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` all at once: readers, and a crash, see the old file or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def hold_lock(path: str | Path, busy: str, advice: str = "") -> TextIO:

@@ -139,4 +139,5 @@ def eval_command(
              f"{' (constrained)' if constrained else ''}{budget}, k={k}, max turns {max_turns}."]
     report = write_report(rows, out, notes=notes)
     typer.echo(report["table"])
-    typer.echo(f"\n{len(rows)} answers in {out / 'results.jsonl'}; report {out / 'report.md'} with plots")
+    typer.echo(f"\n{len(rows)} answers in {out / 'results.jsonl'}; report {out / 'report.md'} with plots, "
+               f"trajectories in {out / 'report.html'}")

@@ -33,6 +33,7 @@ from s3_agents.cli.options import (
     RetrieverKey,
     UrlOpt,
     endpoint_or,
+    info,
     open_llm,
     open_retriever,
     search_config,
@@ -124,6 +125,8 @@ def search(
     max_context_docs: MaxContextDocs = None,
     answer: Annotated[bool, typer.Option(help="Also answer with the generator.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final state as JSON.")] = False,
+    html: Annotated[Path | None, typer.Option(
+        "--html", help="Also write the episode as a self-contained HTML page (the trajectory browser).")] = None,
 ) -> None:
     """Run the searcher on one question and print each turn, the selected context and the answer."""
     from s3_agents.generator import Generator
@@ -136,6 +139,11 @@ def search(
     searcher = S3Searcher(policy, retriever, cfg)
     steps, final = asyncio.run(_run(searcher, question))
     reply = Generator(gen_client).answer(final["question"], final["context"]) if answer else None
+    if html is not None:
+        from s3_agents.evaluation.html import episode_record, write_html_report
+
+        write_html_report(html, [episode_record(final, reply)], title=f"s3 search: {final['question']}")
+        info(f"wrote {html}")
     if as_json:
         typer.echo(_state_json(final, reply))
         return

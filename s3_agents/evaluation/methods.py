@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from s3_agents.config import SearchConfig
+from s3_agents.evaluation.trace import Trace, s3_trace
 from s3_agents.generator import Generator
 from s3_agents.graph.protocol import format_information
 from s3_agents.llm.base import ChatClient, Completion, Message
@@ -115,7 +116,10 @@ class NaiveRAG:
     async def arun(self, question: str) -> MethodResult:
         started = time.perf_counter()
         passages = (await self.retriever.asearch([question], self.k))[0]
-        return await _answer(self.generator, question, passages, started, searches=1, turns=0)
+        trace = Trace()
+        trace.retrieval(question, passages)
+        return await _answer(self.generator, question, passages, started, searches=1, turns=0,
+                             extra=trace.extra(passages))
 
 
 class S3Method:
@@ -146,7 +150,7 @@ class S3Method:
         return await _answer(self.generator, question, state["context"], started, counter,
                              searches=len(state["queries"]), turns=len(state["outputs"]),
                              extra={"queries": state["queries"], "invalid": state["invalid"],
-                                    "stop_reason": state["stop_reason"]})
+                                    "stop_reason": state["stop_reason"], **s3_trace(state).extra(state["context"])})
 
 
 _REWRITE_PROMPT = """\
@@ -181,8 +185,11 @@ class QueryRewrite:
         match = _QUERY_TAG.search(reply.text)
         query = (match.group(1) if match else reply.text).strip().strip('"') or question
         passages = (await self.retriever.asearch([query], self.k))[0]
+        trace = Trace()
+        trace.generation(reply.text)
+        trace.retrieval(query, passages)
         return await _answer(self.generator, question, passages, started, counter, searches=1, turns=1,
-                             extra={"queries": [query]})
+                             extra={"queries": [query], **trace.extra(passages)})
 
 
 _IRCOT_PROMPT = """\
@@ -216,6 +223,8 @@ class IRCoT:
         started = time.perf_counter()
         counter = TokenCounter(self.reasoner)
         passages = list((await self.retriever.asearch([question], self.k))[0])
+        trace = Trace()
+        trace.retrieval(question, passages)
         thoughts: list[str] = []
         searches, turns = 1, 0
         while searches < self.max_steps:
@@ -223,14 +232,17 @@ class IRCoT:
                                           thoughts=" ".join(thoughts) or "(none)")
             reply = await counter.achat([{"role": "user", "content": prompt}], max_tokens=64, temperature=0.0)
             turns += 1
+            trace.generation(reply.text)
             sentence = reply.text.strip().split("\n")[0].strip()
             if not sentence or "answer is" in sentence.lower():
                 break
             thoughts.append(sentence)
-            passages = _dedupe(passages + (await self.retriever.asearch([sentence], self.k))[0])
+            found = (await self.retriever.asearch([sentence], self.k))[0]
+            trace.retrieval(sentence, found)
+            passages = _dedupe(passages + found)
             searches += 1
         return await _answer(self.generator, question, passages, started, counter, searches=searches, turns=turns,
-                             extra={"queries": [question, *thoughts]})
+                             extra={"queries": [question, *thoughts], **trace.extra(passages)})
 
 
 _SEARCH_R1_PROMPT = """\
@@ -267,10 +279,12 @@ class SearchR1Style:
         queries: list[str] = []
         own_answer = ""
         turns = 0
+        trace = Trace()
         for _ in range(self.max_turns + 1):
             reply = await counter.achat(messages, max_tokens=256, temperature=0.0, stop=["</search>", "</answer>"])
             turns += 1
             text = reply.text
+            trace.generation(text)
             answer, search = _ANSWER.search(text), _SEARCH.search(text)
             if answer:
                 own_answer = answer.group(1).strip()
@@ -281,10 +295,12 @@ class SearchR1Style:
             query = search.group(1).strip()
             queries.append(query)
             found = (await self.retriever.asearch([query], self.k))[0]
+            trace.retrieval(query, found)
             passages = _dedupe(passages + list(found))
             messages += [{"role": "assistant", "content": text.split("<search>")[0] + f"<search> {query} </search>"},
                          {"role": "user", "content": format_information(found)}]
-        fields = {"searches": len(queries), "turns": turns, "extra": {"queries": queries, "own_answer": own_answer}}
+        fields = {"searches": len(queries), "turns": turns,
+                  "extra": {"queries": queries, "own_answer": own_answer, **trace.extra(passages)}}
         if self.self_answer:
             return MethodResult(answer=own_answer, context=passages, prompt_tokens=counter.prompt_tokens,
                                 completion_tokens=counter.completion_tokens,

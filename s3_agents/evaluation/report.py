@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from s3_agents.evaluation.html import row_record, write_html_report
 from s3_agents.evaluation.registry import METHOD_NAMES
 from s3_agents.evaluation.runner import EvalRow
 
@@ -162,7 +163,8 @@ def _plots(summary: dict[str, dict[str, dict[str, float]]], out: Path) -> list[P
 
 def write_report(rows: Sequence[EvalRow], out: str | Path, *, title: str = "s3 evaluation",
                  notes: Sequence[str] = ()) -> dict[str, Any]:
-    """Write ``report.md``, ``summary.json``, ``accuracy.png`` and ``cost.png`` into ``out``.
+    """Write ``report.md``, ``report.html`` (the trajectory browser), ``summary.json``, ``accuracy.png`` and
+    ``cost.png`` into ``out``.
 
     Returns:
         ``{"summary": ..., "table": markdown, "files": [paths]}``.
@@ -185,4 +187,6 @@ def write_report(rows: Sequence[EvalRow], out: str | Path, *, title: str = "s3 e
     ])
     (out / "report.md").write_text(text, encoding="utf-8")
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    return {"summary": summary, "table": table, "files": [out / "report.md", out / "summary.json", *plots]}
+    page = write_html_report(out / "report.html", [row_record(r) for r in rows], title=title, summary=summary,
+                             plots=plots, notes=notes)
+    return {"summary": summary, "table": table, "files": [out / "report.md", page, out / "summary.json", *plots]}

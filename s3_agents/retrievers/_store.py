@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from s3_agents.corpus import corpus_fingerprint, load_corpus
 from s3_agents.embedders import Embedder
 from s3_agents.errors import IndexFormatError, IndexNotFoundError
-from s3_agents.locks import locked
+from s3_agents.locks import fsync_dir, locked, write_atomic
 from s3_agents.types import Passage
 
 __all__ = ["IndexStore", "EmbeddedChunks", "ChunkEmbedding", "PassageFile", "write_passage_file", "feeding",
@@ -53,30 +53,12 @@ _PARTIAL = ".partial"
 FORMAT_VERSION = 1
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_tree(root: Path) -> None:
     for dirpath, _, filenames in os.walk(root):
         for name in filenames:
             with open(os.path.join(dirpath, name), "rb") as handle:
                 os.fsync(handle.fileno())
-        _fsync_dir(Path(dirpath))
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+        fsync_dir(Path(dirpath))
 
 
 _END = object()
@@ -320,8 +302,8 @@ class IndexStore:
             _fsync_tree(tmp)
             gen = self.root / f"gen-{stamp}"
             os.rename(tmp, gen)
-            _fsync_dir(self.root)
-            _write_atomic(self.root / _CURRENT, gen.name.encode("utf-8"))
+            fsync_dir(self.root)
+            write_atomic(self.root / _CURRENT, gen.name.encode("utf-8"))
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -390,7 +372,7 @@ class IndexStore:
                 logger.info("discarding partial embeddings of a different corpus or embedder")
                 shutil.rmtree(partial)
         partial.mkdir(parents=True, exist_ok=True)
-        _write_atomic(manifest, json.dumps({"fingerprint": fingerprint}).encode("utf-8"))
+        write_atomic(manifest, json.dumps({"fingerprint": fingerprint}).encode("utf-8"))
 
         n_chunks = (len(texts) + chunk_size - 1) // chunk_size
         spans = [(i, i * chunk_size, min(len(texts), (i + 1) * chunk_size)) for i in range(n_chunks)]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -89,12 +91,19 @@ def test_unknown_model_and_dead_endpoint_errors(llama_server) -> None:
         OpenAICompatClient(url, "smollm2", retries=0).chat([{"role": "user", "content": "hi"}])
 
 
-def test_s3_search_cli_against_the_server(llama_server) -> None:
+def test_s3_search_cli_against_the_server(llama_server, tmp_path) -> None:
+    page = tmp_path / "episode.html"
     result = run_cli("search", "Which river flows through Gritia?", "--policy-url", llama_server.url,
-                     "--policy-model", llama_server.model, "--config", "8-3-1")
+                     "--policy-model", llama_server.model, "--config", "8-3-1", "--html", str(page))
     assert result.returncode == 0, result.stderr
     for heading in ("initial retrieval", "searcher, generation 1", "context for the generator", "answer (smollm2)"):
         assert heading in result.stdout
+    # The episode as a browser page (tests/s3_agents/test_report_html.py drives the page in Chromium).
+    data = json.loads(re.search(r'id="data">(.*?)</script>', page.read_text(encoding="utf-8"), re.S).group(1))
+    (row,) = data["rows"]
+    assert row["question"] == "Which river flows through Gritia?" and row["answer"] and row["scores"] is None
+    assert row["trace"][0]["type"] == "retrieval" and row["trace"][1]["type"] == "generation"
+    assert set(row["context"]) <= set(data["passages"])
     wrong = run_cli("search", "q", "--policy-url", llama_server.url, "--policy-model", "nope")
     assert wrong.returncode == 1 and "not served" in wrong.stderr
     bad_config = run_cli("search", "q", "--config", "8-3")
