@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import Literal
 
-__all__ = ["SearchConfig"]
+__all__ = ["SearchConfig", "PromptFormat"]
+
+PromptFormat = Literal["chat", "reference"]
 
 
 @dataclass(frozen=True)
@@ -30,12 +33,17 @@ class SearchConfig:
         bm25_hint: Tell the searcher the engine is BM25 (Boolean operators help).
         constrained: Decode every searcher turn under :func:`~s3_agents.grammar.action_grammar`, so each
             turn is a valid action (the policy client must support grammars: llama.cpp, vLLM, transformers).
+        prompt_format: ``"chat"``: observations and feedback arrive as user messages. ``"reference"``: the s3
+            reference code's format, for checkpoints trained with it (``pat-jj/s3-8-3-3-20steps``): one
+            growing assistant turn (the policy must be a :class:`~s3_agents.llm.ReferenceFormatClient`),
+            results as ``\n\n<information>Doc i(Title: t) text ...</information>\n\n``, the feedback ending
+            in an open ``<query>``, no stop strings (the output is cut after its first ``</query>``).
 
     Example:
         >>> SearchConfig.from_name("5-3-4")
         SearchConfig(search_k=5, max_select=3, max_turns=4, initial_k=3, keep_initial=True, \
 keep_unselected=True, max_context_docs=None, max_new_tokens=500, temperature=0.0, bm25_hint=False, \
-constrained=False)
+constrained=False, prompt_format='chat')
     """
 
     search_k: int = 8
@@ -49,6 +57,7 @@ constrained=False)
     temperature: float = 0.0
     bm25_hint: bool = False
     constrained: bool = False
+    prompt_format: PromptFormat = "chat"
 
     def __post_init__(self) -> None:
         for name in ("search_k", "max_select", "max_new_tokens"):
@@ -62,6 +71,10 @@ constrained=False)
             raise ValueError("max_context_docs must be >= 1 or None")
         if self.temperature < 0:
             raise ValueError("temperature must be >= 0")
+        if self.prompt_format not in ("chat", "reference"):
+            raise ValueError(f"prompt_format must be 'chat' or 'reference', got {self.prompt_format!r}")
+        if self.prompt_format == "reference" and self.constrained:
+            raise ValueError("the reference format has no constrained decoding (the reference code had none)")
 
     @classmethod
     def from_name(cls, name: str, **overrides: object) -> SearchConfig:

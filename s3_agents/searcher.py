@@ -45,6 +45,10 @@ class S3Searcher:
                  graph: Any = None) -> None:
         self.context = SearchContext(policy=policy, retriever=retriever, config=config or SearchConfig())
         self.graph = graph or _shared_graph()
+        reference_client = callable(getattr(policy, "prompt_ids", None))
+        if (self.context.config.prompt_format == "reference") != reference_client:
+            raise ValueError("the reference format is a pair: SearchConfig(prompt_format='reference') with the policy "
+                             "wrapped in ReferenceFormatClient(client, tokenizer), or neither")
 
     def search(self, question: str) -> SearchState:
         """Run one episode; returns the final state (context, queries, outputs, transcript...)."""

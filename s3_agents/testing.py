@@ -30,6 +30,8 @@ class ScriptedClient:
         self.calls: list[list[Message]] = []
         self.grammars: list[str | None] = []
         """The ``grammar`` of each chat call (scripted replies are returned as written, not checked)."""
+        self.prompts: list[str | list[int]] = []
+        """The prompt of each completion call (text, or token ids)."""
 
     @classmethod
     def one_search(cls, query: str, keep: Sequence[int] = (1,)) -> ScriptedClient:
@@ -67,12 +69,13 @@ class ScriptedClient:
                     grammar: str | None = None) -> Completion:
         return self.chat(messages, stop=stop, grammar=grammar)
 
-    def complete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
+    def complete(self, prompt: str | Sequence[int], *, max_tokens: int = 256, temperature: float = 0.0,
                  stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
-        return self._reply([{"role": "user", "content": prompt}], stop)
+        self.prompts.append(prompt if isinstance(prompt, str) else list(prompt))
+        return self._reply([{"role": "user", "content": prompt if isinstance(prompt, str) else ""}], stop)
 
-    async def acomplete(self, prompt: str, **kwargs: object) -> Completion:
-        return self.complete(prompt)
+    async def acomplete(self, prompt: str | Sequence[int], **kwargs: object) -> Completion:
+        return self.complete(prompt, stop=kwargs.get("stop"))  # type: ignore[arg-type]
 
     def close(self) -> None:
         """Nothing to release."""

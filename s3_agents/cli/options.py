@@ -12,10 +12,9 @@ import typer
 
 __all__ = [
     "fail", "info", "usage", "open_embedder", "open_retriever", "open_llm", "endpoint_or", "search_config",
-    "EmbedderOpt", "IndexOpt", "NprobeOpt", "EfSearchOpt", "UrlOpt", "RetrieverKey", "PolicyUrl", "PolicyModel",
-    "PolicyGguf", "PolicyHf",
-    "PolicyAdapter", "Constrained", "MaxContextDocs", "GeneratorUrl", "GeneratorModel", "ApiKey", "LlmTimeout",
-    "ConfigName",
+    "FormatOpt", "PolicyTokenizer", "reference_policy", "EmbedderOpt", "IndexOpt", "NprobeOpt", "EfSearchOpt",
+    "UrlOpt", "RetrieverKey", "PolicyUrl", "PolicyModel", "PolicyGguf", "PolicyHf", "PolicyAdapter", "Constrained",
+    "MaxContextDocs", "GeneratorUrl", "GeneratorModel", "ApiKey", "LlmTimeout", "ConfigName",
 ]
 
 
@@ -71,6 +70,12 @@ LlmTimeout = Annotated[float, typer.Option(
     "--timeout", min=1, help="Seconds to wait for an LLM endpoint's reply, per attempt (connecting and the "
                              "start-up check give up after 10 s).")]
 ConfigName = Annotated[str, typer.Option("--config", help="<retrieved>-<selected>-<turns>, the paper's naming.")]
+FormatOpt = Annotated[str, typer.Option(
+    "--format", help="chat (observations as user messages) or reference (the s3 reference code's format: one growing "
+                     "assistant turn sent as token ids, for checkpoints such as pat-jj/s3-8-3-3-20steps).")]
+PolicyTokenizer = Annotated[str | None, typer.Option(
+    help="Tokenizer of the policy for --format reference: hub id, folder or .gguf file; default: --policy-model, "
+         "or SmolLM2's GGUF for the in-process default.")]
 IndexOpt = Annotated[str | None, typer.Option("--index", "-i", help="Index directory; default: demo corpus in memory.")]
 NprobeOpt = Annotated[int | None, typer.Option(
     "--nprobe", min=1, help="FAISS IVF lists searched per query (default: the index's, 16): more is slower "
@@ -165,6 +170,27 @@ def endpoint_or(url: str | None, model: str | None, api_key: str | None, role: s
     if model:
         raise typer.BadParameter(f"--{role}-model needs --{role}-url")
     return fallback
+
+
+def reference_policy(policy: Any, prompt_format: str, tokenizer: str | None, model: str | None) -> Any:
+    """``policy`` as ``--format`` wants it: as it is (chat), or in a :class:`~s3_agents.llm.ReferenceFormatClient`
+    with the ``--policy-tokenizer`` (default: the ``--policy-model`` name, or the in-process GGUF's file)."""
+    if prompt_format not in ("chat", "reference"):
+        raise typer.BadParameter("--format must be chat or reference")
+    if prompt_format == "chat":
+        if tokenizer:
+            raise typer.BadParameter("--policy-tokenizer goes with --format reference")
+        return policy
+    from s3_agents.llm import ReferenceFormatClient
+
+    spec = tokenizer or model or getattr(policy, "model_path", None)
+    if spec is None:
+        raise typer.BadParameter("--format reference needs --policy-tokenizer (a hub id, folder or .gguf file)")
+    with usage("--policy-tokenizer"):
+        try:
+            return ReferenceFormatClient(policy, str(spec))
+        except OSError as err:
+            raise ValueError(f"could not load the tokenizer {spec}: {err}") from err
 
 
 def search_config(name: str, hint: str = "--config", **overrides: Any) -> Any:

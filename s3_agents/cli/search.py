@@ -19,6 +19,7 @@ from s3_agents.cli.options import (
     ConfigName,
     Constrained,
     EfSearchOpt,
+    FormatOpt,
     GeneratorModel,
     GeneratorUrl,
     IndexOpt,
@@ -29,6 +30,7 @@ from s3_agents.cli.options import (
     PolicyGguf,
     PolicyHf,
     PolicyModel,
+    PolicyTokenizer,
     PolicyUrl,
     RetrieverKey,
     UrlOpt,
@@ -36,6 +38,7 @@ from s3_agents.cli.options import (
     info,
     open_llm,
     open_retriever,
+    reference_policy,
     search_config,
 )
 
@@ -123,6 +126,8 @@ def search(
     config: ConfigName = "8-3-3",
     constrained: Constrained = False,
     max_context_docs: MaxContextDocs = None,
+    prompt_format: FormatOpt = "chat",
+    policy_tokenizer: PolicyTokenizer = None,
     answer: Annotated[bool, typer.Option(help="Also answer with the generator.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final state as JSON.")] = False,
     html: Annotated[Path | None, typer.Option(
@@ -132,11 +137,12 @@ def search(
     from s3_agents.generator import Generator
     from s3_agents.searcher import S3Searcher
 
-    cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs)
+    cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs,
+                        prompt_format=prompt_format)
     policy = open_llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter, timeout)
     gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
     retriever = open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
-    searcher = S3Searcher(policy, retriever, cfg)
+    searcher = S3Searcher(reference_policy(policy, prompt_format, policy_tokenizer, policy_model), retriever, cfg)
     steps, final = asyncio.run(_run(searcher, question))
     reply = Generator(gen_client).answer(final["question"], final["context"]) if answer else None
     if html is not None:

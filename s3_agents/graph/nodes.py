@@ -11,7 +11,15 @@ from langgraph.types import Overwrite
 from s3_agents.config import SearchConfig
 from s3_agents.grammar import action_grammar
 from s3_agents.graph.context import assemble_context
-from s3_agents.graph.protocol import INVALID_ACTION_FEEDBACK, format_information, parse_action, parse_selection
+from s3_agents.graph.protocol import (
+    INVALID_ACTION_FEEDBACK,
+    REFERENCE_FEEDBACK,
+    format_information,
+    format_observation,
+    parse_action,
+    parse_selection,
+    reference_output,
+)
 from s3_agents.graph.state import Block, SearchContext, SearchState, Segment
 from s3_agents.llm.base import Completion
 from s3_agents.prompts import normalize_question, searcher_prompt
@@ -64,12 +72,15 @@ async def ainitial_retrieval(state: SearchState) -> dict[str, Any]:
 
 
 # -- the searcher's turn ---------------------------------------------------------------------
-def _after_policy(completion: Completion) -> dict[str, Any]:
+def _after_policy(completion: Completion, config: SearchConfig) -> dict[str, Any]:
     text = completion.text
-    # Generation stops at </query> (a stop string, not returned by most servers): put it back.
-    stopped = completion.stop == "</query>" or completion.finish_reason == "stop"
-    if "<query>" in text and "</query>" not in text and stopped:
-        text += "</query>"
+    if config.prompt_format == "reference":
+        text = reference_output(text)
+    else:
+        # Generation stops at </query> (a stop string, not returned by most servers): put it back.
+        stopped = completion.stop == "</query>" or completion.finish_reason == "stop"
+        if "<query>" in text and "</query>" not in text and stopped:
+            text += "</query>"
     return {
         "outputs": [text],
         "messages": [{"role": "assistant", "content": text}],
@@ -79,7 +90,9 @@ def _after_policy(completion: Completion) -> dict[str, Any]:
 
 
 def _generation_kwargs(config: SearchConfig) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"max_tokens": config.max_new_tokens, "temperature": config.temperature, "stop": _STOP}
+    # The reference format has no stop strings (as the reference): the output is cut after its first </query>.
+    stop = None if config.prompt_format == "reference" else _STOP
+    kwargs: dict[str, Any] = {"max_tokens": config.max_new_tokens, "temperature": config.temperature, "stop": stop}
     if config.constrained:
         kwargs["grammar"] = action_grammar(config)
     return kwargs
@@ -92,13 +105,13 @@ def policy_turn(state: SearchState) -> dict[str, Any]:
         raise TypeError(f"{type(ctx.policy).__name__} generates asynchronously only: run the searcher with asearch, "
                         "abatch or astream (the graph's ainvoke / astream)")
     completion = ctx.policy.chat(state["messages"], **_generation_kwargs(ctx.config))
-    return _after_policy(completion)
+    return _after_policy(completion, ctx.config)
 
 
 async def apolicy_turn(state: SearchState) -> dict[str, Any]:
     ctx = _ctx()
     completion = await ctx.policy.achat(state["messages"], **_generation_kwargs(ctx.config))
-    return _after_policy(completion)
+    return _after_policy(completion, ctx.config)
 
 
 # -- selection -------------------------------------------------------------------------------
@@ -136,17 +149,18 @@ def route(state: SearchState) -> Literal["retrieve", "feedback", "stop"]:
 def feedback(state: SearchState) -> dict[str, Any]:
     """The environment answers an invalid action with the protocol reminder."""
     problem = state["pending"].problem or "invalid action"
+    text = REFERENCE_FEEDBACK if _ctx().config.prompt_format == "reference" else INVALID_ACTION_FEEDBACK
     return {
         "invalid": 1,
         "problems": [f"generation {len(state['outputs'])}: invalid action ({problem})"],
-        "messages": [{"role": "user", "content": INVALID_ACTION_FEEDBACK}],
-        "transcript": [Segment(source="env", text=INVALID_ACTION_FEEDBACK)],
+        "messages": [{"role": "user", "content": text}],
+        "transcript": [Segment(source="env", text=text)],
     }
 
 
 # -- retrieval -------------------------------------------------------------------------------
 def _observe(state: SearchState, query: str, passages: list[Passage]) -> dict[str, Any]:
-    observation = format_information(passages)
+    observation = format_observation(passages, _ctx().config.prompt_format)
     block: Block = {"turn": len(state["queries"]) + 1, "query": query, "passages": passages, "selected": None}
     return {
         "blocks": [block],

@@ -31,6 +31,9 @@ __all__ = [
     "Selection",
     "format_information",
     "INVALID_ACTION_FEEDBACK",
+    "REFERENCE_FEEDBACK",
+    "format_observation",
+    "reference_output",
 ]
 
 _COMPLETE = re.compile(r"<search_complete>(.*?)</search_complete>", re.S | re.I)
@@ -46,6 +49,43 @@ INVALID_ACTION_FEEDBACK = (
     "<important_info>[1, 2]</important_info>."
 )
 """Inserted after an invalid action (paraphrasing the reference's feedback)."""
+
+REFERENCE_FEEDBACK = (
+    "\nMy previous action is invalid. The information is not enough to answer the question; I will write a "
+    "new search query between <query> and </query> in JSON format:\n<query>\n"
+)
+"""The feedback of the reference format: its shape is the reference's (inside the assistant turn, ending in an
+opened ``<query>`` that the next output is expected to close); the wording is ours."""
+
+
+def format_observation(passages: Sequence[Passage], prompt_format: str = "chat") -> str:
+    """The text a search's results are inserted as: :func:`format_information` (chat), or the reference's
+    ``\n\n<information>Doc i(Title: t) text\n...</information>\n\n`` (no space before the parenthesis, no
+    quotes: its search formatter differs from its initial-results one).
+
+    Example:
+        >>> format_observation([Passage(id="1", title="Gritia", text="A city.")], "reference")
+        '\n\n<information>Doc 1(Title: Gritia) A city.\n</information>\n\n'
+    """
+    if prompt_format == "reference":
+        return "\n\n<information>" + "".join(f"Doc {i}(Title: {p.title}) {p.text}\n"
+                                              for i, p in enumerate(passages, 1)) + "</information>\n\n"
+    return format_information(passages)
+
+
+def reference_output(text: str) -> str:
+    """A reference-format output as the reference kept it: cut right after its first ``</query>``, and
+    ``<query>\n`` put in front when that leaves a ``</query>`` without a ``<query>``.
+
+    Example:
+        >>> reference_output('{"query": "x"}</query> and more')
+        '<query>\n{"query": "x"}</query>'
+    """
+    end = text.find("</query>")
+    if end < 0:
+        return text
+    text = text[:end + len("</query>")]
+    return text if "<query>" in text else "<query>\n" + text
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from s3_agents.llm.base import AsyncChatClient, ChatClient, Completion, Message,
 from s3_agents.llm.llama_server import LocalLlamaServer
 from s3_agents.llm.local import LlamaCppClient, TransformersClient, smollm2_gguf_path
 from s3_agents.llm.openai_compat import OpenAICompatClient
+from s3_agents.llm.reference import ReferenceFormatClient, load_tokenizer
 
 __all__ = [
     "AsyncChatClient",
@@ -13,6 +14,8 @@ __all__ = [
     "OpenAICompatClient",
     "LlamaCppClient",
     "TransformersClient",
+    "ReferenceFormatClient",
+    "load_tokenizer",
     "LocalLlamaServer",
     "smollm2_gguf_path",
     "truncate_at_stop",

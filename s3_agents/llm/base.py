@@ -68,12 +68,12 @@ class ChatClient(AsyncChatClient, Protocol):
         """Blocking :meth:`achat`."""
         ...
 
-    def complete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
+    def complete(self, prompt: str | Sequence[int], *, max_tokens: int = 256, temperature: float = 0.0,
                  stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
-        """Continue raw text (no chat template)."""
+        """Continue raw text (no chat template), or a prompt given as token ids."""
         ...
 
-    async def acomplete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
+    async def acomplete(self, prompt: str | Sequence[int], *, max_tokens: int = 256, temperature: float = 0.0,
                         stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
         """Async :meth:`complete`."""
         ...
@@ -107,6 +107,6 @@ class ThreadedClient:
         async with self._async_lock():
             return await asyncio.to_thread(self.chat, messages, **kwargs)  # type: ignore[attr-defined]
 
-    async def acomplete(self, prompt: str, **kwargs: object) -> Completion:
+    async def acomplete(self, prompt: str | Sequence[int], **kwargs: object) -> Completion:
         async with self._async_lock():
             return await asyncio.to_thread(self.complete, prompt, **kwargs)  # type: ignore[attr-defined]

@@ -94,8 +94,9 @@ class LlamaCppClient(ThreadedClient):
                                                       grammar=self._grammar(grammar))
         return self._completion(result, True, stop)
 
-    def complete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
+    def complete(self, prompt: str | Sequence[int], *, max_tokens: int = 256, temperature: float = 0.0,
                  stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+        prompt = prompt if isinstance(prompt, str) else [int(i) for i in prompt]
         with self._guard:
             result = self._llm.create_completion(prompt, max_tokens=max_tokens, temperature=temperature,
                                                  stop=list(stop or []), seed=seed)
@@ -183,9 +184,14 @@ class TransformersClient(ThreadedClient):
                                                  return_dict=True)["input_ids"]
         return self._generate(ids, max_tokens, temperature, stop, seed, grammar)
 
-    def complete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
+    def complete(self, prompt: str | Sequence[int], *, max_tokens: int = 256, temperature: float = 0.0,
                  stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
-        ids = self.tokenizer(prompt, return_tensors="pt")["input_ids"]
+        import torch
+
+        if isinstance(prompt, str):
+            ids = self.tokenizer(prompt, return_tensors="pt")["input_ids"]
+        else:
+            ids = torch.tensor([list(prompt)], dtype=torch.long)
         return self._generate(ids, max_tokens, temperature, stop, seed)
 
     def tokenize(self, text: str) -> list[int]:

@@ -199,8 +199,10 @@ class OpenAICompatClient:
         request = self._request("messages", list(messages), max_tokens, temperature, stop, seed, grammar)
         return self._create(request, chat=True)
 
-    def complete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
+    def complete(self, prompt: str | Sequence[int], *, max_tokens: int = 256, temperature: float = 0.0,
                  stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+        """``/completions`` for raw text, or for token ids (vLLM and llama.cpp take them as they are)."""
+        prompt = prompt if isinstance(prompt, str) else [int(i) for i in prompt]
         return self._create(self._request("prompt", prompt, max_tokens, temperature, stop, seed), chat=False)
 
     def models(self) -> list[str]:
@@ -260,8 +262,9 @@ class OpenAICompatClient:
         request = self._request("messages", list(messages), max_tokens, temperature, stop, seed, grammar)
         return await self._acreate(request, chat=True)
 
-    async def acomplete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.0,
+    async def acomplete(self, prompt: str | Sequence[int], *, max_tokens: int = 256, temperature: float = 0.0,
                         stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
+        prompt = prompt if isinstance(prompt, str) else [int(i) for i in prompt]
         return await self._acreate(self._request("prompt", prompt, max_tokens, temperature, stop, seed), chat=False)
 
     def close(self) -> None:
