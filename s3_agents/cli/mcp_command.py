@@ -10,6 +10,7 @@ from s3_agents.cli.options import (
     ConfigName,
     Constrained,
     EfSearchOpt,
+    FormatOpt,
     IndexOpt,
     LlmTimeout,
     MaxContextDocs,
@@ -18,6 +19,7 @@ from s3_agents.cli.options import (
     PolicyGguf,
     PolicyHf,
     PolicyModel,
+    PolicyTokenizer,
     PolicyUrl,
     RetrieverKey,
     UrlOpt,
@@ -25,6 +27,7 @@ from s3_agents.cli.options import (
     info,
     open_llm,
     open_retriever,
+    reference_policy,
     search_config,
     usage,
 )
@@ -58,6 +61,8 @@ def mcp_command(
     config: ConfigName = "8-3-3",
     constrained: Constrained = False,
     max_context_docs: MaxContextDocs = None,
+    prompt_format: FormatOpt = "chat",
+    policy_tokenizer: PolicyTokenizer = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error (HTTP).")] = "info",
 ) -> None:
     """Serve the searcher to MCP clients: tools `search` (an s3 episode) and `retrieve` (top-k), and the
@@ -77,9 +82,11 @@ def mcp_command(
         fail(f'`s3 mcp` needs the MCP SDK ({err.name} is missing): pip install "s3-agents[mcp]"')
     from s3_agents.searcher import S3Searcher
 
-    cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs)
+    cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs,
+                        prompt_format=prompt_format)
     retriever = open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
     policy = open_llm(policy_url, policy_model, policy_gguf, llm_key, "policy", policy_hf, policy_adapter, timeout)
+    policy = reference_policy(policy, prompt_format, policy_tokenizer, policy_model)
     server = create_mcp_server(S3Searcher(policy, retriever, cfg))
     if transport == "http":
         if not is_loopback(host) and not api_key:

@@ -69,8 +69,11 @@ class TokenCounter:
     async def achat(self, messages: Sequence[Message], **kwargs: object) -> Completion:
         return self._count(await self.client.achat(messages, **kwargs))  # type: ignore[arg-type]
 
-    def complete(self, prompt: str, **kwargs: object) -> Completion:
+    def complete(self, prompt: str | Sequence[int], **kwargs: object) -> Completion:
         return self._count(self.client.complete(prompt, **kwargs))  # type: ignore[arg-type]
+
+    async def acomplete(self, prompt: str | Sequence[int], **kwargs: object) -> Completion:
+        return self._count(await self.client.acomplete(prompt, **kwargs))  # type: ignore[arg-type]
 
 
 async def _answer(generator: Generator, question: str, passages: Sequence[Passage], started: float,
@@ -142,11 +145,16 @@ class S3Method:
         self.name = name
 
     async def arun(self, question: str) -> MethodResult:
+        from s3_agents.llm.reference import ReferenceFormatClient
         from s3_agents.searcher import S3Searcher
 
         started = time.perf_counter()
-        counter = TokenCounter(self.policy)
-        state = await S3Searcher(counter, self.retriever, self.config).asearch(question)
+        if isinstance(self.policy, ReferenceFormatClient):  # count below the format, where the ids are sent
+            counter = TokenCounter(self.policy.client)
+            policy: ChatClient = ReferenceFormatClient(counter, self.policy.tokenizer)  # type: ignore[arg-type]
+        else:
+            counter = policy = TokenCounter(self.policy)  # type: ignore[assignment]
+        state = await S3Searcher(policy, self.retriever, self.config).asearch(question)
         return await _answer(self.generator, question, state["context"], started, counter,
                              searches=len(state["queries"]), turns=len(state["outputs"]),
                              extra={"queries": state["queries"], "invalid": state["invalid"],

@@ -130,3 +130,33 @@ def test_a_real_model_reads_the_ids(tokenizer, retriever) -> None:
     state = S3Searcher(policy, retriever, config).search("Who founded Seloun Guild?")
     assert state["outputs"] and state["stop_reason"] in ("complete", "max_turns", "max_generations")
     policy.close()
+
+
+def test_s3_eval_method_runs_the_reference_format(tokenizer, retriever) -> None:
+    """`S3Method` counts tokens below the format (where the ids go), so the pair survives its wrapping."""
+    import asyncio
+
+    from s3_agents import Generator
+    from s3_agents.evaluation import S3Method
+
+    policy = ReferenceFormatClient(ScriptedClient(["<search_complete>True</search_complete>"]), tokenizer)
+    method = S3Method(policy, retriever, Generator(ScriptedClient(lambda messages: "mobroun")),
+                      SearchConfig(prompt_format="reference"))
+    result = asyncio.run(method.arun(QUESTION))
+    assert result.turns == 1 and result.extra["stop_reason"] == "complete" and result.answer == "mobroun"
+
+
+@pytest.mark.slow
+def test_s3_search_format_reference_cli(tmp_path) -> None:
+    import json
+
+    from tests.conftest import run_cli
+
+    result = run_cli("search", "Who founded Seloun Guild?", "--format", "reference", "--config", "8-3-0",
+                     "--no-answer", "--json", "--html", str(tmp_path / "episode.html"))
+    assert result.returncode == 0, result.stderr
+    state = json.loads(result.stdout)
+    assert state["outputs"] and state["transcript"][0]["text"].endswith("</information>")
+    assert (tmp_path / "episode.html").stat().st_size > 1000
+    wrong = run_cli("search", "q", "--policy-tokenizer", "x")
+    assert wrong.returncode == 2 and "--policy-tokenizer goes with --format reference" in wrong.stderr
