@@ -36,7 +36,8 @@ def _shell_commands(doc: str) -> list[str]:
     return commands
 
 
-@pytest.mark.parametrize("doc", ["docs/training.md", "docs/evaluation.md", "docs/retrieval.md", "README.md"])
+@pytest.mark.parametrize("doc", ["docs/training.md", "docs/evaluation.md", "docs/retrieval.md", "docs/searcher.md",
+                                 "README.md"])
 def test_documented_cli_commands_use_real_options(doc: str) -> None:
     """Every `s3 ...` command shown in the doc names a real sub-command, and each --option exists there."""
     from typer.testing import CliRunner
@@ -80,3 +81,18 @@ def test_recorded_training_run_summary_matches_the_doc() -> None:
         low, high = entry["answer_in_context_ci"]
         assert f"{entry['answer_in_context']:.1f} [{low:.1f}, {high:.1f}]" in doc
     assert (REPO / "docs" / "train-local" / "reward.png").stat().st_size > 10_000
+
+
+LINKED_DOCS = ["README.md", *sorted(p.relative_to(REPO).as_posix() for p in (REPO / "docs").glob("*.md")),
+               "integrations/llama-index-retrievers-s3/README.md", "integrations/langchain-s3/README.md"]
+
+
+@pytest.mark.parametrize("doc", LINKED_DOCS)
+def test_relative_links_and_images_exist(doc: str) -> None:
+    """Every relative link and picture of a doc (the report.html screenshot included) is a file of the repository."""
+    import re
+
+    page = REPO / doc
+    targets = re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8"))
+    missing = [t for t in targets if "://" not in t and not (page.parent / t).exists()]
+    assert not missing, f"{doc} links to missing files: {missing}"
