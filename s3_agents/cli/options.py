@@ -70,9 +70,16 @@ LlmTimeout = Annotated[float, typer.Option(
     "--timeout", min=1, help="Seconds to wait for an LLM endpoint's reply, per attempt (connecting and the "
                              "start-up check give up after 10 s).")]
 ConfigName = Annotated[str, typer.Option("--config", help="<retrieved>-<selected>-<turns>, the paper's naming.")]
+def _prompt_format(value: str) -> str:
+    if value not in ("chat", "reference"):
+        raise typer.BadParameter(f"expected chat or reference, got {value!r}")
+    return value
+
+
 FormatOpt = Annotated[str, typer.Option(
-    "--format", help="chat (observations as user messages) or reference (the s3 reference code's format: one growing "
-                     "assistant turn sent as token ids, for checkpoints such as pat-jj/s3-8-3-3-20steps).")]
+    "--format", callback=_prompt_format,
+    help="chat (observations as user messages) or reference (the s3 reference code's format: one growing assistant "
+         "turn sent as token ids, for checkpoints such as pat-jj/s3-8-3-3-20steps).")]
 PolicyTokenizer = Annotated[str | None, typer.Option(
     help="Tokenizer of the policy for --format reference: hub id, folder or .gguf file; default: --policy-model, "
          "or SmolLM2's GGUF for the in-process default.")]
@@ -174,15 +181,16 @@ def endpoint_or(url: str | None, model: str | None, api_key: str | None, role: s
 
 def reference_policy(policy: Any, prompt_format: str, tokenizer: str | None, model: str | None) -> Any:
     """``policy`` as ``--format`` wants it: as it is (chat), or in a :class:`~s3_agents.llm.ReferenceFormatClient`
-    with the ``--policy-tokenizer`` (default: the ``--policy-model`` name, or the in-process GGUF's file)."""
-    if prompt_format not in ("chat", "reference"):
-        raise typer.BadParameter("--format must be chat or reference")
+    with the ``--policy-tokenizer`` (default: the ``--policy-model`` name, the ``--policy-hf`` model's own, or
+    the in-process GGUF's file)."""
     if prompt_format == "chat":
         if tokenizer:
             raise typer.BadParameter("--policy-tokenizer goes with --format reference")
         return policy
     from s3_agents.llm import ReferenceFormatClient
 
+    if tokenizer is None and model is None and hasattr(policy, "tokenizer"):  # --policy-hf: the model's own
+        return ReferenceFormatClient(policy, policy.tokenizer)
     spec = tokenizer or model or getattr(policy, "model_path", None)
     if spec is None:
         raise typer.BadParameter("--format reference needs --policy-tokenizer (a hub id, folder or .gguf file)")

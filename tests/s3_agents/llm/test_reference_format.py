@@ -160,3 +160,5 @@ def test_s3_search_format_reference_cli(tmp_path) -> None:
     assert (tmp_path / "episode.html").stat().st_size > 1000
     wrong = run_cli("search", "q", "--policy-tokenizer", "x")
     assert wrong.returncode == 2 and "--policy-tokenizer goes with --format reference" in wrong.stderr
+    unknown = run_cli("search", "q", "--format", "qwen")
+    assert unknown.returncode == 2 and "expected chat or reference" in unknown.stderr
