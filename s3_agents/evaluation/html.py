@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -90,8 +91,9 @@ def html_report(records: Sequence[Mapping[str, Any]], *, title: str = "s3 evalua
         _table(summary) if summary else "",
         f"<div class='plots'>{''.join(_image(p) for p in plots)}</div>" if plots else "",
     ])
-    return (_PAGE.replace("{title}", html.escape(title)).replace("{top}", top)
-            .replace("{data}", payload).replace("{style}", _STYLE).replace("{script}", _SCRIPT))
+    values = {"title": html.escape(title), "top": top, "data": payload, "style": _STYLE, "script": _SCRIPT}
+    # One pass: a title or a note that reads "{data}" stays text.
+    return re.sub(r"\{(title|top|data|style|script)\}", lambda m: values[m.group(1)], _PAGE)
 
 
 def write_html_report(path: str | Path, records: Sequence[Mapping[str, Any]], **options: Any) -> Path:

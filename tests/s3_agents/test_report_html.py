@@ -70,6 +70,8 @@ def test_page_is_self_contained_and_keeps_hostile_text_as_data(report) -> None:
     assert HOSTILE in [s.get("output") for r in data["rows"] for s in r["trace"]]
     assert "data:image/png;base64," in page and "<table class='summary'>" in page
     assert html_report([row_record(rows[0])]).count("<img") == 0         # no plots given, none shown
+    odd = html_report([row_record(rows[0])], title="{data} <i>", notes=["{script}"])
+    assert "<title>{data} &lt;i&gt;</title>" in odd and "<p class='muted'>{script}</p>" in odd
 
 
 def _chromium():
