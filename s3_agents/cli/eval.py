@@ -13,6 +13,7 @@ from s3_agents.cli.options import (
     ConfigName,
     Constrained,
     EfSearchOpt,
+    FormatOpt,
     GeneratorModel,
     GeneratorUrl,
     IndexOpt,
@@ -23,12 +24,14 @@ from s3_agents.cli.options import (
     PolicyGguf,
     PolicyHf,
     PolicyModel,
+    PolicyTokenizer,
     PolicyUrl,
     RetrieverKey,
     UrlOpt,
     endpoint_or,
     open_llm,
     open_retriever,
+    reference_policy,
     search_config,
     usage,
 )
@@ -108,6 +111,8 @@ def eval_command(
         help="OpenAI-compatible endpoint of the judge; default: the generator judges.")] = None,
     judge_model: Annotated[str | None, typer.Option(help="Model name at --judge-url.")] = None,
     config: ConfigName = "8-3-3",
+    prompt_format: FormatOpt = "chat",
+    policy_tokenizer: PolicyTokenizer = None,
     k: Annotated[int, typer.Option("-k", min=1, help="Documents per search of the baselines (paper: 3).")] = 3,
     max_turns: Annotated[int, typer.Option(min=1, help="Searches of IRCoT / Search-R1 (paper: 4).")] = 4,
     turn_tokens: Annotated[int, typer.Option(min=1, help="Token budget of one s3 searcher turn (s3: 500).")] = 500,
@@ -121,14 +126,16 @@ def eval_command(
 
     names = [n.strip() for n in methods.split(",") if n.strip()]
     datasets = _datasets(dataset or ["demo"])
-    cfg = search_config(config, max_new_tokens=turn_tokens, constrained=constrained, max_context_docs=max_context_docs)
+    cfg = search_config(config, max_new_tokens=turn_tokens, constrained=constrained, max_context_docs=max_context_docs,
+                        prompt_format=prompt_format)
     policy = open_llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter, timeout)
+    s3_policy = reference_policy(policy, prompt_format, policy_tokenizer, policy_model)
     gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
     judge_client = endpoint_or(judge_url, judge_model, api_key, "judge", gen_client, timeout)
     retriever = open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
     with usage("--methods"):
         chosen = build_methods(names, policy=policy, retriever=retriever, generator=Generator(gen_client),
-                               config=cfg, k=k, max_turns=max_turns,
+                               config=cfg, k=k, max_turns=max_turns, s3_policy=s3_policy,
                                bm25=lambda: open_bm25(bm25_index, retriever, demo=not (index or url),
                                                       api_key=retriever_key))
     rows = asyncio.run(evaluate(chosen, datasets, out / "results.jsonl", judge=judge_client if judge else None,
@@ -136,7 +143,8 @@ def eval_command(
     judged = f"judge: {judge_client.model}" if judge else "judge off: span match only"
     budget = f", context capped at {max_context_docs} documents" if max_context_docs else ""
     notes = [f"Searcher / reasoner: {policy.model}; generator: {gen_client.model}; {judged}; s3 config {cfg.name}"
-             f"{' (constrained)' if constrained else ''}{budget}, k={k}, max turns {max_turns}."]
+             f"{' (constrained)' if constrained else ''}{' (reference format)' if prompt_format == 'reference' else ''}"
+             f"{budget}, k={k}, max turns {max_turns}."]
     report = write_report(rows, out, notes=notes)
     typer.echo(report["table"])
     typer.echo(f"\n{len(rows)} answers in {out / 'results.jsonl'}; report {out / 'report.md'} with plots, "

@@ -21,7 +21,7 @@ BM25 index, so one run holds the paper's RAG-E5 and RAG-BM25 rows."""
 
 def build_methods(names: Sequence[str], *, policy: ChatClient | None, retriever: Retriever, generator: Generator | None,
                   config: SearchConfig | None, k: int = 3, max_turns: int = 4,
-                  bm25: Callable[[], Retriever] | None = None) -> list[Method]:
+                  bm25: Callable[[], Retriever] | None = None, s3_policy: ChatClient | None = None) -> list[Method]:
     """The named methods, each once, in the order given.
 
     Args:
@@ -33,6 +33,8 @@ def build_methods(names: Sequence[str], *, policy: ChatClient | None, retriever:
         k: Documents per search of the baselines (the paper: 3).
         max_turns: Searches of IRCoT and Search-R1.
         bm25: Opens the BM25 retriever of the ``-bm25`` methods; called only when one is asked for.
+        s3_policy: The s3 searcher's client when it is not ``policy`` as it is, e.g. ``policy`` in a
+            :class:`~s3_agents.llm.ReferenceFormatClient` (the other methods keep plain chat).
 
     Raises:
         ValueError: For an unknown name, or a ``-bm25`` method without ``bm25``.
@@ -57,7 +59,7 @@ def build_methods(names: Sequence[str], *, policy: ChatClient | None, retriever:
         "no-retrieval": lambda: NoRetrieval(generator),
         "naive-rag": lambda: NaiveRAG(retriever, generator, k=k),
         "naive-rag-bm25": lambda: NaiveRAG(sparse, generator, k=k, name="naive-rag-bm25"),
-        "s3": lambda: S3Method(policy, retriever, generator, config),
+        "s3": lambda: S3Method(s3_policy or policy, retriever, generator, config),
         "query-rewrite": lambda: QueryRewrite(policy, retriever, generator, k=k),
         "query-rewrite-bm25": lambda: QueryRewrite(policy, sparse, generator, k=k, name="query-rewrite-bm25",
                                                    bm25=True),

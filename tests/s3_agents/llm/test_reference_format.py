@@ -144,6 +144,13 @@ def test_s3_eval_method_runs_the_reference_format(tokenizer, retriever) -> None:
                       SearchConfig(prompt_format="reference"))
     result = asyncio.run(method.arun(QUESTION))
     assert result.turns == 1 and result.extra["stop_reason"] == "complete" and result.answer == "mobroun"
+    # `s3 eval --format reference`: only the s3 method gets the format; the baselines keep plain chat.
+    from s3_agents.evaluation import build_methods
+
+    plain = ScriptedClient(["x"])
+    built = build_methods(["s3", "query-rewrite"], policy=plain, retriever=retriever, generator=None,
+                          config=SearchConfig(prompt_format="reference"), s3_policy=policy)
+    assert built[0].policy is policy and built[1].rewriter is plain
 
 
 @pytest.mark.slow
