@@ -23,13 +23,13 @@ from s3_agents.cli.options import (
     PolicyUrl,
     RetrieverKey,
     UrlOpt,
+    check_server_options,
     fail,
     info,
     open_llm,
     open_retriever,
     reference_policy,
     search_config,
-    usage,
 )
 
 __all__ = ["mcp_command"]
@@ -67,15 +67,9 @@ def mcp_command(
 ) -> None:
     """Serve the searcher to MCP clients: tools `search` (an s3 episode) and `retrieve` (top-k), and the
     passages they return as passage://{id} resources."""
-    from s3_agents.server import check_api_key
-    from s3_agents.server.guards import is_loopback
-
     if transport not in ("stdio", "http"):
         raise typer.BadParameter("--transport must be stdio or http")
-    if log_level not in ("debug", "info", "warning", "error"):
-        raise typer.BadParameter("--log-level must be debug, info, warning or error")
-    with usage("--api-key"):
-        check_api_key(api_key)
+    check_server_options(host if transport == "http" else "127.0.0.1", api_key, log_level, "the searcher")
     try:
         from s3_agents.server.mcp_server import create_mcp_server, run_mcp_server
     except ImportError as err:
@@ -89,8 +83,6 @@ def mcp_command(
     policy = reference_policy(policy, prompt_format, policy_tokenizer, policy_model)
     server = create_mcp_server(S3Searcher(policy, retriever, cfg))
     if transport == "http":
-        if not is_loopback(host) and not api_key:
-            info(f"warning: binding {host} without --api-key exposes the searcher to the network")
         info(f"MCP server (streamable HTTP) on http://{host}:{port}/mcp")
     else:
         info("MCP server on stdio")

@@ -11,7 +11,8 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 __all__ = [
-    "fail", "info", "usage", "open_embedder", "open_retriever", "open_llm", "endpoint_or", "search_config",
+    "fail", "info", "usage", "check_server_options", "open_embedder", "open_retriever", "open_llm", "endpoint_or",
+    "search_config",
     "FormatOpt", "PolicyTokenizer", "reference_policy", "EmbedderOpt", "IndexOpt", "NprobeOpt", "EfSearchOpt",
     "UrlOpt", "RetrieverKey", "PolicyUrl", "PolicyModel", "PolicyGguf", "PolicyHf", "PolicyAdapter", "Constrained",
     "MaxContextDocs", "GeneratorUrl", "GeneratorModel", "ApiKey", "LlmTimeout", "ConfigName",
@@ -199,6 +200,20 @@ def reference_policy(policy: Any, prompt_format: str, tokenizer: str | None, mod
             return ReferenceFormatClient(policy, str(spec))
         except OSError as err:
             raise ValueError(f"could not load the tokenizer {spec}: {err}") from err
+
+
+def check_server_options(host: str, api_key: str | None, log_level: str, exposes: str) -> None:
+    """The checks ``s3 serve`` and ``s3 mcp`` share: a key a client can send, a known log level, and a warning
+    when a server bound beyond loopback has no key (``exposes``: what it would expose)."""
+    from s3_agents.server import check_api_key
+    from s3_agents.server.guards import is_loopback
+
+    with usage("--api-key"):
+        check_api_key(api_key)
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter("--log-level must be debug, info, warning or error")
+    if not is_loopback(host) and not api_key:
+        info(f"warning: binding {host} without --api-key exposes {exposes} to the network")
 
 
 def search_config(name: str, hint: str = "--config", **overrides: Any) -> Any:

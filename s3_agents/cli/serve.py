@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from s3_agents.cli.options import EfSearchOpt, EmbedderOpt, NprobeOpt, info, open_retriever, usage
+from s3_agents.cli.options import (
+    EfSearchOpt,
+    EmbedderOpt,
+    NprobeOpt,
+    check_server_options,
+    info,
+    open_retriever,
+    usage,
+)
 
 __all__ = ["serve", "retrieve"]
 
@@ -41,16 +49,12 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info (one line per request), warning or error.")] = "info",
 ) -> None:
     """Serve POST /retrieve (s3 / Search-R1 compatible) and GET /health."""
-    from s3_agents.server import ServerLimits, check_api_key
+    from s3_agents.server import ServerLimits
     from s3_agents.server import serve as run_server
-    from s3_agents.server.guards import is_loopback
 
     if default_topk > max_topk:
         raise typer.BadParameter("--default-topk must not exceed --max-topk")
-    with usage("--api-key"):
-        check_api_key(api_key)
-    if log_level not in ("debug", "info", "warning", "error"):
-        raise typer.BadParameter("--log-level must be debug, info, warning or error")
+    check_server_options(host, api_key, log_level, "the index")
     retriever = open_retriever(index, None, embedder=embedder, nprobe=nprobe, ef_search=ef_search)
     with usage("the server's limits"):
         limits = ServerLimits(max_queries=max_queries, max_topk=max_topk, default_topk=default_topk,
@@ -58,8 +62,6 @@ def serve(
                               max_request_chars=max_request_chars, max_batch=max_batch,
                               max_batch_chars=max_batch_chars, body_timeout=body_timeout,
                               request_timeout=request_timeout)
-    if not is_loopback(host) and not api_key:
-        info(f"warning: binding {host} without --api-key exposes the index to the network")
     info(f"serving {index or 'the demo corpus'} on http://{host}:{port}/retrieve")
     run_server(retriever, host=host, port=port, api_key=api_key, limits=limits, docs=docs,
                allowed_hosts=allowed_host or (), log_level=log_level,

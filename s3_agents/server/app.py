@@ -26,7 +26,7 @@ from pydantic import BaseModel, StrictBool, StrictInt, StrictStr, ValidationErro
 
 from s3_agents.errors import RetrieverRefusedError, RetrieverUnavailableError
 from s3_agents.retrievers.base import Retriever
-from s3_agents.server.guards import KEY_HELP, LOOPBACK_HOSTS, BodyGuard, HostGuard, is_loopback, key_matches
+from s3_agents.server.guards import KEY_HELP, LOOPBACK_HOSTS, BodyGuard, HostGuard, key_matches, served_hosts
 from s3_agents.server.scheduler import Scheduler
 from s3_agents.types import Passage
 
@@ -261,9 +261,6 @@ def serve(
     """
     import uvicorn
 
-    if is_loopback(host):
-        hosts = [*LOOPBACK_HOSTS, *allowed_hosts]
-    else:
-        hosts = list(allowed_hosts) or ["*"]
+    hosts = served_hosts(host, allowed_hosts)
     app = create_app(retriever, api_key=api_key, limits=limits, info=info, docs=docs, allowed_hosts=hosts)
     uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=_log_config(log_level))

@@ -20,8 +20,8 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-__all__ = ["LOOPBACK_HOSTS", "BodyGuard", "HostGuard", "KeyGuard", "host_name", "is_loopback", "key_matches",
-           "KEY_HELP"]
+__all__ = ["LOOPBACK_HOSTS", "BodyGuard", "HostGuard", "KeyGuard", "host_name", "is_loopback", "served_hosts",
+           "key_matches", "KEY_HELP"]
 
 logger = logging.getLogger("s3_agents.server")
 
@@ -38,6 +38,19 @@ def is_loopback(host: str) -> bool:
     """Whether a bind address or host name is this machine only (``127.x``, ``::1``, ``localhost``)."""
     host = host.strip("[]").lower()
     return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def served_hosts(host: str, allowed_hosts: Sequence[str] = ()) -> list[str]:
+    """The ``Host`` names a server bound to ``host`` answers: bound to loopback, the loopback names plus
+    ``allowed_hosts``; bound elsewhere, ``allowed_hosts`` when given, else any (``"*"``).
+
+    Example:
+        >>> served_hosts("127.0.0.1", ["box.lan"]), served_hosts("0.0.0.0")
+        (['localhost', '127.0.0.1', '::1', 'box.lan'], ['*'])
+    """
+    if is_loopback(host):
+        return [*LOOPBACK_HOSTS, *allowed_hosts]
+    return list(allowed_hosts) or ["*"]
 
 
 def host_name(header: str) -> str:

@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from s3_agents.retrievers.base import Retriever
 from s3_agents.searcher import S3Searcher
-from s3_agents.server.guards import LOOPBACK_HOSTS, HostGuard, KeyGuard, is_loopback
+from s3_agents.server.guards import HostGuard, KeyGuard, served_hosts
 from s3_agents.types import Passage
 
 __all__ = ["FoundPassage", "SearchResult", "RetrieveResult", "PassageStore", "create_mcp_server", "run_mcp_server"]
@@ -192,7 +192,7 @@ def run_mcp_server(server: MCPServer, transport: Literal["stdio", "http"] = "std
         return
     import uvicorn
 
-    hosts = [*LOOPBACK_HOSTS, *allowed_hosts] if is_loopback(host) else (list(allowed_hosts) or ["*"])
+    hosts = served_hosts(host, allowed_hosts)
     app: Any = server.streamable_http_app(host=host, transport_security=_browser_guard(hosts))
     if api_key is not None:
         app = KeyGuard(app, api_key, open_paths=("/health",))
