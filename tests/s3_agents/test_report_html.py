@@ -30,7 +30,7 @@ def policy(messages) -> str:
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory, ) -> tuple[Path, list]:
+def report(tmp_path_factory) -> tuple[Path, list]:
     from s3_agents import HashingEmbedder
 
     out = tmp_path_factory.mktemp("eval")

@@ -32,7 +32,7 @@ def tokenizer():
 
 
 @pytest.fixture(scope="module")
-def retriever(request) -> FaissRetriever:
+def retriever() -> FaissRetriever:
     from s3_agents import HashingEmbedder
 
     return FaissRetriever.from_passages(load_demo_corpus().passages, HashingEmbedder(dim=256))
