@@ -24,6 +24,7 @@ __all__ = [
     "RetrieverRefusedError",
     "LLMClientError",
     "LLMUnavailableError",
+    "BatchError",
 ]
 
 
@@ -125,3 +126,21 @@ class LLMClientError(S3Error):
 
 class LLMUnavailableError(LLMClientError):
     """An LLM endpoint could not be reached after all retries."""
+
+
+class BatchError(S3Error):
+    """Some episodes of a batch failed; the others ran to the end and their results are kept here.
+
+    Raised after every episode has finished (none is left running), chained to the first failure.
+
+    Attributes:
+        results: One entry per question, in input order: the final state, or ``None`` where it failed.
+        errors: The exception of each failed episode, by its index in the batch.
+    """
+
+    def __init__(self, results: list, errors: dict[int, BaseException]) -> None:
+        self.results = results
+        self.errors = errors
+        first = min(errors)
+        super().__init__(f"{len(errors)} of {len(results)} episodes failed (the others are in .results); "
+                         f"first, #{first}: {type(errors[first]).__name__}: {errors[first]}")

@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from s3_agents._tasks import gather_or_cancel
+from s3_agents._tasks import gather_bounded, run_sync
 from s3_agents.generator import Generator
 from s3_agents.llm.base import ChatClient
 from s3_agents.metrics import agen_acc, exact_match
@@ -151,24 +151,22 @@ class RagCache:
         """
         todo = [item for item in items if self.get(item.question) is None]
         unique = {normalize_question(item.question): item for item in todo}
-        gate = asyncio.Semaphore(concurrency)
         bar = tqdm(total=len(unique), desc="naive RAG baseline", unit="question", disable=not show_progress)
 
         async def one(item: QAExample) -> None:
-            async with gate:
-                await self.acompute(item.question, item.answers, retriever, generator, judge)
-                bar.update(1)
+            await self.acompute(item.question, item.answers, retriever, generator, judge)
+            bar.update(1)
 
         try:
-            await gather_or_cancel(one(item) for item in unique.values())
+            await gather_bounded((one(item) for item in unique.values()), concurrency=concurrency)
         finally:
             bar.close()
         return {"total": len(items), "cached": len(items) - len(todo), "computed": len(unique)}
 
     def precompute(self, items: Sequence[QAExample], retriever: Retriever, generator: Generator,
                    **kwargs: Any) -> dict[str, int]:
-        """Sync :meth:`aprecompute`."""
-        return asyncio.run(self.aprecompute(items, retriever, generator, **kwargs))
+        """Blocking :meth:`aprecompute`; works inside a running event loop too (a notebook cell)."""
+        return run_sync(self.aprecompute(items, retriever, generator, **kwargs))
 
     def close(self) -> None:
         with self._lock:

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from s3_agents._tasks import run_sync
 from s3_agents.errors import DataError
 from s3_agents.generator import Generator
 from s3_agents.llm.base import ChatClient
@@ -87,5 +88,5 @@ async def ascore_episode(question: str, context: Sequence[Passage], answers: Seq
 
 def score_episode(question: str, context: Sequence[Passage], answers: Sequence[str], generator: Generator,
                   rag_cache: RagCache, **kwargs: object) -> EpisodeScore:
-    """Blocking :func:`ascore_episode` (not inside a running event loop)."""
-    return asyncio.run(ascore_episode(question, context, answers, generator, rag_cache, **kwargs))  # type: ignore[arg-type]
+    """Blocking :func:`ascore_episode`; works inside a running event loop too (a notebook cell)."""
+    return run_sync(ascore_episode(question, context, answers, generator, rag_cache, **kwargs))  # type: ignore[arg-type]

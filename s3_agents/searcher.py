@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
+from s3_agents._tasks import gather_bounded, run_sync
 from s3_agents.config import SearchConfig
+from s3_agents.errors import BatchError
 from s3_agents.graph import SearchContext, SearchState, build_search_graph
 from s3_agents.llm.base import AsyncChatClient
 from s3_agents.retrievers.base import Retriever
@@ -58,21 +59,40 @@ class S3Searcher:
         """Async :meth:`search` (LLM and retriever calls are awaited, not threaded)."""
         return await self.graph.ainvoke({"question": question}, context=self.context)
 
-    async def abatch(self, questions: Sequence[str], *, concurrency: int = 8) -> list[SearchState]:
-        """Run many episodes concurrently, at most ``concurrency`` at a time; results in input order."""
+    async def abatch(self, questions: Sequence[str], *, concurrency: int = 8,
+                     return_exceptions: bool = False) -> list[Any]:
+        """Run many episodes concurrently, at most ``concurrency`` at a time; results in input order.
+
+        One failing episode (an endpoint that stays down, a retriever error) does not stop the others: every
+        episode runs to its end, then the failures are reported. Cancelling the call (Ctrl-C) cancels every
+        episode still running.
+
+        Args:
+            questions: One episode each.
+            concurrency: Episodes in flight at once.
+            return_exceptions: Put a failed episode's exception in its slot instead of raising.
+
+        Returns:
+            The final states (with ``return_exceptions``, an :class:`Exception` where an episode failed).
+
+        Raises:
+            BatchError: If an episode failed (without ``return_exceptions``); its ``results`` hold the states
+                of the others (``None`` where one failed) and ``errors`` the exceptions by index.
+        """
         if concurrency < 1:
             raise ValueError("concurrency must be >= 1")
-        gate = asyncio.Semaphore(concurrency)
+        results = await gather_bounded((self.asearch(q) for q in questions), concurrency=concurrency,
+                                       return_exceptions=True)
+        errors = {i: r for i, r in enumerate(results) if isinstance(r, BaseException)}
+        if errors and not return_exceptions:
+            raise BatchError([None if i in errors else r for i, r in enumerate(results)], errors) \
+                from errors[min(errors)]
+        return results
 
-        async def one(question: str) -> SearchState:
-            async with gate:
-                return await self.asearch(question)
-
-        return list(await asyncio.gather(*(one(q) for q in questions)))
-
-    def batch(self, questions: Sequence[str], *, concurrency: int = 8) -> list[SearchState]:
-        """Sync :meth:`abatch` (starts its own event loop)."""
-        return asyncio.run(self.abatch(questions, concurrency=concurrency))
+    def batch(self, questions: Sequence[str], *, concurrency: int = 8,
+              return_exceptions: bool = False) -> list[Any]:
+        """Blocking :meth:`abatch`; works inside a running event loop too (a notebook cell)."""
+        return run_sync(self.abatch(questions, concurrency=concurrency, return_exceptions=return_exceptions))
 
     def stream(self, question: str, *, stream_mode: str | Sequence[str] = "updates") -> Iterator[Any]:
         """Yield the graph's steps as they happen (``"updates"``: what each node added; ``"values"``: the whole

@@ -14,7 +14,6 @@ started again with the same folder resumes from the latest checkpoint.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 import os
@@ -28,6 +27,7 @@ from typing import Any
 
 import torch
 
+from s3_agents._tasks import run_sync
 from s3_agents.errors import DataError, NoGPUError
 
 __all__ = ["LocalSettings", "LocalRun", "read_rows", "plot_metrics", "METRIC_COLUMNS"]
@@ -236,7 +236,7 @@ class LocalRun:
         Returns:
             The last row of ``metrics.csv`` as a dict (empty when nothing was left to do).
         """
-        return asyncio.run(self.atrain(progress=progress))
+        return run_sync(self.atrain(progress=progress))
 
     async def atrain(self, *, progress: bool = True) -> dict[str, Any]:
         """:meth:`train` from a running event loop (a notebook: ``await run.atrain()``)."""

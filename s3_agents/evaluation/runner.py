@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import warnings
@@ -14,7 +13,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from s3_agents._tasks import gather_or_cancel
+from s3_agents._tasks import gather_bounded
 from s3_agents.errors import DataError
 from s3_agents.evaluation.methods import Method
 from s3_agents.llm.base import ChatClient
@@ -198,17 +197,15 @@ async def evaluate(methods: Sequence[Method], datasets: Mapping[str, Sequence[QA
     store = ResultsFile(results)
     jobs = [(m, name, ex) for name, examples in datasets.items() for ex in list(examples)[:limit] for m in methods]
     todo = [(m, name, ex) for m, name, ex in jobs if (m.name, name, ex.id) not in store]
-    gate = asyncio.Semaphore(max(1, concurrency))
     bar = tqdm(total=len(todo), desc="evaluating", unit="answer", disable=not show_progress or not todo)
 
     async def one(method: Method, dataset: str, example: QAExample) -> None:
-        async with gate:
-            row = await _score(method, dataset, example, judge)
-            store.add(row)
-            bar.update(1)
+        row = await _score(method, dataset, example, judge)
+        store.add(row)
+        bar.update(1)
 
     try:
-        await gather_or_cancel(one(*item) for item in todo)
+        await gather_bounded((one(*item) for item in todo), concurrency=max(1, concurrency))
     finally:
         bar.close()
         rows = store.finalize()

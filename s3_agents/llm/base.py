@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -94,19 +95,26 @@ def truncate_at_stop(text: str, stop: Sequence[str] | None) -> tuple[str, str | 
 
 
 class ThreadedClient:
-    """Mixin for in-process models: async calls run the sync ones in a worker thread, one at a time."""
+    """Mixin for in-process models: async calls run the sync ones in a worker thread, one at a time.
 
-    _lock: asyncio.Lock | None = None
+    The sync methods hold the client's thread lock (``self._guard``), which serialises calls from every
+    thread and event loop; async callers first queue on an :class:`asyncio.Lock` of their own loop (one per
+    loop, made on first use), so waiting coroutines hold no worker thread. One client therefore serves any
+    number of ``asyncio.run`` calls, threads and loops, one after another or at once.
+    """
 
-    def _async_lock(self) -> asyncio.Lock:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        return self._lock
+    def _loop_lock(self) -> asyncio.Lock:
+        locks = self.__dict__.setdefault("_loop_locks", weakref.WeakKeyDictionary())
+        loop = asyncio.get_running_loop()
+        lock = locks.get(loop)
+        if lock is None:
+            lock = locks[loop] = asyncio.Lock()
+        return lock
 
     async def achat(self, messages: Sequence[Message], **kwargs: object) -> Completion:
-        async with self._async_lock():
+        async with self._loop_lock():
             return await asyncio.to_thread(self.chat, messages, **kwargs)  # type: ignore[attr-defined]
 
     async def acomplete(self, prompt: str | Sequence[int], **kwargs: object) -> Completion:
-        async with self._async_lock():
+        async with self._loop_lock():
             return await asyncio.to_thread(self.complete, prompt, **kwargs)  # type: ignore[attr-defined]
