@@ -21,7 +21,7 @@ from s3_agents.errors import DataError
 from s3_agents.training.trajectories import Trajectory
 
 __all__ = ["LoraSettings", "WarmstartSettings", "lora_model", "sft_features", "masked_loss", "warmstart",
-           "bf16_available"]
+           "bf16_available", "drop_autocast_wrapper"]
 
 _LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -70,6 +70,23 @@ def bf16_available(device: str = "cpu") -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def drop_autocast_wrapper(model: Any) -> Any:
+    """``model`` with the mixed-precision ``forward`` wrapper that accelerate puts on a model it trains undone.
+
+    ``Trainer(bf16=True)`` replaces the model's ``forward`` with one that runs under bf16 autocast and casts the
+    outputs back to fp32, and leaves it there after training: every later use of the same object (PPO's
+    reference and old log-probs, evaluation) would silently compute in bf16. A model without the wrapper is
+    returned as it is.
+    """
+    from accelerate.utils import extract_model_from_parallel
+
+    model = extract_model_from_parallel(model, keep_fp32_wrapper=False)
+    bound = model.__dict__.get("forward")          # accelerate re-binds the class's own forward on the instance
+    if getattr(bound, "__func__", None) is type(model).forward:
+        del model.__dict__["forward"]
+    return model
 
 
 def lora_model(model: Any, settings: LoraSettings | None = None) -> Any:
@@ -184,7 +201,10 @@ def warmstart(model: Any, tokenizer: Any, trajectories: Sequence[Trajectory], ou
     trainer = Trainer(model=peft_model, args=args, train_dataset=_ListDataset(features),
                       data_collator=_Collator(tokenizer.pad_token_id or tokenizer.eos_token_id or 0))
     last = get_last_checkpoint(str(out / "checkpoints")) if resume and (out / "checkpoints").is_dir() else None
-    result = trainer.train(resume_from_checkpoint=last)
+    try:
+        result = trainer.train(resume_from_checkpoint=last)
+    finally:
+        drop_autocast_wrapper(peft_model)       # the caller's model computes in fp32 again
     peft_model.eval()
     adapter = out / "adapter"
     peft_model.save_pretrained(str(adapter))
