@@ -1,12 +1,20 @@
-"""Run-time settings of the search loop."""
+"""Run-time settings of the search loop, and where derived files are cached."""
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Literal
 
-__all__ = ["SearchConfig", "PromptFormat"]
+__all__ = ["SearchConfig", "PromptFormat", "cache_root"]
+
+
+def cache_root() -> Path:
+    """Where files derived once and reused live (the world's index, GGUF LoRAs): ``$S3_AGENTS_CACHE`` or
+    ``~/.cache/s3-agents``."""
+    return Path(os.environ.get("S3_AGENTS_CACHE") or Path.home() / ".cache" / "s3-agents")
 
 PromptFormat = Literal["chat", "reference"]
 

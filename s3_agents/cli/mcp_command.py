@@ -16,6 +16,7 @@ from s3_agents.cli.options import (
     MaxContextDocs,
     NprobeOpt,
     PolicyAdapter,
+    PolicyEngine,
     PolicyGguf,
     PolicyHf,
     PolicyModel,
@@ -55,6 +56,7 @@ def mcp_command(
     policy_gguf: PolicyGguf = None,
     policy_hf: PolicyHf = None,
     policy_adapter: PolicyAdapter = None,
+    policy_engine: PolicyEngine = "llama.cpp",
     llm_key: Annotated[str | None, typer.Option(
         envvar="OPENAI_API_KEY", help="API key for the policy endpoint (--api-key is this server's own).")] = None,
     timeout: LlmTimeout = 300.0,
@@ -79,7 +81,8 @@ def mcp_command(
     cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs,
                         prompt_format=prompt_format)
     retriever = open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
-    policy = open_llm(policy_url, policy_model, policy_gguf, llm_key, "policy", policy_hf, policy_adapter, timeout)
+    policy = open_llm(policy_url, policy_model, policy_gguf, llm_key, "policy", policy_hf, policy_adapter, timeout,
+                      policy_engine)
     policy = reference_policy(policy, prompt_format, policy_tokenizer, policy_model)
     server = create_mcp_server(S3Searcher(policy, retriever, cfg))
     if transport == "http":

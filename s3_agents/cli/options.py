@@ -11,10 +11,12 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 __all__ = [
-    "fail", "info", "usage", "check_server_options", "open_embedder", "open_retriever", "open_llm", "endpoint_or",
+    "fail", "info", "usage", "check_server_options", "open_embedder", "open_retriever", "open_llm", "check_engine",
+    "endpoint_or",
     "search_config",
     "FormatOpt", "PolicyTokenizer", "reference_policy", "EmbedderOpt", "IndexOpt", "NprobeOpt", "EfSearchOpt",
-    "UrlOpt", "RetrieverKey", "PolicyUrl", "PolicyModel", "PolicyGguf", "PolicyHf", "PolicyAdapter", "Constrained",
+    "UrlOpt", "RetrieverKey", "PolicyUrl", "PolicyModel", "PolicyGguf", "PolicyHf", "PolicyAdapter", "PolicyEngine",
+    "Engine", "Constrained",
     "MaxContextDocs", "GeneratorUrl", "GeneratorModel", "ApiKey", "LlmTimeout", "ConfigName",
 ]
 
@@ -56,8 +58,13 @@ PolicyGguf = Annotated[Path | None, typer.Option(
 PolicyHf = Annotated[str | None, typer.Option(
     help="Hugging Face model run in-process by transformers: a folder (e.g. from `s3 train export`) or a hub id.")]
 PolicyAdapter = Annotated[Path | None, typer.Option(
-    help="LoRA adapter folder (s3 train warmstart / local) merged into --policy-hf, or into SmolLM2 (transformers) "
-         "when no --policy-hf is given.")]
+    help="LoRA adapter (s3 train warmstart / local folder, or a GGUF LoRA): applied by llama.cpp to --policy-gguf "
+         "(default SmolLM2), or merged into --policy-hf by transformers (also with --policy-engine transformers).")]
+PolicyEngine = Annotated[str, typer.Option(
+    help="Engine of an in-process policy with --policy-adapter: llama.cpp (fast, the quantised GGUF + a GGUF "
+         "LoRA) or transformers (the dequantised weights + the merged adapter).")]
+Engine = Annotated[str, typer.Option(
+    help="Engine of the trained searcher: llama.cpp (fast) or transformers (the weights PPO trained).")]
 Constrained = Annotated[bool, typer.Option(
     help="Decode the searcher's turns under the action grammar: every turn a valid action (llama.cpp, vLLM, "
          "transformers).")]
@@ -143,21 +150,28 @@ def open_retriever(index: str | None, url: str | None, *, api_key: str | None = 
 
 
 def open_llm(url: str | None, model: str | None, gguf: Path | None, api_key: str | None, role: str,
-             hf: str | None = None, adapter: Path | None = None, timeout: float = 300.0) -> Any:
-    """The client that ``--<role>-url`` / ``-model`` / ``-gguf`` / ``-hf`` / ``-adapter`` name (role: policy,
-    generator, judge): an endpoint (checked at once), transformers in-process, or llama.cpp in-process."""
+             hf: str | None = None, adapter: Path | None = None, timeout: float = 300.0,
+             engine: str = "llama.cpp") -> Any:
+    """The client that ``--<role>-url`` / ``-model`` / ``-gguf`` / ``-hf`` / ``-adapter`` / ``-engine`` name (role:
+    policy, generator, judge): an endpoint (checked at once), transformers in-process, or llama.cpp in-process."""
     from s3_agents.llm import LlamaCppClient, OpenAICompatClient, TransformersClient, smollm2_gguf_path
 
     given = [f"--{role}-{name}" for name, value in (("url", url), ("gguf", gguf), ("hf", hf)) if value]
     if len(given) > 1:
         raise typer.BadParameter(f"give one of {' / '.join(given)}")
-    if adapter and (url or gguf):
-        raise typer.BadParameter(f"--{role}-adapter goes with --{role}-hf (or alone: SmolLM2 through transformers)")
+    check_engine(engine, f"--{role}-engine")
+    if adapter and url:
+        raise typer.BadParameter(f"--{role}-adapter goes with --{role}-gguf or --{role}-hf (or alone: SmolLM2), "
+                                 f"not --{role}-url (load the adapter into the server: llama_cpp.server --lora_path)")
     if hf:
         return TransformersClient(hf, adapter=adapter)
-    if adapter:
+    if adapter and engine == "transformers":
+        if gguf:
+            return TransformersClient(str(gguf.parent), gguf_file=gguf.name, adapter=adapter)
         path = smollm2_gguf_path()
         return TransformersClient(str(path.parent), gguf_file=path.name, adapter=adapter)
+    if adapter:
+        return LlamaCppClient(gguf, adapter=adapter)
     if url:
         if not model:
             raise typer.BadParameter(f"--{role}-model is required with --{role}-url (the served model's name)")
@@ -168,6 +182,12 @@ def open_llm(url: str | None, model: str | None, gguf: Path | None, api_key: str
     if model:
         raise typer.BadParameter(f"--{role}-model needs --{role}-url")
     return LlamaCppClient(gguf)
+
+
+def check_engine(engine: str, option: str = "--engine") -> None:
+    """An engine name is llama.cpp or transformers."""
+    if engine not in ("llama.cpp", "transformers"):
+        raise typer.BadParameter(f"{option} must be llama.cpp or transformers, got {engine!r}")
 
 
 def endpoint_or(url: str | None, model: str | None, api_key: str | None, role: str, fallback: Any,

@@ -19,6 +19,7 @@ from s3_agents.cli.options import (
     ConfigName,
     Constrained,
     EfSearchOpt,
+    Engine,
     FormatOpt,
     GeneratorModel,
     GeneratorUrl,
@@ -27,6 +28,7 @@ from s3_agents.cli.options import (
     MaxContextDocs,
     NprobeOpt,
     PolicyAdapter,
+    PolicyEngine,
     PolicyGguf,
     PolicyHf,
     PolicyModel,
@@ -34,6 +36,7 @@ from s3_agents.cli.options import (
     PolicyUrl,
     RetrieverKey,
     UrlOpt,
+    check_engine,
     endpoint_or,
     info,
     open_llm,
@@ -119,6 +122,7 @@ def search(
     policy_gguf: PolicyGguf = None,
     policy_hf: PolicyHf = None,
     policy_adapter: PolicyAdapter = None,
+    policy_engine: PolicyEngine = "llama.cpp",
     generator_url: GeneratorUrl = None,
     generator_model: GeneratorModel = None,
     api_key: ApiKey = None,
@@ -132,16 +136,38 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print the final state as JSON.")] = False,
     html: Annotated[Path | None, typer.Option(
         "--html", help="Also write the episode as a self-contained HTML page (the trajectory browser).")] = None,
+    trained: Annotated[bool, typer.Option(
+        help="The shipped trained searcher (SmolLM2 + LoRA, its own loop settings, on --policy-engine) over the "
+             "benchmark world's index unless --index / --url is given; SmolLM2 answers unless --generator-url.")
+    ] = False,
 ) -> None:
     """Run the searcher on one question and print each turn, the selected context and the answer."""
     from s3_agents.generator import Generator
     from s3_agents.searcher import S3Searcher
 
-    cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs,
-                        prompt_format=prompt_format)
-    policy = open_llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter, timeout)
-    gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
-    retriever = open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
+    if trained:
+        from s3_agents.llm import LlamaCppClient
+        from s3_agents.trained import trained_config, trained_searcher
+        from s3_agents.world import default_world_retriever
+
+        taken = [name for name, value in (("--policy-url", policy_url), ("--policy-gguf", policy_gguf),
+                                          ("--policy-hf", policy_hf), ("--policy-adapter", policy_adapter)) if value]
+        if taken or prompt_format != "chat":
+            dropped = ", ".join(taken) or "--format"
+            raise typer.BadParameter(f"--trained brings its own policy and format: drop {dropped}")
+        check_engine(policy_engine, "--policy-engine")
+        cfg, policy = trained_config(), trained_searcher(engine=policy_engine)  # type: ignore[arg-type]
+        gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", None, timeout) or \
+            LlamaCppClient()
+        retriever = (open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
+                     if index or url else default_world_retriever())
+    else:
+        cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs,
+                            prompt_format=prompt_format)
+        policy = open_llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter,
+                          timeout, policy_engine)
+        gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
+        retriever = open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
     searcher = S3Searcher(reference_policy(policy, prompt_format, policy_tokenizer, policy_model), retriever, cfg)
     steps, final = asyncio.run(_run(searcher, question))
     reply = Generator(gen_client).answer(final["question"], final["context"]) if answer else None
@@ -169,6 +195,7 @@ def demo(
     trained: Annotated[bool, typer.Option(
         help="The shipped trained searcher (SmolLM2 + LoRA adapter, constrained) on the benchmark world's test "
              "questions, instead of the untrained SmolLM2 on the demo world.")] = False,
+    engine: Engine = "llama.cpp",
 ) -> None:
     """Offline end-to-end run: MiniLM retrieval, a SmolLM2 searcher and generator, no network."""
     from s3_agents.generator import Generator
@@ -186,10 +213,11 @@ def demo(
 
         info = trained_searcher_info()
         console.print(f"[dim]demo: benchmark world (2,000 passages), MiniLM + FAISS, the shipped searcher "
-                      f"(SmolLM2-135M-Instruct + LoRA, {info['stage']}, constrained) and SmolLM2 as generator "
-                      "(llama.cpp); no network[/]")
+                      f"(SmolLM2-135M-Instruct + LoRA, {info['stage']}, constrained, {engine}) and SmolLM2 as "
+                      "generator (llama.cpp); no network[/]")
+        check_engine(engine)
         retriever = default_world_retriever()
-        policy, cfg = trained_searcher(), trained_config()
+        policy, cfg = trained_searcher(engine=engine), trained_config()  # type: ignore[arg-type]
     else:
         console.print("[dim]demo: fictional-archipelago corpus (270 passages), MiniLM + FAISS retrieval, "
                       "SmolLM2-135M-Instruct (llama.cpp, in-process) as searcher and generator; no network[/]")

@@ -1,6 +1,7 @@
 """LLM clients behind one protocol: OpenAI-compatible endpoints, llama.cpp and transformers in-process."""
 
 from s3_agents.llm.base import AsyncChatClient, ChatClient, Completion, Message, truncate_at_stop
+from s3_agents.llm.gguf_lora import gguf_lora_for, write_gguf_lora
 from s3_agents.llm.llama_server import LocalLlamaServer
 from s3_agents.llm.local import LlamaCppClient, TransformersClient, smollm2_gguf_path
 from s3_agents.llm.openai_compat import OpenAICompatClient
@@ -18,5 +19,7 @@ __all__ = [
     "load_tokenizer",
     "LocalLlamaServer",
     "smollm2_gguf_path",
+    "write_gguf_lora",
+    "gguf_lora_for",
     "truncate_at_stop",
 ]

@@ -45,15 +45,20 @@ class LlamaCppClient(ThreadedClient):
         n_ctx: Context window in tokens.
         n_threads: CPU threads (default: all cores).
         seed: Sampling seed.
+        adapter: A LoRA adapter applied at run time: a GGUF LoRA file, or a peft adapter folder (``s3 train
+            warmstart`` / ``s3 train local``, the shipped searcher), converted once with
+            :func:`~s3_agents.llm.gguf_lora.gguf_lora_for`.
 
     Example:
         >>> client = LlamaCppClient()                                   # doctest: +SKIP
         >>> client.chat([{"role": "user", "content": "Capital of France?"}], max_tokens=16).text  # doctest: +SKIP
         'The capital of France is Paris.'
+        >>> from s3_agents.trained import trained_searcher_dir
+        >>> searcher = LlamaCppClient(adapter=trained_searcher_dir())   # SmolLM2 + the shipped LoRA  # doctest: +SKIP
     """
 
     def __init__(self, model_path: str | Path | None = None, *, n_ctx: int = 4096, n_threads: int | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, adapter: str | Path | None = None) -> None:
         try:
             from llama_cpp import Llama
         except ImportError as err:
@@ -63,8 +68,17 @@ class LlamaCppClient(ThreadedClient):
             raise FileNotFoundError(f"GGUF model file not found: {path}")
         self.model = path.stem
         self.model_path = path
+        self.lora_path: Path | None = None
+        if adapter is not None:
+            from s3_agents.llm.gguf_lora import gguf_lora_for
+
+            adapter = Path(adapter)
+            self.lora_path = adapter if adapter.suffix == ".gguf" else gguf_lora_for(adapter, path)
+            if not self.lora_path.is_file():
+                raise FileNotFoundError(f"GGUF LoRA file not found: {self.lora_path}")
+            self.model += f"+{adapter.stem if adapter.suffix == '.gguf' else adapter.name}"
         self._llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(), seed=seed,
-                          verbose=False)
+                          lora_path=str(self.lora_path) if self.lora_path else None, verbose=False)
         self._guard = threading.Lock()
         self._grammars: dict[str, Any] = {}
 

@@ -33,3 +33,22 @@ def test_s3_demo_trained_searches_with_the_shipped_searcher(tmp_path) -> None:
     assert "the shipped searcher" in out and "search 1:" in out          # it ran a search of its own
     assert "invalid action" not in out and "gold:" in out
     assert os.path.isdir(tmp_path / "world-index")                     # the world's index, built once
+
+
+def test_s3_search_trained_runs_the_shipped_searcher_on_llama_cpp(tmp_path, capsys) -> None:
+    import json
+
+    from s3_agents.world import default_world_dir, load_world
+    from tests.conftest import run_main
+
+    code, out, err = run_main(capsys, "index", "build", str(default_world_dir() / "corpus.jsonl"),
+                              str(tmp_path / "idx"), "--embedder", "hashing")    # fast: the searcher is on trial
+    assert code == 0, err
+    question = load_world(default_world_dir()).sample("test", 1)[0]["question"]
+    code, out, err = run_main(capsys, "search", question, "--trained", "--index", str(tmp_path / "idx"),
+                              "--no-answer", "--json")
+    assert code == 0, err
+    state = json.loads(out)
+    assert state["invalid"] == 0 and state["outputs"] and state["context"]
+    code, _, err = run_main(capsys, "search", question, "--trained", "--policy-hf", "x")
+    assert code == 2 and "drop --policy-hf" in err

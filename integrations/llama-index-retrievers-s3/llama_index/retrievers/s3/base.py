@@ -70,10 +70,13 @@ class S3Retriever(BaseRetriever):
         return cls(S3Searcher(policy, _backend(backend), config))
 
     @classmethod
-    def from_trained(cls, backend: Any = None, *, device: str = "cpu") -> S3Retriever:
+    def from_trained(cls, backend: Any = None, *, engine: str = "llama.cpp", device: str = "cpu") -> S3Retriever:
         """The searcher this package ships (SmolLM2-135M + its trained LoRA adapter, constrained, with the
         settings it was trained with) over ``backend`` (see :meth:`from_endpoint`; default: the shipped
         benchmark world's index, built once).
+
+        ``engine`` runs it in llama.cpp (the default: seconds per question) or ``"transformers"`` (the weights
+        PPO trained, merged; ``device`` picks CPU or GPU).
 
         Example:
             >>> retriever = S3Retriever.from_trained()                                      # doctest: +SKIP
@@ -83,7 +86,8 @@ class S3Retriever(BaseRetriever):
         from s3_agents.world import default_world_retriever
 
         search = default_world_retriever() if backend is None else _backend(backend)
-        return cls(S3Searcher(trained_searcher(device=device), search, trained_config()))
+        return cls(S3Searcher(trained_searcher(engine=engine, device=device), search,  # type: ignore[arg-type]
+                              trained_config()))
 
     def _nodes(self, state: dict[str, Any]) -> list[NodeWithScore]:
         extra = {"queries": list(state["queries"]), "stop_reason": state["stop_reason"]}
