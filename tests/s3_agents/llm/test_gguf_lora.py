@@ -1,4 +1,4 @@
-"""A peft LoRA adapter as a GGUF LoRA: the file's layout, its errors, and llama.cpp taking transformers' greedy turns."""
+"""A peft LoRA adapter as a GGUF LoRA: its layout, its errors, and llama.cpp taking transformers' greedy turns."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def test_layout_names_alpha_and_the_rotary_row_order(shipped_gguf) -> None:
     assert down.dtype == np.float32 and np.array_equal(down, peft[f"{prefix}.mlp.down_proj.lora_B.weight"])
     assert np.array_equal(tensors["blk.0.attn_q.weight.lora_a"], peft[f"{prefix}.self_attn.q_proj.lora_A.weight"])
     # q's B rows follow llama.cpp's rotary layout: within a head (64 rows) the two halves interleave.
-    hf_q, gguf_q = peft[f"{prefix}.self_attn.q_proj.lora_B.weight"].astype(np.float32), tensors["blk.0.attn_q.weight.lora_b"]
+    hf_q = peft[f"{prefix}.self_attn.q_proj.lora_B.weight"].astype(np.float32)
+    gguf_q = tensors["blk.0.attn_q.weight.lora_b"]
     assert np.array_equal(gguf_q[0], hf_q[0]) and np.array_equal(gguf_q[1], hf_q[32])
     assert np.array_equal(gguf_q[2], hf_q[1]) and np.array_equal(gguf_q[64 + 1], hf_q[64 + 32])
     assert sorted(map(tuple, gguf_q)) == sorted(map(tuple, hf_q))          # a permutation of the rows
