@@ -8,6 +8,7 @@ with a local model, so the agent loop runs unchanged on a CPU (tests, notebooks,
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from verl.workers.rollout.replica import TokenOutput
 
 from s3_agents.training.policy import turn_closing_ids
 
-__all__ = ["TransformersServer", "load_policy_model"]
+__all__ = ["TransformersServer", "load_policy_model", "drop_stop_tokens"]
 
 
 def load_policy_model(model: str | Path | None = None, *, gguf_file: str | None = None,
@@ -105,12 +106,16 @@ class TransformersServer:
         new = [int(t) for t in out.sequences[0, len(prompt_ids):]]
         logprobs = [float(torch.log_softmax(step[0].float(), -1)[token]) for step, token in zip(out.logits, new)]
         if stops and not params.get("include_stop_str_in_output", False):
-            self._drop_stop(new, logprobs, stops)
+            drop_stop_tokens(self.tokenizer, new, logprobs, stops)
         return TokenOutput(token_ids=new, log_probs=logprobs if params.get("logprobs") else None,
                            stop_reason="completed")
 
-    def _drop_stop(self, new: list[int], logprobs: list[float], stops: list[str]) -> None:
-        """Drop the trailing tokens that wrote a stop string (vLLM's default, without include_stop_str_in_output)."""
-        while new and any(s in self.tokenizer.decode(new[-16:], skip_special_tokens=True) for s in stops):
-            new.pop()
+
+
+def drop_stop_tokens(tokenizer: Any, new: list[int], logprobs: list[float], stops: Sequence[str]) -> None:
+    """Drop, in place, the trailing tokens that wrote a stop string (and their log-probs, when kept): vLLM's
+    default without ``include_stop_str_in_output``."""
+    while new and any(s in tokenizer.decode(new[-16:], skip_special_tokens=True) for s in stops):
+        new.pop()
+        if logprobs:
             logprobs.pop()

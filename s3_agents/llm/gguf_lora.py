@@ -22,10 +22,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from s3_agents.config import cache_root
 from s3_agents.errors import DataError
 
-__all__ = ["write_gguf_lora", "gguf_lora_for"]
+__all__ = ["write_gguf_lora", "write_gguf_lora_tensors", "gguf_lora_for", "check_lora_config"]
 
 _PERMUTED_QK = {"llama"}
 """Architectures whose GGUF query/key rows are reordered (the B factor of q_proj and k_proj follows)."""
@@ -62,13 +64,12 @@ def _base_info(base_gguf: Path) -> dict[str, Any]:
 
 
 def _read_adapter(adapter: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The adapter's config and its tensors as float32.
+    """The adapter's config and its tensors as float32 numpy arrays.
 
     float32 even for an adapter saved in float16: llama.cpp multiplies activations by a float16 factor in
     float16 too, and that rounding changed 2 of 16 greedy turns of the shipped searcher; in float32 all 16
     matched transformers.
     """
-    import numpy as np
     from safetensors.numpy import load_file
 
     config_path, weights = adapter / "adapter_config.json", adapter / "adapter_model.safetensors"
@@ -76,15 +77,20 @@ def _read_adapter(adapter: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         raise FileNotFoundError(f"no LoRA adapter in {adapter}: adapter_config.json and adapter_model.safetensors "
                                 "are needed (peft's save_pretrained)")
     config = json.loads(config_path.read_text(encoding="utf-8"))
+    check_lora_config(config, str(config_path))
+    return config, {k: np.asarray(v, dtype=np.float32) for k, v in load_file(str(weights)).items()}
+
+
+def check_lora_config(config: dict[str, Any], where: str) -> None:
+    """Refuse a peft LoRA config that llama.cpp's LoRA format cannot hold (``where`` names it in the error)."""
     unsupported = [name for name, bad in (
-        ("peft_type other than LORA", config.get("peft_type", "LORA") != "LORA"),
+        ("peft_type other than LORA", str(config.get("peft_type", "LORA")).rsplit(".", 1)[-1] != "LORA"),
         ("use_dora", config.get("use_dora")), ("use_rslora", config.get("use_rslora")),
         ("rank_pattern", config.get("rank_pattern")), ("alpha_pattern", config.get("alpha_pattern")),
         ("modules_to_save", config.get("modules_to_save")), ("bias", config.get("bias", "none") != "none"),
         ("fan_in_fan_out", config.get("fan_in_fan_out"))) if bad]
     if unsupported:
-        raise DataError(f"{config_path}: llama.cpp's LoRA format cannot hold {', '.join(unsupported)}")
-    return config, {k: np.asarray(v, dtype=np.float32) for k, v in load_file(str(weights)).items()}
+        raise DataError(f"{where}: llama.cpp's LoRA format cannot hold {', '.join(unsupported)}")
 
 
 def _permute_rows(rows: Any, heads: int) -> Any:
@@ -118,25 +124,35 @@ def write_gguf_lora(adapter: str | Path, base_gguf: str | Path, out: str | Path)
         PosixPath('/tmp/searcher-lora.gguf')
         >>> # python -m llama_cpp.server --model SmolLM2-135M-Instruct.Q4_1.gguf --lora_path /tmp/searcher-lora.gguf
     """
+    config, tensors = _read_adapter(Path(adapter))
+    return write_gguf_lora_tensors(tensors, float(config["lora_alpha"]), base_gguf, out, source=str(adapter))
+
+
+def write_gguf_lora_tensors(tensors: dict[str, Any], alpha: float, base_gguf: str | Path, out: str | Path, *,
+                            source: str = "adapter") -> Path:
+    """:func:`write_gguf_lora` from the adapter's tensors in memory (peft names, numpy arrays) and its alpha.
+
+    The trainer writes its live adapter this way after every update (no peft folder in between).
+    """
     gguf = _gguf()
-    adapter, base_gguf, out = Path(adapter), Path(base_gguf), Path(out)
+    base_gguf, out = Path(base_gguf), Path(out)
     if out.is_dir():
         raise IsADirectoryError(f"{out} is a folder: give the .gguf file to write")
     info = _base_info(base_gguf)
     if info["arch"] not in _SUPPORTED:
         raise DataError(f"{base_gguf}: architecture {info['arch']!r} is not one whose GGUF layout is known here "
                         f"({', '.join(sorted(_SUPPORTED))})")
-    config, tensors = _read_adapter(adapter)
     names = gguf.get_tensor_name_map(getattr(gguf.MODEL_ARCH, info["arch"].upper()), info["blocks"])
     factors: dict[str, dict[str, Any]] = {}
     for key, value in tensors.items():
         match = _KEY.match(key)
         if match is None:
-            raise DataError(f"{adapter}: tensor {key} is not a LoRA factor (lora_A / lora_B)")
+            raise DataError(f"{source}: tensor {key} is not a LoRA factor (lora_A / lora_B)")
         module = match["module"]
         target = names.get_name(module)
         if target is None:
-            raise DataError(f"{adapter}: llama.cpp has no tensor for module {module}")
+            raise DataError(f"{source}: llama.cpp has no tensor for module {module}")
+        value = np.asarray(value, dtype=np.float32)
         if match["factor"] == "B" and info["arch"] in _PERMUTED_QK:
             if module.endswith("q_proj"):
                 value = _permute_rows(value, info["heads"])
@@ -144,7 +160,7 @@ def write_gguf_lora(adapter: str | Path, base_gguf: str | Path, out: str | Path)
                 value = _permute_rows(value, info["kv_heads"])
         factors.setdefault(target, {})[match["factor"]] = value
     if not factors:
-        raise DataError(f"{adapter}: the adapter holds no LoRA factor")
+        raise DataError(f"{source}: the adapter holds no LoRA factor")
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(handle)
@@ -152,11 +168,11 @@ def write_gguf_lora(adapter: str | Path, base_gguf: str | Path, out: str | Path)
         writer = gguf.GGUFWriter(tmp, info["arch"])
         writer.add_type(gguf.GGUFType.ADAPTER)
         writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
-        writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(config["lora_alpha"]))
+        writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, float(alpha))
         for target in sorted(factors):
             pair = factors[target]
             if set(pair) != {"A", "B"}:
-                raise DataError(f"{adapter}: module {target} has only lora_{''.join(pair)}")
+                raise DataError(f"{source}: module {target} has only lora_{''.join(pair)}")
             writer.add_tensor(f"{target}.weight.lora_a", pair["A"])
             writer.add_tensor(f"{target}.weight.lora_b", pair["B"])
         writer.write_header_to_file()
