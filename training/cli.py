@@ -346,6 +346,18 @@ def local_command(
     max_context_docs: MaxContext = 3,
     device: Device = "cpu",
     seed: Annotated[int, typer.Option(help="Data order and sampling.")] = 0,
+    engine: Annotated[str, typer.Option(
+        help="Rollout engine: llama.cpp (the base GGUF + the live adapter as a GGUF LoRA), transformers (the torch "
+             "model; the path on CUDA) or auto (llama.cpp on a CPU when the base GGUF is known).")] = "auto",
+    contexts: Annotated[int, typer.Option(min=1, help="Episodes in flight at once on llama.cpp.")] = 2,
+    base_gguf: Annotated[Path | None, typer.Option(
+        help="The base model's GGUF for llama.cpp rollouts (default: SmolLM2's without --model); the same "
+             "weights as --model.")] = None,
+    algorithm: Annotated[str, typer.Option(help="ppo (GAE critic, in-reward KL: the paper's) or grpo.")] = "ppo",
+    group_size: Annotated[int, typer.Option(min=2, help="GRPO: samples per question (divides --batch-size).")] = 4,
+    bf16: Annotated[bool | None, typer.Option(
+        "--bf16/--no-bf16", help="bfloat16 autocast in the update (default: where the CPU/GPU supports it).")
+    ] = None,
 ) -> None:
     """PPO in this process (CPU or one GPU) with checkpoints, resume, metrics CSV/TensorBoard and a reward plot."""
     from s3_agents.retrievers import load_retriever
@@ -355,11 +367,20 @@ def local_command(
     settings = LocalSettings(steps=steps, batch_size=batch_size, save_every=save_every, search=search,
                              max_turn_tokens=turn_tokens, constrained=constrained, temperature=temperature,
                              actor_lr=actor_lr, kl_coef=kl_coef, variant=variant, judge=judge,
-                             max_context_docs=max_context_docs, seed=seed)
+                             max_context_docs=max_context_docs, seed=seed, engine=engine, contexts=contexts,
+                             algorithm=algorithm, group_size=group_size, bf16=bf16)
     reward_kwargs = {"generator_url": generator_url, "generator_model": generator_model,
                      "rag_cache": str(rag_cache), "retriever": retriever, "timeout": timeout}
-    run = LocalRun(out, read_rows(train), load_retriever(retriever), reward_kwargs, settings, model=model,
-                   init_adapter=init_adapter, device=device)
+    from s3_agents.errors import DataError
+
+    try:
+        run = LocalRun(out, read_rows(train), load_retriever(retriever), reward_kwargs, settings, model=model,
+                       init_adapter=init_adapter, device=device, base_gguf=base_gguf)
+    except ValueError as err:
+        if isinstance(err, DataError):
+            raise
+        raise typer.BadParameter(str(err)) from err
+    typer.echo(f"rollouts on {run.engine}" + (f" ({contexts} at once)" if run.engine == "llama.cpp" else ""))
     last = run.train()
     if not last:
         typer.echo(f"{out} already has {steps} steps; raise --steps to train on")

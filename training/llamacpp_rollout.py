@@ -49,10 +49,11 @@ def peft_state_as_gguf_lora(model: Any, base_gguf: str | Path, out: str | Path) 
 class _Slot:
     """One llama.cpp context (a ``Llama`` over the memory-mapped base) and the adapter applied to it."""
 
-    def __init__(self, base_gguf: Path, n_ctx: int, threads: int) -> None:
+    def __init__(self, base_gguf: Path, n_ctx: int, threads: int, logits_all: bool = False) -> None:
         from llama_cpp import Llama
 
-        self.llm = Llama(str(base_gguf), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
+        self.llm = Llama(str(base_gguf), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
+                         logits_all=logits_all, verbose=False)
         self.adapter: Any = None
 
     def apply(self, path: Path | None) -> None:
@@ -127,6 +128,9 @@ class LlamaCppRolloutServer:
         self._cond = threading.Condition()
         self._grammars: dict[str, Any] = {}
         self._workdir = tempfile.TemporaryDirectory(prefix="s3-rollout-lora-")
+        self._n_ctx, self._threads = n_ctx, threads
+        self._adapter_path: Path | None = None
+        self._scorer: _Slot | None = None
 
     @property
     def contexts(self) -> int:
@@ -158,6 +162,9 @@ class LlamaCppRolloutServer:
             self._cond.wait_for(lambda: len(self._free) == len(self._slots))
             for slot in self._slots:
                 slot.apply(path)
+            if self._scorer is not None:
+                self._scorer.apply(path)
+            self._adapter_path = path
             self._sticky.clear()
         for old in Path(self._workdir.name).glob("adapter-*.gguf"):
             if old != path:
@@ -222,11 +229,29 @@ class LlamaCppRolloutServer:
             drop_stop_tokens(self.tokenizer, new, [], stops)
         return TokenOutput(token_ids=new, log_probs=None, stop_reason="completed")
 
+    def log_probs(self, prompt_ids: Sequence[int], completion_ids: Sequence[int]) -> list[float]:
+        """The engine's own log-probabilities (temperature 1, no grammar) of ``completion_ids`` after
+        ``prompt_ids``, under the adapter applied now: what the sampler's distribution was built from, to
+        measure its gap to the torch policy (the trainer never uses them)."""
+        import numpy as np
+
+        with self._cond:
+            if self._scorer is None:
+                self._scorer = _Slot(self.base_gguf, self._n_ctx, self._threads, logits_all=True)
+                self._scorer.apply(self._adapter_path)
+            llm = self._scorer.llm
+            llm.reset()
+            llm.eval(list(prompt_ids) + list(completion_ids))
+            rows = np.asarray(llm.scores[len(prompt_ids) - 1:len(prompt_ids) - 1 + len(completion_ids)], np.float64)
+        top = rows.max(-1, keepdims=True)
+        log_norm = top[:, 0] + np.log(np.exp(rows - top).sum(-1))
+        return [float(rows[i, t] - log_norm[i]) for i, t in enumerate(completion_ids)]
+
     def close(self) -> None:
         """Free the contexts and the adapters."""
-        for slot in self._slots:
+        for slot in self._slots + ([self._scorer] if self._scorer else []):
             slot.close()
-        self._slots = []
+        self._slots, self._scorer = [], None
         self._workdir.cleanup()
 
 

@@ -1,10 +1,13 @@
 """``s3 train local``: PPO in one process (CPU or one CUDA GPU) over the ``s3_searcher`` agent loop.
 
 The same parquet rows and reward function as the verl path (``training/reward.py``), with
-:class:`~s3_agents.training.ppo.CpuPPO` doing verl's PPO math and
-:class:`~s3_agents.training.local_server.TransformersServer` generating the rollouts. A step samples
-``batch_size`` questions, runs one episode each, scores them with Gain Beyond RAG and updates the LoRA
-adapter (and the value head).
+:class:`~s3_agents.training.ppo.CpuPPO` doing verl's PPO math. The rollouts come from an inference engine, as
+in verl: on a CPU :class:`~s3_agents.training.llamacpp_rollout.LlamaCppRolloutServer` (the base GGUF plus the
+live adapter as a GGUF LoRA, reloaded after every update, several episodes at once), or
+:class:`~s3_agents.training.local_server.TransformersServer` (the torch model itself; the path on CUDA). A step
+samples ``batch_size`` episodes (PPO: one per question; GRPO: ``group_size`` per question), scores each with
+Gain Beyond RAG as soon as it ends, and updates the LoRA adapter (and, for PPO, the value head); the log-probs
+PPO needs are recomputed in torch.
 
 The run folder holds ``metrics.csv`` (one row per step), ``tensorboard/``, ``checkpoints/step_N/``
 (adapter, optimiser and value-head state, RNG state; written to a temporary folder, then renamed, and
@@ -27,7 +30,7 @@ from typing import Any
 
 import torch
 
-from s3_agents._tasks import run_sync
+from s3_agents._tasks import gather_bounded, run_sync
 from s3_agents.errors import DataError, NoGPUError
 
 __all__ = ["LocalSettings", "LocalRun", "read_rows", "plot_metrics", "METRIC_COLUMNS"]
@@ -61,6 +64,12 @@ class LocalSettings:
         judge: Use the generator as yes/no judge when span match fails.
         max_context_docs: Cap on the generator's context in training episodes (``None``: reference rule).
         seed: Data order and sampling.
+        engine: Rollout engine: ``"llama.cpp"``, ``"transformers"`` or ``"auto"`` (llama.cpp on a CPU when the
+            base model's GGUF is known, else transformers).
+        contexts: Episodes in flight at once on llama.cpp (one context each).
+        algorithm: ``"ppo"`` (GAE with the value head, the paper's) or ``"grpo"``.
+        group_size: GRPO's samples per question (``batch_size`` must be a multiple of it).
+        bf16: bfloat16 autocast in the update (``None``: where the CPU or GPU supports it).
     """
 
     steps: int = 50
@@ -81,6 +90,15 @@ class LocalSettings:
     judge: bool = False
     max_context_docs: int | None = 3
     seed: int = 0
+    engine: str = "auto"
+    contexts: int = 2
+    algorithm: str = "ppo"
+    group_size: int = 4
+    bf16: bool | None = None
+
+
+_RESUMABLE = {"steps", "save_every", "engine", "contexts", "bf16"}
+"""Settings a run may change when it resumes (how it runs, not what it learns)."""
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
@@ -117,6 +135,8 @@ class LocalRun:
         model: Base model (hub id, folder, or ``None`` for SmolLM2 from its wheel).
         init_adapter: A LoRA adapter to start from (e.g. ``s3 train warmstart`` output); default: a fresh one.
         device: ``"cpu"`` or ``"cuda"``.
+        base_gguf: The base model's GGUF for the llama.cpp engine (default: SmolLM2's when ``model`` is
+            ``None``); it must hold the same weights as ``model``.
 
     Example:
         >>> reward = {"generator_url": URL, "generator_model": "smollm2", "rag_cache": "rag.sqlite"}
@@ -126,7 +146,8 @@ class LocalRun:
 
     def __init__(self, out_dir: str | Path, rows: Sequence[dict[str, Any]], retriever: Any,
                  reward_kwargs: dict[str, Any], settings: LocalSettings | None = None, *, model: str | None = None,
-                 init_adapter: str | Path | None = None, device: str = "cpu") -> None:
+                 init_adapter: str | Path | None = None, device: str = "cpu",
+                 base_gguf: str | Path | None = None) -> None:
         if not rows:
             raise DataError("no training rows")
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -139,15 +160,44 @@ class LocalRun:
         self.model_name = model
         self.init_adapter = Path(init_adapter) if init_adapter else None
         self.device = device
+        self.base_gguf = Path(base_gguf) if base_gguf else None
+        s = self.settings
+        if s.engine not in ("auto", "llama.cpp", "transformers"):
+            raise ValueError(f"engine must be auto, llama.cpp or transformers, got {s.engine!r}")
+        if s.algorithm not in ("ppo", "grpo"):
+            raise ValueError(f"algorithm must be ppo or grpo, got {s.algorithm!r}")
+        if s.algorithm == "grpo" and (s.group_size < 2 or s.batch_size % s.group_size):
+            raise ValueError(f"GRPO needs a group size of 2 or more dividing the batch size ({s.batch_size}), "
+                             f"got {s.group_size}")
+        if self.engine == "llama.cpp" and device != "cpu":
+            raise ValueError("the llama.cpp rollout engine runs on the CPU: use engine transformers with --device cuda")
+        if self.engine == "llama.cpp" and self._base_gguf() is None:
+            raise ValueError("the llama.cpp rollout engine needs the base model's GGUF (--base-gguf) with --model")
         self.out.mkdir(parents=True, exist_ok=True)
         self._check_settings()
+
+    @property
+    def engine(self) -> str:
+        """The rollout engine this run uses (``settings.engine`` with ``"auto"`` resolved)."""
+        if self.settings.engine != "auto":
+            return self.settings.engine
+        return "llama.cpp" if self.device == "cpu" and self._base_gguf() is not None else "transformers"
+
+    def _base_gguf(self) -> Path | None:
+        if self.base_gguf is not None:
+            return self.base_gguf
+        if self.model_name is None:
+            from s3_agents.llm import smollm2_gguf_path
+
+            return smollm2_gguf_path()
+        return None
 
     def _check_settings(self) -> None:
         saved = self.out / "settings.json"
         current = asdict(self.settings) | {"model": self.model_name, "init_adapter": str(self.init_adapter or "")}
         if saved.is_file():
             before = json.loads(saved.read_text())
-            changed = {k for k in current if k not in ("steps", "save_every") and before.get(k) != current[k]}
+            changed = {k for k in current if k not in _RESUMABLE and k in before and before[k] != current[k]}
             if changed and (self.out / "checkpoints" / "latest").is_file():
                 raise DataError(f"{self.out} holds a run with other settings ({', '.join(sorted(changed))}): "
                                  "use another --out or the same settings to resume it")
@@ -171,7 +221,8 @@ class LocalRun:
             model = lora_model(base)
         model.to(self.device).eval()
         ppo = CpuPPO(model, PPOSettings(actor_lr=s.actor_lr, critic_lr=s.critic_lr, kl_coef=s.kl_coef,
-                                        entropy_coeff=s.entropy_coeff, temperature=s.temperature),
+                                        entropy_coeff=s.entropy_coeff, temperature=s.temperature, bf16=s.bf16,
+                                        algorithm="gae" if s.algorithm == "ppo" else "grpo"),
                      tokenizer=tokenizer)
         step = 0
         if latest is not None:
@@ -207,28 +258,50 @@ class LocalRun:
         return final
 
     # -- one step --------------------------------------------------------------------------------
-    def _batch(self, step: int) -> list[dict[str, Any]]:
+    def _batch(self, step: int) -> list[tuple[int, dict[str, Any]]]:
+        """The step's episodes as (row index, row): ``batch_size`` questions, or for GRPO ``batch_size /
+        group_size`` questions each ``group_size`` times in a row."""
+        s = self.settings
+        repeat = s.group_size if s.algorithm == "grpo" else 1
+        questions = s.batch_size // repeat
         order = list(range(len(self.rows)))
-        epoch, offset = divmod(step * self.settings.batch_size, len(order))
-        random.Random(self.settings.seed + epoch).shuffle(order)
-        picked = [order[(offset + i) % len(order)] for i in range(self.settings.batch_size)]
-        return [self.rows[i] for i in picked]
+        epoch, offset = divmod(step * questions, len(order))
+        random.Random(s.seed + epoch).shuffle(order)
+        picked = [order[(offset + i) % len(order)] for i in range(questions)]
+        return [(i, self.rows[i]) for i in picked for _ in range(repeat)]
 
-    async def _episodes(self, loop: Any, rows: list[dict[str, Any]], step: int) -> list[tuple[Any, dict[str, Any]]]:
+    async def _episodes(self, loop: Any, rows: list[tuple[int, dict[str, Any]]], concurrency: int
+                        ) -> list[tuple[Any, dict[str, Any]]]:
+        """Run the episodes, ``concurrency`` at a time, each scored by Gain Beyond RAG as soon as it ends."""
         from s3_agents.training.reward import compute_score
 
         s = self.settings
         sampling = {"temperature": s.temperature, "top_p": s.top_p}
-        out = []
-        for row in rows:
+
+        async def one(index: int, row: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
             output = await loop.run(sampling, **row)
             info = {**(row.get("extra_info") or {}), **output.extra_fields}
             started = time.perf_counter()
             score = await compute_score(row.get("data_source", ""), "", row["reward_model"]["ground_truth"], info,
                                         variant=s.variant, judge=s.judge, **self.reward_kwargs)
             score["reward_seconds"] = time.perf_counter() - started
-            out.append((output, score))
-        return out
+            score["group"] = index
+            return output, score
+
+        return await gather_bounded((one(i, row) for i, row in rows), concurrency=concurrency)
+
+    def _rollout_server(self, model: Any, tokenizer: Any, step: int) -> Any:
+        seed = self.settings.seed + 1000 * step
+        if self.engine == "transformers":
+            from s3_agents.training.local_server import TransformersServer
+
+            return TransformersServer(model, tokenizer, seed=seed)
+        from s3_agents.training.llamacpp_rollout import LlamaCppRolloutServer
+
+        server = LlamaCppRolloutServer(self._base_gguf(), tokenizer, contexts=self.settings.contexts, seed=seed,
+                                       n_ctx=max(4096, self.settings.response_length + 2048))
+        server.load_adapter(model)
+        return server
 
     def train(self, *, progress: bool = True) -> dict[str, Any]:
         """Run (or resume) up to ``settings.steps`` steps; returns the last step's metrics.
@@ -244,7 +317,6 @@ class LocalRun:
 
         from s3_agents.grammar import action_grammar
         from s3_agents.training.agent_loop import S3AgentLoop
-        from s3_agents.training.local_server import TransformersServer
         from s3_agents.training.ppo import Rollout
 
         s = self.settings
@@ -252,7 +324,9 @@ class LocalRun:
         if step >= s.steps:
             return {}
         torch.manual_seed(s.seed + step)
-        loop = S3AgentLoop.standalone(TransformersServer(model, tokenizer, seed=s.seed + 1000 * step), tokenizer,
+        server = self._rollout_server(model, tokenizer, step)
+        concurrency = s.contexts if self.engine == "llama.cpp" else 1
+        loop = S3AgentLoop.standalone(server, tokenizer,
                                       retriever=self.retriever, response_length=s.response_length, search=s.search,
                                       max_turn_tokens=s.max_turn_tokens, max_obs_tokens=s.max_obs_tokens,
                                       constrained=s.constrained, max_context_docs=s.max_context_docs)
@@ -264,10 +338,12 @@ class LocalRun:
             while step < s.steps:
                 started = time.perf_counter()
                 model.eval()
-                episodes = await self._episodes(loop, self._batch(step), step)
+                episodes = await self._episodes(loop, self._batch(step), concurrency)
                 rollout_done = time.perf_counter()
-                rollouts = [Rollout.from_output(o, score["score"], grammar) for o, score in episodes]
+                rollouts = [Rollout.from_output(o, score["score"], grammar, score["group"]) for o, score in episodes]
                 update = ppo.step(rollouts)
+                if hasattr(server, "load_adapter"):
+                    server.load_adapter(model)             # the next step samples from the updated policy
                 step += 1
                 last = _metrics(step, episodes, update, started, rollout_done)
                 self._append(last)
@@ -285,6 +361,8 @@ class LocalRun:
             bar.close()
             if writer is not None:
                 writer.close()
+            if hasattr(server, "close"):
+                server.close()
         model.save_pretrained(str(self.out / "adapter"))
         tokenizer.save_pretrained(str(self.out / "adapter"))
         plot_metrics(self.out / "metrics.csv", self.out / "reward.png")

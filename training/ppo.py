@@ -45,13 +45,16 @@ class Rollout:
     reward: float
     grammar: str | None = None
     """The GBNF grammar the generated turns were sampled under, if any."""
+    group: int | str | None = None
+    """The question this sample answers (GRPO compares the samples of one group)."""
     _allowed: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
-    def from_output(cls, output: Any, reward: float, grammar: str | None = None) -> Rollout:
+    def from_output(cls, output: Any, reward: float, grammar: str | None = None,
+                    group: int | str | None = None) -> Rollout:
         """From a verl ``AgentLoopOutput`` and the episode's reward."""
         return cls(list(output.prompt_ids), list(output.response_ids), list(output.response_mask), float(reward),
-                   grammar)
+                   grammar, group)
 
     def allowed_tokens(self, tokenizer: Any, vocab_size: int) -> tuple[Any, Any] | None:
         """Response positions of generated tokens and the tokens the grammar allowed there (cached)."""
@@ -96,6 +99,15 @@ class PPOSettings:
         max_grad_norm: Gradient clipping (s3: 1.0).
         ppo_epochs: Passes over each batch (s3: 1).
         temperature: Sampling temperature of the rollouts; log-probs are taken at it, as verl's actor does.
+        algorithm: ``"gae"`` (PPO with the value head and in-reward KL, the paper's) or ``"grpo"``
+            (group-relative advantages over the samples of one question, ``Rollout.group``; no value head; KL
+            as a loss, as verl's GRPO recipes do).
+        kl_loss_coef: GRPO's KL-loss coefficient against the reference.
+        kl_loss_type: GRPO's KL estimator (``core_algos.kl_penalty`` name).
+        bf16: bfloat16 autocast for the forward and backward passes (weights, optimiser state and losses stay
+            fp32); ``None``: where the CPU has AVX-512 BF16 / AMX or the GPU has bf16.
+        micro_batch_tokens: Token budget of one micro-batch (padded rows x columns); rollouts are sorted by
+            length and grouped up to it.
     """
 
     actor_lr: float = 1e-6
@@ -110,10 +122,21 @@ class PPOSettings:
     max_grad_norm: float = 1.0
     ppo_epochs: int = 1
     temperature: float = 1.0
+    algorithm: str = "gae"
+    kl_loss_coef: float = 0.001
+    kl_loss_type: str = "low_var_kl"
+    bf16: bool | None = False
+    micro_batch_tokens: int = 8192
 
 
 class CpuPPO:
     """PPO on one process (CPU or one GPU): a policy, its KL reference, a value head, verl's losses.
+
+    A step makes two kinds of pass over length-sorted micro-batches: one no-grad forward that yields the old
+    policy's log-probs, the reference's log-probs and the values together (for a LoRA policy the batch holds
+    each rollout twice, adapter on and off, through peft's mixed-adapter batches), then one forward and
+    backward per micro-batch for the update. With one PPO epoch the update is on-policy and the old
+    log-probs of the first pass are the ratio's denominator, as in verl.
 
     Args:
         model: The policy (a transformers causal LM or a peft LoRA model, trained in place, on any device).
@@ -131,6 +154,8 @@ class CpuPPO:
     def __init__(self, model: Any, settings: PPOSettings | None = None, *, ref_model: Any = None,
                  tokenizer: Any = None) -> None:
         self.settings = settings or PPOSettings()
+        if self.settings.algorithm not in ("gae", "grpo"):
+            raise ValueError(f"algorithm must be 'gae' or 'grpo', got {self.settings.algorithm!r}")
         self.model = model
         self.tokenizer = tokenizer
         self.lora = ref_model is None and hasattr(model, "disable_adapter")
@@ -149,29 +174,86 @@ class CpuPPO:
         self.policy_loss = core_algos.get_policy_loss_fn("vanilla")
         self.steps = 0
 
+    @property
+    def bf16(self) -> bool:
+        """Whether passes run under bfloat16 autocast (``settings.bf16``, or what the device supports)."""
+        if self.settings.bf16 is None:
+            from s3_agents.training.warmstart import bf16_available
+
+            return bf16_available(self.device.type)
+        return bool(self.settings.bf16)
+
+    def _autocast(self) -> Any:
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
     # -- forward passes --------------------------------------------------------------------------
-    def _forward(self, model: Any, rollout: Rollout, *, with_hidden: bool = False
-                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Log-probs of the response tokens (1, R), and the hidden states and logits that predict them.
+    def _forward_batch(self, model: Any, rollouts: Sequence[Rollout], *, with_hidden: bool = False,
+                       adapter_names: list[str] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Log-probs of each rollout's response tokens (B, R), and the hidden states (B, R, H) and logits
+        (B, R, V) that predict them, in one right-padded forward (R: the longest response; rows past a
+        response's end are padding).
 
         Logits are divided by the sampling temperature, and positions sampled under a grammar keep only
-        the tokens it allowed (the distribution the token was drawn from).
+        the tokens it allowed (the distribution the token was drawn from). Only the positions that predict
+        a response token go through the LM head.
         """
-        ids = torch.tensor([rollout.prompt_ids + rollout.response_ids], device=self.device)
-        p, r = len(rollout.prompt_ids), len(rollout.response_ids)
-        out = model(input_ids=ids, output_hidden_states=with_hidden)
-        logits = out.logits[:, p - 1:p + r - 1].float() / self.settings.temperature
-        if rollout.grammar is not None and self.tokenizer is None:
+        if any(r.grammar is not None for r in rollouts) and self.tokenizer is None:
             raise ValueError("rollouts sampled under a grammar need CpuPPO(..., tokenizer=...)")
-        allowed = rollout.allowed_tokens(self.tokenizer, logits.shape[-1])
-        if allowed is not None:
-            positions, masks = allowed
-            rows = logits[0, positions.to(self.device)].masked_fill(~masks.to(self.device), -1e9)
-            logits = logits.clone()
-            logits[0, positions.to(self.device)] = rows
-        log_probs = torch.log_softmax(logits, -1).gather(-1, ids[:, p:].unsqueeze(-1)).squeeze(-1)
-        hidden = out.hidden_states[-1][:, p - 1:p + r - 1] if with_hidden else None
+        lengths = [len(r.prompt_ids) + len(r.response_ids) for r in rollouts]
+        width, resp = max(lengths), max(len(r.response_ids) for r in rollouts)
+        ids = torch.zeros((len(rollouts), width), dtype=torch.long)
+        attention = torch.zeros((len(rollouts), width), dtype=torch.long)
+        for b, r in enumerate(rollouts):
+            ids[b, :lengths[b]] = torch.tensor(r.prompt_ids + r.response_ids)
+            attention[b, :lengths[b]] = 1
+        ids, attention = ids.to(self.device), attention.to(self.device)
+        first = min(len(r.prompt_ids) for r in rollouts) - 1          # the first position that predicts a response
+        last = max(len(r.prompt_ids) + len(r.response_ids) for r in rollouts) - 1
+        kwargs: dict[str, Any] = {"adapter_names": adapter_names} if adapter_names else {}
+        out = model(input_ids=ids, attention_mask=attention, output_hidden_states=with_hidden,
+                    logits_to_keep=torch.arange(first, last, device=self.device), **kwargs)
+        offsets = torch.zeros((len(rollouts), resp), dtype=torch.long)
+        for b, r in enumerate(rollouts):
+            offsets[b, :len(r.response_ids)] = torch.arange(len(r.response_ids)) + len(r.prompt_ids) - 1 - first
+        offsets = offsets.to(self.device)
+        logits = out.logits.gather(1, offsets.unsqueeze(-1).expand(-1, -1, out.logits.shape[-1])).float()
+        logits = logits / self.settings.temperature
+        for b, r in enumerate(rollouts):
+            allowed = r.allowed_tokens(self.tokenizer, logits.shape[-1])
+            if allowed is not None:
+                positions, masks = allowed
+                positions = positions.to(self.device)
+                logits[b, positions] = logits[b, positions].masked_fill(~masks.to(self.device), -1e9)
+        targets = torch.zeros((len(rollouts), resp), dtype=torch.long)
+        for b, r in enumerate(rollouts):
+            targets[b, :len(r.response_ids)] = torch.tensor(r.response_ids)
+        log_probs = torch.log_softmax(logits, -1).gather(-1, targets.to(self.device).unsqueeze(-1)).squeeze(-1)
+        hidden = None
+        if with_hidden:
+            states = out.hidden_states[-1]
+            hidden = states.gather(1, (offsets + first).unsqueeze(-1).expand(-1, -1, states.shape[-1]))
         return log_probs, hidden, logits
+
+    def _forward(self, model: Any, rollout: Rollout, *, with_hidden: bool = False
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """:meth:`_forward_batch` of one rollout: log-probs (1, R), hidden states and logits."""
+        return self._forward_batch(model, [rollout], with_hidden=with_hidden)
+
+    def _micro_batches(self, rollouts: Sequence[Rollout], copies: int = 1) -> list[list[int]]:
+        """Indices of ``rollouts`` sorted by length, cut into micro-batches of at most ``micro_batch_tokens``
+        padded tokens (``copies``: how many times each rollout appears in a batch)."""
+        order = sorted(range(len(rollouts)), key=lambda i: len(rollouts[i].prompt_ids) + len(rollouts[i].response_ids))
+        batches: list[list[int]] = []
+        for i in order:
+            size = len(rollouts[i].prompt_ids) + len(rollouts[i].response_ids)
+            if batches and (len(batches[-1]) + 1) * copies * size <= self.settings.micro_batch_tokens:
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        return batches
 
     @contextlib.contextmanager
     def _reference(self) -> Iterator[Any]:
@@ -197,9 +279,42 @@ class CpuPPO:
     def _values(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.value_head(hidden.detach().float()).squeeze(-1)
 
+    def _score(self, rollouts: list[Rollout], batches: list[list[int]], need_ref: bool
+               ) -> tuple[list[torch.Tensor], list[torch.Tensor | None], list[torch.Tensor | None]]:
+        """The no-grad pass: old log-probs, reference log-probs and values of every rollout (response length)."""
+        gae = self.settings.algorithm == "gae"
+        n = len(rollouts)
+        old: list[Any] = [None] * n
+        ref: list[Any] = [None] * n
+        values: list[Any] = [None] * n
+        self.model.eval()
+        with torch.no_grad(), self._autocast():
+            for batch in batches:
+                part = [rollouts[i] for i in batch]
+                k = len(part)
+                if need_ref and self.lora:          # one forward: adapter on for the first k rows, off for the rest
+                    names = [self.model.active_adapter] * k + ["__base__"] * k
+                    log_probs, hidden, _ = self._forward_batch(self.model, part + part, with_hidden=gae,
+                                                               adapter_names=names)
+                    ref_lp = log_probs[k:]
+                else:
+                    log_probs, hidden, _ = self._forward_batch(self.model, part, with_hidden=gae)
+                    ref_lp = None
+                    if need_ref:
+                        with self._reference() as reference:
+                            ref_lp = self._forward_batch(reference, part)[0]
+                for j, i in enumerate(batch):
+                    size = len(rollouts[i].response_ids)
+                    old[i] = log_probs[j, :size].float()
+                    if ref_lp is not None:
+                        ref[i] = ref_lp[j, :size].float()
+                    if gae:
+                        values[i] = self._values(hidden[j, :size])
+        return old, ref, values
+
     # -- one PPO step ----------------------------------------------------------------------------
     def step(self, rollouts: Sequence[Rollout]) -> dict[str, float]:
-        """One PPO iteration over ``rollouts``: advantages from verl's GAE, then policy and value updates.
+        """One PPO iteration over ``rollouts``: advantages from verl's GAE (or GRPO), then policy and value updates.
 
         Returns:
             Metrics named as verl logs them (``actor/pg_loss``, ``critic/vf_loss``, ``actor/ppo_kl``,
@@ -209,67 +324,89 @@ class CpuPPO:
         if not rollouts:
             raise DataError("no rollout has a generated token to train on")
         s = self.settings
+        gae = s.algorithm == "gae"
+        if not gae and any(r.group is None for r in rollouts):
+            raise ValueError("GRPO compares the samples of one question: give every Rollout its group")
         width = max(len(r.response_ids) for r in rollouts)
 
         def pad(rows: list[torch.Tensor]) -> torch.Tensor:
             return torch.stack([torch.nn.functional.pad(x, (0, width - x.shape[-1])) for x in rows])
 
-        old, ref, values, masks, scores = [], [], [], [], []
-        with torch.no_grad():
-            for r in rollouts:
-                log_probs, hidden, _ = self._forward(self.model, r, with_hidden=True)
-                old.append(log_probs[0])
-                with self._reference() as reference:
-                    ref.append(self._forward(reference, r)[0][0])
-                values.append(self._values(hidden)[0])
-                mask = torch.tensor(r.response_mask, dtype=torch.float32, device=self.device)
-                masks.append(mask)
-                score = torch.zeros(len(r.response_ids), device=self.device)
-                score[int(mask.nonzero().max())] = r.reward       # on the last generated token
-                scores.append(score)
-        old_t, ref_t, values_t, mask_t, scores_t = (pad(x) for x in (old, ref, values, masks, scores))
+        need_ref = (s.kl_coef if gae else s.kl_loss_coef) > 0
+        old, ref, values = self._score(rollouts, self._micro_batches(rollouts, 2 if need_ref and self.lora else 1),
+                                       need_ref)
+        masks, scores = [], []
+        for r in rollouts:
+            mask = torch.tensor(r.response_mask, dtype=torch.float32, device=self.device)
+            masks.append(mask)
+            score = torch.zeros(len(r.response_ids), device=self.device)
+            score[int(mask.nonzero().max())] = r.reward       # on the last generated token
+            scores.append(score)
+        old_t, mask_t, scores_t = pad(old), pad(masks), pad(scores)
+        ref_t = pad(ref) if need_ref else old_t
         kl = core_algos.kl_penalty(old_t, ref_t, s.kl_penalty) * mask_t
-        rewards = scores_t - s.kl_coef * kl
-        advantages, returns = core_algos.compute_gae_advantage_return(rewards, values_t, mask_t, s.gamma, s.lam)
+        if gae:
+            values_t = pad(values)
+            rewards = scores_t - s.kl_coef * kl
+            advantages, returns = core_algos.compute_gae_advantage_return(rewards, values_t, mask_t, s.gamma, s.lam)
+        else:
+            import numpy as np
+
+            groups = np.array([str(r.group) for r in rollouts], dtype=object)
+            advantages, returns = core_algos.compute_grpo_outcome_advantage(scores_t, mask_t, groups)
 
         total_tokens = float(mask_t.sum())
         metrics: dict[str, float] = {"actor/pg_loss": 0.0, "critic/vf_loss": 0.0, "actor/ppo_kl": 0.0,
-                                     "actor/pg_clipfrac": 0.0, "actor/entropy": 0.0, "critic/vf_clipfrac": 0.0}
+                                     "actor/pg_clipfrac": 0.0, "actor/entropy": 0.0, "critic/vf_clipfrac": 0.0,
+                                     "actor/kl_loss": 0.0}
+        batches = self._micro_batches(rollouts)
         self.model.train()
         for _ in range(s.ppo_epochs):
             self.actor_optim.zero_grad()
             self.critic_optim.zero_grad()
-            for i, r in enumerate(rollouts):
-                n = len(r.response_ids)
-                weight = float(mask_t[i].sum()) / total_tokens      # token-mean over the whole batch
-                m = mask_t[i:i + 1, :n]
-                log_probs, hidden, logits = self._forward(self.model, r, with_hidden=True)
-                pg_loss, pg_metrics = self.policy_loss(old_t[i:i + 1, :n], log_probs, advantages[i:i + 1, :n], m,
+            for batch in batches:
+                part = [rollouts[i] for i in batch]
+                n = max(len(r.response_ids) for r in part)
+                rows = torch.tensor(batch, device=self.device)
+                m = mask_t[rows, :n]
+                weight = float(m.sum()) / total_tokens                 # token-mean over the whole batch
+                with self._autocast():
+                    log_probs, hidden, logits = self._forward_batch(self.model, part, with_hidden=gae)
+                log_probs = log_probs.float()
+                pg_loss, pg_metrics = self.policy_loss(old_t[rows, :n], log_probs, advantages[rows, :n], m,
                                                        "token-mean", self.actor_config)
                 entropy = core_algos.agg_loss(_entropy(logits), m, "token-mean")
-                vf_loss, vf_clipfrac = core_algos.compute_value_loss(self._values(hidden), returns[i:i + 1, :n],
-                                                                     values_t[i:i + 1, :n], m, s.cliprange_value)
-                ((pg_loss - s.entropy_coeff * entropy) * weight).backward()
-                (vf_loss * weight).backward()
+                loss = pg_loss - s.entropy_coeff * entropy
+                if not gae and need_ref:
+                    kl_loss = core_algos.agg_loss(core_algos.kl_penalty(log_probs, ref_t[rows, :n], s.kl_loss_type),
+                                                  m, "token-mean")
+                    loss = loss + s.kl_loss_coef * kl_loss
+                    metrics["actor/kl_loss"] += float(kl_loss.detach()) * weight / s.ppo_epochs
+                (loss * weight).backward()
+                if gae:
+                    vf_loss, vf_clipfrac = core_algos.compute_value_loss(self._values(hidden), returns[rows, :n],
+                                                                         values_t[rows, :n], m, s.cliprange_value)
+                    (vf_loss * weight).backward()
+                    metrics["critic/vf_loss"] += float(vf_loss.detach()) * weight / s.ppo_epochs
+                    metrics["critic/vf_clipfrac"] += float(vf_clipfrac) * weight / s.ppo_epochs
                 metrics["actor/pg_loss"] += float(pg_loss.detach()) * weight / s.ppo_epochs
-                metrics["critic/vf_loss"] += float(vf_loss.detach()) * weight / s.ppo_epochs
                 metrics["actor/entropy"] += float(entropy.detach()) * weight / s.ppo_epochs
                 metrics["actor/ppo_kl"] += pg_metrics["actor/ppo_kl"] * weight / s.ppo_epochs
                 metrics["actor/pg_clipfrac"] += pg_metrics["actor/pg_clipfrac"] * weight / s.ppo_epochs
-                metrics["critic/vf_clipfrac"] += float(vf_clipfrac) * weight / s.ppo_epochs
             trainable = [p for p in self.model.parameters() if p.requires_grad]
             grad_norm = torch.nn.utils.clip_grad_norm_(trainable, s.max_grad_norm)
             torch.nn.utils.clip_grad_norm_(self.value_head.parameters(), s.max_grad_norm)
             if math.isfinite(float(grad_norm)):
                 self.actor_optim.step()
-                self.critic_optim.step()
+                if gae:
+                    self.critic_optim.step()
         self.model.eval()
         self.steps += 1
         metrics.update({
             "actor/grad_norm": float(grad_norm),
             "actor/reward_kl_penalty": float((kl * mask_t).sum() / total_tokens),
             "critic/score/mean": float(sum(r.reward for r in rollouts) / len(rollouts)),
-            "critic/values/mean": float((values_t * mask_t).sum() / total_tokens),
+            "critic/values/mean": float((values_t * mask_t).sum() / total_tokens) if gae else 0.0,
             "critic/advantages/mean": float((advantages * mask_t).sum() / total_tokens),
             "response_length/mean": float(sum(len(r.response_ids) for r in rollouts) / len(rollouts)),
             "generated_tokens/mean": total_tokens / len(rollouts),
