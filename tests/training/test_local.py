@@ -1,4 +1,4 @@
-"""`s3 train local`: a PPO run on SmolLM2 killed mid-way resumes to the same step count, with its metrics."""
+"""`s3 train local`: a PPO run on SmolLM2 (rollouts on llama.cpp) killed mid-way resumes to the same step count."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from s3_agents.llm import smollm2_gguf_path
 from s3_agents.qa import load_qa
 from s3_agents.retrievers import build_index
 from s3_agents.training.data import prepare_dataset
@@ -35,8 +36,9 @@ def _command(root: Path, index: Path, llama_server, smollm2_hf, steps: int) -> l
     return s3_command("train", "local", "--train", str(root / "train.parquet"), "--retriever", str(index),
                       "--generator-url", llama_server.url, "--generator-model", llama_server.model,
                       "--rag-cache", str(root / "rag.sqlite"), "--out", str(root / "run"), "--model", str(smollm2_hf),
-                      "--steps", str(steps), "--batch-size", "1", "--save-every", "1", "--search", "2-1-1",
-                      "--turn-tokens", "60")
+                      "--steps", str(steps), "--batch-size", "2", "--save-every", "1", "--search", "2-1-1",
+                      "--turn-tokens", "60", "--engine", "llama.cpp", "--contexts", "2",
+                      "--base-gguf", str(smollm2_gguf_path()))    # the GGUF smollm2_hf was converted from
 
 
 def _rows(run: Path) -> list[dict[str, str]]:
@@ -61,7 +63,7 @@ def test_a_killed_run_resumes_to_the_same_step_count(setup, llama_server, smollm
     done = subprocess.run(_command(root, index, llama_server, smollm2_hf, 2), env=cli_env(), capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "step 2:" in done.stdout
+    assert "step 2:" in done.stdout and "rollouts on llama.cpp (2 at once)" in done.stdout
     rows = _rows(run)
     assert [int(r["step"]) for r in rows] == [1, 2] and list(rows[0]) == METRIC_COLUMNS
     assert all(0.0 <= float(r["valid_action_rate"]) <= 1.0 and float(r["tokens"]) > 0 for r in rows)
@@ -80,6 +82,13 @@ def test_other_settings_do_not_resume_a_run(setup, tmp_path) -> None:
         LocalRun(tmp_path, [{"q": 1}], object(), {}, LocalSettings(actor_lr=1.0))
     with pytest.raises(ValueError, match="no training rows"):
         LocalRun(tmp_path / "x", [], object(), {})
+    LocalRun(tmp_path, [{"q": 1}], object(), {}, LocalSettings(steps=3, engine="transformers", contexts=4))
+    with pytest.raises(ValueError, match="group size"):
+        LocalRun(tmp_path / "g", [{"q": 1}], object(), {}, LocalSettings(algorithm="grpo", batch_size=6))
+    with pytest.raises(ValueError, match="base model's GGUF"):
+        LocalRun(tmp_path / "h", [{"q": 1}], object(), {}, LocalSettings(engine="llama.cpp"), model="some/hf-model")
+    assert LocalRun(tmp_path / "a", [{"q": 1}], object(), {}, model="some/hf-model").engine == "transformers"
+    assert LocalRun(tmp_path / "b", [{"q": 1}], object(), {}).engine == "llama.cpp"
 
 
 def test_plot_from_metrics(tmp_path) -> None:

@@ -103,3 +103,61 @@ def test_rollouts_without_generated_tokens_are_refused(policy_model):
     ppo.settings = PPOSettings()
     with pytest.raises(ValueError, match="no rollout"):
         ppo.step([Rollout([1, 2], [3, 4], [0, 0], 1.0)])
+
+
+@pytest.mark.slow
+def test_one_batched_pass_gives_each_rollouts_own_log_probs_and_the_references(policy_model, rollouts):
+    """Right-padded micro-batches and peft's mixed-adapter rows give what one forward per rollout gives."""
+    from s3_agents.training.warmstart import lora_model
+
+    good, bad = rollouts
+    model = lora_model(copy.deepcopy(policy_model[0]))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)                    # an adapter that moves the policy away from its reference
+    ppo = CpuPPO(model, PPOSettings(micro_batch_tokens=100_000))
+    assert ppo._micro_batches([good, bad], 2) == [sorted([0, 1], key=lambda i: len((good, bad)[i].response_ids)
+                                                         + len((good, bad)[i].prompt_ids))]
+    old, ref, values = ppo._score([good, bad], [[0, 1]], need_ref=True)
+    for i, r in enumerate((good, bad)):
+        with torch.no_grad():
+            alone = ppo._forward(model, r)[0][0]
+            with ppo._reference() as reference:
+                ref_alone = ppo._forward(reference, r)[0][0]
+        assert torch.allclose(old[i], alone, atol=1e-4) and torch.allclose(ref[i], ref_alone, atol=1e-4)
+        assert not torch.allclose(old[i], ref[i], atol=1e-3) and values[i].shape == alone.shape
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bf16", [True, False], ids=["bf16-on", "bf16-off"])
+def test_a_step_under_forced_bf16_or_fp32_leaves_an_fp32_model(policy_model, rollouts, bf16):
+    from s3_agents.training.warmstart import lora_model
+
+    model = lora_model(copy.deepcopy(policy_model[0]))
+    ppo = CpuPPO(model, PPOSettings(bf16=bf16, actor_lr=1e-3))
+    assert ppo.bf16 is bf16
+    metrics = ppo.step(list(rollouts))
+    assert all(math.isfinite(v) for v in metrics.values()), metrics
+    assert "forward" not in model.__dict__ and all(p.dtype == torch.float32 for p in model.parameters())
+    assert model(input_ids=torch.tensor([[1, 2, 3]])).logits.dtype == torch.float32
+    assert torch.is_autocast_cpu_enabled() is False
+
+
+@pytest.mark.slow
+def test_grpo_compares_the_samples_of_one_question(policy_model, rollouts):
+    from s3_agents.training.warmstart import lora_model
+
+    good, bad = rollouts
+    model = lora_model(copy.deepcopy(policy_model[0]))
+    ppo = CpuPPO(model, PPOSettings(algorithm="grpo", actor_lr=1e-3, entropy_coeff=0.0))
+    with pytest.raises(ValueError, match="group"):
+        ppo.step([good, bad])
+    group = [Rollout(r.prompt_ids, r.response_ids, r.response_mask, r.reward, group="q1") for r in (good, bad)]
+    start = sequence_logprob(ppo, good) - sequence_logprob(ppo, bad)
+    for _ in range(2):
+        metrics = ppo.step(group)
+    assert sequence_logprob(ppo, good) - sequence_logprob(ppo, bad) > start
+    assert metrics["critic/vf_loss"] == 0.0 and metrics["actor/kl_loss"] >= 0.0
+    with pytest.raises(ValueError, match="algorithm"):
+        CpuPPO(model, PPOSettings(algorithm="dpo"))
