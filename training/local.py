@@ -70,6 +70,7 @@ class LocalSettings:
         algorithm: ``"ppo"`` (GAE with the value head, the paper's) or ``"grpo"``.
         group_size: GRPO's samples per question (``batch_size`` must be a multiple of it).
         bf16: bfloat16 autocast in the update (``None``: where the CPU or GPU supports it).
+        micro_batch_tokens: Padded tokens per micro-batch of the update (rollouts sorted by length).
     """
 
     steps: int = 50
@@ -95,9 +96,10 @@ class LocalSettings:
     algorithm: str = "ppo"
     group_size: int = 4
     bf16: bool | None = None
+    micro_batch_tokens: int = 8192
 
 
-_RESUMABLE = {"steps", "save_every", "engine", "contexts", "bf16"}
+_RESUMABLE = {"steps", "save_every", "engine", "contexts", "bf16", "micro_batch_tokens"}
 """Settings a run may change when it resumes (how it runs, not what it learns)."""
 
 
@@ -222,6 +224,7 @@ class LocalRun:
         model.to(self.device).eval()
         ppo = CpuPPO(model, PPOSettings(actor_lr=s.actor_lr, critic_lr=s.critic_lr, kl_coef=s.kl_coef,
                                         entropy_coeff=s.entropy_coeff, temperature=s.temperature, bf16=s.bf16,
+                                        micro_batch_tokens=s.micro_batch_tokens,
                                         algorithm="gae" if s.algorithm == "ppo" else "grpo"),
                      tokenizer=tokenizer)
         step = 0

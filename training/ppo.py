@@ -190,57 +190,83 @@ class CpuPPO:
 
     # -- forward passes --------------------------------------------------------------------------
     def _forward_batch(self, model: Any, rollouts: Sequence[Rollout], *, with_hidden: bool = False,
-                       adapter_names: list[str] | None = None
-                       ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Log-probs of each rollout's response tokens (B, R), and the hidden states (B, R, H) and logits
-        (B, R, V) that predict them, in one right-padded forward (R: the longest response; rows past a
-        response's end are padding).
+                       with_entropy: bool = False, adapter_names: list[str] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Log-probs of each rollout's response tokens (B, R), and the hidden states (B, R, H) and entropies
+        (B, R) of the positions that predict them, in one right-padded forward (R: the longest response).
 
-        Logits are divided by the sampling temperature, and positions sampled under a grammar keep only
-        the tokens it allowed (the distribution the token was drawn from). Only the positions that predict
-        a response token go through the LM head.
+        Only generated tokens (response mask 1) are scored: the LM head, the softmax and the entropy run on
+        those positions alone, and every other entry is 0 (PPO, GAE and the value loss mask them out).
+        Logits are divided by the sampling temperature, and positions sampled under a grammar keep only the
+        tokens it allowed (the distribution the token was drawn from).
         """
         if any(r.grammar is not None for r in rollouts) and self.tokenizer is None:
             raise ValueError("rollouts sampled under a grammar need CpuPPO(..., tokenizer=...)")
+        n = len(rollouts)
         lengths = [len(r.prompt_ids) + len(r.response_ids) for r in rollouts]
-        width, resp = max(lengths), max(len(r.response_ids) for r in rollouts)
-        ids = torch.zeros((len(rollouts), width), dtype=torch.long)
-        attention = torch.zeros((len(rollouts), width), dtype=torch.long)
+        resp = max(len(r.response_ids) for r in rollouts)
+        generated = [[j for j, m in enumerate(r.response_mask) if m] for r in rollouts]
+        width = max(1, max(len(g) for g in generated))
+        ids = torch.zeros((n, max(lengths)), dtype=torch.long)
+        attention = torch.zeros_like(ids)
+        columns = torch.zeros((n, width), dtype=torch.long)     # response position of each scored token
+        targets = torch.zeros((n, width), dtype=torch.long)
+        valid = torch.zeros((n, width), dtype=torch.bool)
         for b, r in enumerate(rollouts):
             ids[b, :lengths[b]] = torch.tensor(r.prompt_ids + r.response_ids)
             attention[b, :lengths[b]] = 1
-        ids, attention = ids.to(self.device), attention.to(self.device)
-        first = min(len(r.prompt_ids) for r in rollouts) - 1          # the first position that predicts a response
-        last = max(len(r.prompt_ids) + len(r.response_ids) for r in rollouts) - 1
+            k = len(generated[b])
+            if k:
+                columns[b, :k] = torch.tensor(generated[b])
+                targets[b, :k] = torch.tensor([r.response_ids[j] for j in generated[b]])
+                valid[b, :k] = True
+        starts = torch.tensor([len(r.prompt_ids) - 1 for r in rollouts]).unsqueeze(1)
+        rows = torch.arange(n).unsqueeze(1).to(self.device)
+        positions = (columns + starts).to(self.device)          # the position that predicts each scored token
         kwargs: dict[str, Any] = {"adapter_names": adapter_names} if adapter_names else {}
-        out = model(input_ids=ids, attention_mask=attention, output_hidden_states=with_hidden,
-                    logits_to_keep=torch.arange(first, last, device=self.device), **kwargs)
-        offsets = torch.zeros((len(rollouts), resp), dtype=torch.long)
-        for b, r in enumerate(rollouts):
-            offsets[b, :len(r.response_ids)] = torch.arange(len(r.response_ids)) + len(r.prompt_ids) - 1 - first
-        offsets = offsets.to(self.device)
-        logits = out.logits.gather(1, offsets.unsqueeze(-1).expand(-1, -1, out.logits.shape[-1])).float()
-        logits = logits / self.settings.temperature
+        out = model(input_ids=ids.to(self.device), attention_mask=attention.to(self.device), output_hidden_states=True,
+                    logits_to_keep=1, **kwargs)
+        states = out.hidden_states[-1][rows, positions]           # (B, G, H), after the final norm
+        logits = model.get_output_embeddings()(states).float() / self.settings.temperature
         for b, r in enumerate(rollouts):
             allowed = r.allowed_tokens(self.tokenizer, logits.shape[-1])
-            if allowed is not None:
-                positions, masks = allowed
-                positions = positions.to(self.device)
-                logits[b, positions] = logits[b, positions].masked_fill(~masks.to(self.device), -1e9)
-        targets = torch.zeros((len(rollouts), resp), dtype=torch.long)
-        for b, r in enumerate(rollouts):
-            targets[b, :len(r.response_ids)] = torch.tensor(r.response_ids)
-        log_probs = torch.log_softmax(logits, -1).gather(-1, targets.to(self.device).unsqueeze(-1)).squeeze(-1)
-        hidden = None
-        if with_hidden:
-            states = out.hidden_states[-1]
-            hidden = states.gather(1, (offsets + first).unsqueeze(-1).expand(-1, -1, states.shape[-1]))
-        return log_probs, hidden, logits
+            if allowed is not None:                  # its positions are the generated ones, in order
+                _, masks = allowed
+                k = masks.shape[0]
+                logits[b, :k] = logits[b, :k].masked_fill(~masks.to(self.device), -1e9)
+        scored = torch.log_softmax(logits, -1).gather(-1, targets.to(self.device).unsqueeze(-1)).squeeze(-1)
+        valid, columns = valid.to(self.device), columns.to(self.device)
+
+        def spread(values: torch.Tensor) -> torch.Tensor:
+            """(B, G, ...) at the scored tokens -> (B, R, ...) over the whole response, 0 elsewhere."""
+            full = values.new_zeros((n, resp, *values.shape[2:]))
+            full[rows.expand_as(columns)[valid], columns[valid]] = values[valid]
+            return full
+
+        hidden = spread(states) if with_hidden else None
+        entropy = spread(_entropy(logits)) if with_entropy else None
+        return spread(scored), hidden, entropy
 
     def _forward(self, model: Any, rollout: Rollout, *, with_hidden: bool = False
                  ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """:meth:`_forward_batch` of one rollout: log-probs (1, R), hidden states and logits."""
+        """:meth:`_forward_batch` of one rollout: log-probs (1, R), hidden states and entropies."""
         return self._forward_batch(model, [rollout], with_hidden=with_hidden)
+
+    @contextlib.contextmanager
+    def _frozen_in_bf16(self) -> Iterator[None]:
+        """Under bf16, the frozen weights are held in bf16 for the step (autocast casts a frozen weight again at
+        every call; it caches only trainable ones), then given back their fp32 values exactly."""
+        if not self.bf16:
+            yield
+            return
+        kept = [(p, p.data) for p in self.model.parameters() if not p.requires_grad and p.dtype == torch.float32]
+        for p, data in kept:
+            p.data = data.to(torch.bfloat16)
+        try:
+            yield
+        finally:
+            for p, data in kept:
+                p.data = data
 
     def _micro_batches(self, rollouts: Sequence[Rollout], copies: int = 1) -> list[list[int]]:
         """Indices of ``rollouts`` sorted by length, cut into micro-batches of at most ``micro_batch_tokens``
@@ -333,6 +359,13 @@ class CpuPPO:
             return torch.stack([torch.nn.functional.pad(x, (0, width - x.shape[-1])) for x in rows])
 
         need_ref = (s.kl_coef if gae else s.kl_loss_coef) > 0
+        with self._frozen_in_bf16():
+            metrics = self._step(rollouts, need_ref, gae, pad)
+        self.steps += 1
+        return metrics
+
+    def _step(self, rollouts: list[Rollout], need_ref: bool, gae: bool, pad: Any) -> dict[str, float]:
+        s = self.settings
         old, ref, values = self._score(rollouts, self._micro_batches(rollouts, 2 if need_ref and self.lora else 1),
                                        need_ref)
         masks, scores = [], []
@@ -360,7 +393,9 @@ class CpuPPO:
                                      "actor/pg_clipfrac": 0.0, "actor/entropy": 0.0, "critic/vf_clipfrac": 0.0,
                                      "actor/kl_loss": 0.0}
         batches = self._micro_batches(rollouts)
-        self.model.train()
+        # Dropout stays off (eval mode) in the update as in the scoring pass: on-policy, the ratio then compares
+        # the very function that scored the old log-probs (verl and TRL switch the policy's dropout off too).
+        self.model.eval()
         for _ in range(s.ppo_epochs):
             self.actor_optim.zero_grad()
             self.critic_optim.zero_grad()
@@ -371,11 +406,12 @@ class CpuPPO:
                 m = mask_t[rows, :n]
                 weight = float(m.sum()) / total_tokens                 # token-mean over the whole batch
                 with self._autocast():
-                    log_probs, hidden, logits = self._forward_batch(self.model, part, with_hidden=gae)
+                    log_probs, hidden, entropies = self._forward_batch(self.model, part, with_hidden=gae,
+                                                                       with_entropy=True)
                 log_probs = log_probs.float()
                 pg_loss, pg_metrics = self.policy_loss(old_t[rows, :n], log_probs, advantages[rows, :n], m,
                                                        "token-mean", self.actor_config)
-                entropy = core_algos.agg_loss(_entropy(logits), m, "token-mean")
+                entropy = core_algos.agg_loss(entropies.float(), m, "token-mean")
                 loss = pg_loss - s.entropy_coeff * entropy
                 if not gae and need_ref:
                     kl_loss = core_algos.agg_loss(core_algos.kl_penalty(log_probs, ref_t[rows, :n], s.kl_loss_type),
@@ -400,8 +436,6 @@ class CpuPPO:
                 self.actor_optim.step()
                 if gae:
                     self.critic_optim.step()
-        self.model.eval()
-        self.steps += 1
         metrics.update({
             "actor/grad_norm": float(grad_norm),
             "actor/reward_kl_penalty": float((kl * mask_t).sum() / total_tokens),

@@ -1,0 +1,184 @@
+"""Training and evaluation throughput on a CPU: today's path and the fast path side by side, in one process.
+
+Every configuration trains ``s3 train local`` (LocalRun) for ``--steps`` steps from the same adapter, on the
+same seeded questions of the benchmark world's train split, with the recorded recipe's loop settings (5-3-3,
+100 tokens a turn, 3-document budget, temperature 0.6, 8 episodes a step) and the same generator
+(SmolLM2 behind ``python -m llama_cpp.server``) and naive-RAG cache:
+
+* ``today``: transformers rollouts, one episode at a time; fp32 update, one rollout per micro-batch
+  (the configuration ``s3 train local`` ran before issue 23, on today's code);
+* ``llama.cpp``: rollouts on llama.cpp (the live adapter as a GGUF LoRA, ``--contexts`` episodes at once),
+  length-sorted micro-batches, bf16 autocast where the CPU has it;
+* ``llama.cpp-grpo``: the same with GRPO (4 samples per question, no value head).
+
+It reports episodes an hour, generated tokens a second and the rollout, reward and update seconds per step,
+then the seconds per question of the shipped trained searcher (search and answer) in transformers and in
+llama.cpp. Results are checkpointed in ``--out`` (a rerun skips what is done) and written to
+docs/benchmarks.md.
+
+Command: ``python benchmarks/train_throughput.py`` (about 40 minutes on 2 cores; ``--quick`` checks it runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+SEARCH, TURN_TOKENS, BUDGET = "5-3-3", 100, 3
+CONFIGS: dict[str, dict[str, Any]] = {
+    "today": {"engine": "transformers", "contexts": 1, "bf16": False, "micro_batch_tokens": 1},
+    "llama.cpp": {"engine": "llama.cpp", "contexts": 2, "bf16": None},
+    "llama.cpp-grpo": {"engine": "llama.cpp", "contexts": 2, "bf16": None, "algorithm": "grpo", "group_size": 4},
+}
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "train-throughput")
+    parser.add_argument("--steps", type=int, default=2, help="Training steps per configuration.")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--eval-questions", type=int, default=10)
+    parser.add_argument("--only", default=None, help="Comma-separated configurations (and/or 'eval').")
+    parser.add_argument("--quick", action="store_true", help="Tiny sizes, to check the script runs; writes no docs.")
+    args = parser.parse_args()
+    if args.quick:
+        args.steps, args.batch_size, args.eval_questions = 1, 4, 1
+    return args
+
+
+def _setup(args: argparse.Namespace) -> tuple[Any, Path, Path]:
+    from s3_agents.qa import QAExample
+    from s3_agents.retrievers import build_index
+    from s3_agents.training.data import prepare_dataset
+    from s3_agents.world import build_world, default_world_dir, load_world
+
+    world = build_world(300, seed=5) if args.quick else load_world(default_world_dir())
+    index = args.out / "world-index"
+    if not (index / "CURRENT").is_file():
+        build_index(world.passages, index, show_progress=False)
+    parquet = args.out / "train.parquet"
+    if not parquet.is_file():
+        items = [QAExample(q["question"], tuple(q["answers"]), q["id"], "s3_world") for q in world.split("train")]
+        prepare_dataset(items, parquet)
+    return world, index, parquet
+
+
+def _train(args: argparse.Namespace, name: str, index: Path, parquet: Path, generator_url: str) -> dict[str, Any]:
+    import torch
+
+    from s3_agents.retrievers import load_retriever
+    from s3_agents.trained import trained_searcher_dir
+    from s3_agents.training.local import LocalRun, LocalSettings, _read_csv, read_rows
+
+    out = args.out / "runs" / name
+    shutil.rmtree(out, ignore_errors=True)
+    settings = LocalSettings(steps=args.steps, batch_size=args.batch_size, search=SEARCH, max_turn_tokens=TURN_TOKENS,
+                             max_context_docs=BUDGET, save_every=args.steps, **CONFIGS[name])
+    run = LocalRun(out, read_rows(parquet), load_retriever(index),
+                   {"generator_url": generator_url, "generator_model": "smollm2",
+                    "rag_cache": str(args.out / "rag.sqlite"), "retriever": str(index)},
+                   settings, init_adapter=trained_searcher_dir())
+    torch.manual_seed(0)
+    run.train(progress=False)
+    rows = _read_csv(out / "metrics.csv")
+    per_step = {k: sum(float(r[k]) for r in rows) / len(rows) for k in
+                ("seconds", "rollout_seconds", "reward_seconds", "update_seconds", "generated_tokens", "reward",
+                 "valid_action_rate")}
+    return {"engine": run.engine, "steps": len(rows), "batch_size": args.batch_size, **per_step,
+            "episodes_per_hour": 3600 * args.batch_size / per_step["seconds"],
+            "generated_tokens_per_s": per_step["generated_tokens"] / per_step["rollout_seconds"]}
+
+
+def _evaluate(args: argparse.Namespace, world: Any, index: Path) -> dict[str, Any]:
+    from s3_agents.generator import Generator
+    from s3_agents.llm import LlamaCppClient
+    from s3_agents.retrievers import load_retriever
+    from s3_agents.searcher import S3Searcher
+    from s3_agents.trained import trained_config, trained_searcher
+
+    questions = [q["question"] for q in world.sample("test", args.eval_questions)]
+    retriever, generator = load_retriever(index), Generator(LlamaCppClient())
+    result: dict[str, Any] = {}
+    for engine in ("transformers", "llama.cpp"):
+        policy = trained_searcher(engine=engine)
+        searcher = S3Searcher(policy, retriever, trained_config())
+        started = time.perf_counter()
+        turns = 0
+        for q in questions:
+            state = searcher.search(q)
+            generator.answer(q, state["context"])
+            turns += len(state["outputs"])
+        result[engine] = {"seconds_per_question": (time.perf_counter() - started) / len(questions),
+                          "turns_per_question": turns / len(questions)}
+        policy.close()
+    result["questions"] = len(questions)
+    return result
+
+
+def _report(results: dict[str, Any], args: argparse.Namespace) -> str:
+    lines = ["## Training and evaluation throughput (`benchmarks/train_throughput.py`)", "",
+             f"Command: `python benchmarks/train_throughput.py --steps {args.steps}`", "",
+             f"`s3 train local` from the shipped adapter on the benchmark world's train split: {SEARCH}, "
+             f"{TURN_TOKENS} tokens a turn, {BUDGET}-document budget, temperature 0.6, {args.batch_size} episodes a "
+             "step, SmolLM2 (`python -m llama_cpp.server`) as generator, the same seeded questions and naive-RAG "
+             "cache for every configuration, one process. Mean of the steps.", "",
+             "| configuration | engine | episodes/hour | generated tokens/s | rollout s/step | reward s/step "
+             "(inside rollout) | update s/step | reward |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for name in CONFIGS:
+        r = results.get(name)
+        if r:
+            lines.append(f"| {name} | {r['engine']} | {r['episodes_per_hour']:.0f} | {r['generated_tokens_per_s']:.1f} "
+                         f"| {r['rollout_seconds']:.1f} | {r['reward_seconds']:.1f} | {r['update_seconds']:.1f} "
+                         f"| {r['reward']:+.3f} |")
+    if "today" in results and "llama.cpp" in results:
+        ratio = results["llama.cpp"]["episodes_per_hour"] / results["today"]["episodes_per_hour"]
+        lines += ["", f"Episodes per hour, llama.cpp / today: **{ratio:.2f}x** (goal 5x)."]
+    if "eval" in results:
+        e = results["eval"]
+        t, ll = e["transformers"]["seconds_per_question"], e["llama.cpp"]["seconds_per_question"]
+        lines += ["", f"Shipped trained searcher, {e['questions']} world test questions (search + SmolLM2 answer): "
+                      f"transformers {t:.1f} s/question, llama.cpp {ll:.1f} s/question: **{ll / t:.2f}** of "
+                      "transformers' time (goal at most 0.2)."]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    from _report import write_section
+
+    from s3_agents.llm import LocalLlamaServer
+
+    args = _args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    saved = args.out / ("results-quick.json" if args.quick else "results.json")
+    results: dict[str, Any] = json.loads(saved.read_text()) if saved.is_file() else {}
+    wanted = args.only.split(",") if args.only else [*CONFIGS, "eval"]
+    world, index, parquet = _setup(args)
+    server = LocalLlamaServer(n_ctx=8192)
+    try:
+        for name in wanted:
+            if name in results:
+                continue
+            print(f"== {name}", flush=True)
+            results[name] = (_evaluate(args, world, index) if name == "eval"
+                             else _train(args, name, index, parquet, server.url))
+            print(json.dumps(results[name], indent=1), flush=True)
+            saved.write_text(json.dumps(results, indent=1))
+    finally:
+        server.stop()
+    body = _report(results, args)
+    print(body)
+    if not args.quick:
+        write_section("train_throughput", body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
