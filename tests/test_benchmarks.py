@@ -61,3 +61,12 @@ def test_scale_benchmark_runs() -> None:
     for words in ("| flat | `Flat` |", "| edge-hnsw |", "ivfpq-rflat", "A compressed index at recall@10 >= 0.9",
                   "Qdrant Edge HNSW vs FAISS HNSW"):
         assert words in result.stdout
+
+
+def test_train_throughput_benchmark_runs(tmp_path) -> None:
+    result = subprocess.run([sys.executable, "benchmarks/train_throughput.py", "--quick", "--out", str(tmp_path)],
+                            cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    for row in ("| today | transformers |", "| llama.cpp | llama.cpp |", "| llama.cpp-grpo | llama.cpp |"):
+        assert row in result.stdout
+    assert "Episodes per hour, llama.cpp / today" in result.stdout and "s/question" in result.stdout

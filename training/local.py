@@ -96,7 +96,7 @@ class LocalSettings:
     algorithm: str = "ppo"
     group_size: int = 4
     bf16: bool | None = None
-    micro_batch_tokens: int = 8192
+    micro_batch_tokens: int = 2048
 
 
 _RESUMABLE = {"steps", "save_every", "engine", "contexts", "bf16", "micro_batch_tokens"}

@@ -107,7 +107,9 @@ class PPOSettings:
         bf16: bfloat16 autocast for the forward and backward passes (weights, optimiser state and losses stay
             fp32); ``None``: where the CPU has AVX-512 BF16 / AMX or the GPU has bf16.
         micro_batch_tokens: Token budget of one micro-batch (padded rows x columns); rollouts are sorted by
-            length and grouped up to it.
+            length and grouped up to it. The default keeps episodes of a thousand tokens or more one to a
+            micro-batch: on 2 CPU cores a padded pair ran slower than the two alone (54.6 s against 42.3 s for 8
+            rollouts of 1,400 tokens, bf16); a GPU gains from a larger budget.
     """
 
     actor_lr: float = 1e-6
@@ -126,7 +128,7 @@ class PPOSettings:
     kl_loss_coef: float = 0.001
     kl_loss_type: str = "low_var_kl"
     bf16: bool | None = False
-    micro_batch_tokens: int = 8192
+    micro_batch_tokens: int = 2048
 
 
 class CpuPPO:
