@@ -141,6 +141,7 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> str:
             lines.append(f"| {name} | {r['engine']} | {r['episodes_per_hour']:.0f} | {r['generated_tokens_per_s']:.1f} "
                          f"| {r['rollout_seconds']:.1f} | {r['reward_seconds']:.1f} | {r['update_seconds']:.1f} "
                          f"| {r['reward']:+.3f} |")
+    lines += ["", "GRPO's episodes come 4 to a question (2 questions a step), so its reward is not comparable."]
     if "today" in results and "llama.cpp" in results:
         ratio = results["llama.cpp"]["episodes_per_hour"] / results["today"]["episodes_per_hour"]
         lines += ["", f"Episodes per hour, llama.cpp / today: **{ratio:.2f}x** (goal 5x)."]
@@ -150,6 +151,8 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> str:
         lines += ["", f"Shipped trained searcher, {e['questions']} world test questions (search + SmolLM2 answer): "
                       f"transformers {t:.1f} s/question, llama.cpp {ll:.1f} s/question: **{ll / t:.2f}** of "
                       "transformers' time (goal at most 0.2)."]
+    anchor = "throughput-on-this-2-core-machine-what-was-reached-and-what-bounds-it"
+    lines += ["", f"What bounds these figures, with the profile of a step: [training.md](training.md#{anchor})."]
     return "\n".join(lines)
 
 
