@@ -141,7 +141,7 @@ def test_a_step_under_forced_bf16_or_fp32_leaves_an_fp32_model(policy_model, rol
     assert all(math.isfinite(v) for v in metrics.values()), metrics
     assert "forward" not in model.__dict__ and all(p.dtype == torch.float32 for p in model.parameters())
     assert model(input_ids=torch.tensor([[1, 2, 3]])).logits.dtype == torch.float32
-    assert torch.is_autocast_cpu_enabled() is False
+    assert torch.is_autocast_enabled("cpu") is False
 
 
 @pytest.mark.slow
