@@ -355,19 +355,19 @@ class CpuPPO:
         gae = s.algorithm == "gae"
         if not gae and any(r.group is None for r in rollouts):
             raise ValueError("GRPO compares the samples of one question: give every Rollout its group")
+        with self._frozen_in_bf16():
+            metrics = self._step(rollouts, gae)
+        self.steps += 1
+        return metrics
+
+    def _step(self, rollouts: list[Rollout], gae: bool) -> dict[str, float]:
+        s = self.settings
         width = max(len(r.response_ids) for r in rollouts)
 
         def pad(rows: list[torch.Tensor]) -> torch.Tensor:
             return torch.stack([torch.nn.functional.pad(x, (0, width - x.shape[-1])) for x in rows])
 
         need_ref = (s.kl_coef if gae else s.kl_loss_coef) > 0
-        with self._frozen_in_bf16():
-            metrics = self._step(rollouts, need_ref, gae, pad)
-        self.steps += 1
-        return metrics
-
-    def _step(self, rollouts: list[Rollout], need_ref: bool, gae: bool, pad: Any) -> dict[str, float]:
-        s = self.settings
         old, ref, values = self._score(rollouts, self._micro_batches(rollouts, 2 if need_ref and self.lora else 1),
                                        need_ref)
         masks, scores = [], []
