@@ -70,6 +70,8 @@ class _Slot:
             failed = llama_cpp.llama_set_adapters_lora(self.llm._ctx.ctx, (llama_cpp.llama_adapter_lora_p_ctypes * 1)(
                 new), 1, (ctypes.c_float * 1)(1.0))
         if failed:
+            if new is not None:
+                llama_cpp.llama_adapter_lora_free(new)
             raise RuntimeError(f"llama.cpp could not apply the GGUF LoRA {path}")
         if self.adapter is not None:
             llama_cpp.llama_adapter_lora_free(self.adapter)
