@@ -79,8 +79,6 @@ class S3Searcher:
             BatchError: If an episode failed (without ``return_exceptions``); its ``results`` hold the states
                 of the others (``None`` where one failed) and ``errors`` the exceptions by index.
         """
-        if concurrency < 1:
-            raise ValueError("concurrency must be >= 1")
         results = await gather_bounded((self.asearch(q) for q in questions), concurrency=concurrency,
                                        return_exceptions=True)
         errors = {i: r for i, r in enumerate(results) if isinstance(r, BaseException)}
