@@ -43,9 +43,16 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--engine", default="auto", choices=["auto", "llama.cpp", "transformers"],
                         help="PPO rollout engine (s3 train local --engine); llama.cpp with --model needs that folder "
                              "to hold SmolLM2's GGUF weights (runs/smollm2-hf does), whose GGUF it samples from.")
+    parser.add_argument("--eval-policies", default="untrained,warmstart,ppo",
+                        help="Comma-separated searchers the eval stage runs beside naive RAG (a subset saves hours: "
+                             "each one costs transformers' seconds per question).")
     parser.add_argument("--quick", action="store_true", help="Tiny sizes, to check the script runs.")
     parser.add_argument("--no-write", action="store_true", help="Do not write docs/.")
     args = parser.parse_args()
+    args.eval_policies = [name.strip() for name in args.eval_policies.split(",") if name.strip()]
+    unknown = sorted(set(args.eval_policies) - {"untrained", "warmstart", "ppo"})
+    if unknown or not args.eval_policies:
+        parser.error(f"--eval-policies: unknown {unknown or 'empty'}; choose from untrained, warmstart, ppo")
     if args.quick:
         args.warmstart_questions, args.ppo_steps, args.batch_size, args.eval_limit = 2, 1, 1, 2
     return args
@@ -248,7 +255,8 @@ def main() -> None:
         ppo = ppo_stage(args, world, index, adapter, server.url)
         if args.stage == "ppo":
             return
-        results = eval_stage(args, world, index, {"untrained": None, "warmstart": adapter, "ppo": ppo}, server.url)
+        adapters = {"untrained": None, "warmstart": adapter, "ppo": ppo}
+        results = eval_stage(args, world, index, {name: adapters[name] for name in args.eval_policies}, server.url)
     summary = _summary(results, world)
     print(json.dumps(summary, indent=1))
     if args.no_write:
