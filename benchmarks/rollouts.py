@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from benchmarks._servers import free_port, wait_healthy  # noqa: E402
 from s3_agents import FaissRetriever, OpenAICompatClient, S3Searcher, SearchConfig  # noqa: E402
 from s3_agents.corpus import load_demo_corpus  # noqa: E402
 from s3_agents.embedders import load_embedder  # noqa: E402
-from s3_agents.llm import Completion, smollm2_gguf_path  # noqa: E402
+from s3_agents.llm import Completion, LocalLlamaServer, smollm2_gguf_path  # noqa: E402
 from s3_agents.qa import load_demo_qa  # noqa: E402
 from s3_agents.retrievers.base import Retriever  # noqa: E402
 from s3_agents.types import Passage  # noqa: E402
@@ -72,15 +73,6 @@ class TimedRetriever(Retriever):
             self.timer.retrieval += time.perf_counter() - start
 
 
-def start_llama_cpp_binary(binary: Path, port: int, parallel: int, log: Any) -> subprocess.Popen:
-    """llama.cpp's own server: ``parallel`` slots decoded together (continuous batching)."""
-    proc = subprocess.Popen(
-        [str(binary), "-m", str(smollm2_gguf_path()), "--host", "127.0.0.1", "--port", str(port),
-         "-c", str(8192 * parallel), "-np", str(parallel), "-t", str(os.cpu_count() or 2), "-a", "smollm2"],
-        stdout=log, stderr=subprocess.STDOUT)
-    return wait_healthy(proc, f"http://127.0.0.1:{port}/v1/models")
-
-
 def start_llama_server(port: int, log: Any) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf_path()), "--model_alias", "smollm2",
@@ -108,32 +100,32 @@ def main() -> int:
     questions = [q.question for q in items[:: max(1, len(items) // args.questions)]][: args.questions]
     config = SearchConfig(max_new_tokens=args.max_new_tokens)
     retriever = FaissRetriever.from_passages(load_demo_corpus().passages, load_embedder("minilm"))
-    port = free_port()
-    with tempfile.TemporaryFile("w+") as log:
-        if args.llama_server:
-            server = start_llama_cpp_binary(args.llama_server, port, args.concurrency, log)
+    with tempfile.TemporaryFile("w+") as log, contextlib.ExitStack() as stack:
+        if args.llama_server:             # llama.cpp's own server: parallel slots decoded together
+            url = stack.enter_context(LocalLlamaServer(n_ctx=8192, n_threads=os.cpu_count() or 2,
+                                                       parallel=args.concurrency, binary=args.llama_server)).url
         else:
-            server = start_llama_server(port, log)
-        try:
-            client = OpenAICompatClient(f"http://127.0.0.1:{port}/v1", "smollm2", timeout=600)
-            searcher = S3Searcher(client, retriever, config)
-            searcher.search(questions[0])  # warm-up
+            port = free_port()
+            proc = start_llama_server(port, log)
+            stack.callback(proc.wait, timeout=30)
+            stack.callback(proc.terminate)
+            url = f"http://127.0.0.1:{port}/v1"
+        client = OpenAICompatClient(url, "smollm2", timeout=600)
+        searcher = S3Searcher(client, retriever, config)
+        searcher.search(questions[0])  # warm-up
 
-            # 1. Sequential loop, with timers around every LLM and retriever call.
-            timer = Timed()
-            timed = S3Searcher(TimedClient(client, timer), TimedRetriever(retriever, timer), config)
-            start = time.perf_counter()
-            sequential_states = [timed.search(q) for q in questions]
-            sequential = time.perf_counter() - start
-            overhead = sequential - timer.llm - timer.retrieval
+        # 1. Sequential loop, with timers around every LLM and retriever call.
+        timer = Timed()
+        timed = S3Searcher(TimedClient(client, timer), TimedRetriever(retriever, timer), config)
+        start = time.perf_counter()
+        sequential_states = [timed.search(q) for q in questions]
+        sequential = time.perf_counter() - start
+        overhead = sequential - timer.llm - timer.retrieval
 
-            # 2. The same questions as one concurrent batch.
-            start = time.perf_counter()
-            batch_states = asyncio.run(searcher.abatch(questions, concurrency=args.concurrency))
-            concurrent = time.perf_counter() - start
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        # 2. The same questions as one concurrent batch.
+        start = time.perf_counter()
+        batch_states = asyncio.run(searcher.abatch(questions, concurrency=args.concurrency))
+        concurrent = time.perf_counter() - start
     n = len(questions)
     generations = sum(len(s["outputs"]) for s in sequential_states)
     speedup = sequential / concurrent

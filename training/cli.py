@@ -350,6 +350,9 @@ def local_command(
         help="Rollout engine: llama.cpp (the base GGUF + the live adapter as a GGUF LoRA), transformers (the torch "
              "model; the path on CUDA) or auto (llama.cpp on a CPU when the base GGUF is known).")] = "auto",
     contexts: Annotated[int, typer.Option(min=1, help="Episodes in flight at once on llama.cpp.")] = 2,
+    reward_concurrency: Annotated[int, typer.Option(
+        min=1, help="Reward requests in flight at once at --generator-url: its parallel slots (llama.cpp's "
+                    "llama-server --parallel N, vLLM); python -m llama_cpp.server answers one at a time.")] = 4,
     base_gguf: Annotated[Path | None, typer.Option(
         help="The base model's GGUF for llama.cpp rollouts (default: SmolLM2's without --model); the same "
              "weights as --model.")] = None,
@@ -368,7 +371,8 @@ def local_command(
                              max_turn_tokens=turn_tokens, constrained=constrained, temperature=temperature,
                              actor_lr=actor_lr, kl_coef=kl_coef, variant=variant, judge=judge,
                              max_context_docs=max_context_docs, seed=seed, engine=engine, contexts=contexts,
-                             algorithm=algorithm, group_size=group_size, bf16=bf16)
+                             reward_concurrency=reward_concurrency, algorithm=algorithm, group_size=group_size,
+                             bf16=bf16)
     reward_kwargs = {"generator_url": generator_url, "generator_model": generator_model,
                      "rag_cache": str(rag_cache), "retriever": retriever, "timeout": timeout}
     from s3_agents.errors import DataError

@@ -17,6 +17,7 @@ started again with the same folder resumes from the latest checkpoint.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import os
@@ -67,6 +68,8 @@ class LocalSettings:
         engine: Rollout engine: ``"llama.cpp"``, ``"transformers"`` or ``"auto"`` (llama.cpp on a CPU when the
             base model's GGUF is known, else transformers).
         contexts: Episodes in flight at once on llama.cpp (one context each).
+        reward_concurrency: Generator requests of the reward in flight at once: an episode's reward is requested
+            as soon as it ends, while the next episodes roll out; match the generator server's parallel slots.
         algorithm: ``"ppo"`` (GAE with the value head, the paper's) or ``"grpo"``.
         group_size: GRPO's samples per question (``batch_size`` must be a multiple of it).
         bf16: bfloat16 autocast in the update (``None``: where the CPU or GPU supports it).
@@ -93,13 +96,14 @@ class LocalSettings:
     seed: int = 0
     engine: str = "auto"
     contexts: int = 2
+    reward_concurrency: int = 4
     algorithm: str = "ppo"
     group_size: int = 4
     bf16: bool | None = None
     micro_batch_tokens: int = 2048
 
 
-_RESUMABLE = {"steps", "save_every", "engine", "contexts", "bf16", "micro_batch_tokens"}
+_RESUMABLE = {"steps", "save_every", "engine", "contexts", "reward_concurrency", "bf16", "micro_batch_tokens"}
 """Settings a run may change when it resumes (how it runs, not what it learns)."""
 
 
@@ -168,6 +172,9 @@ class LocalRun:
             raise ValueError(f"engine must be auto, llama.cpp or transformers, got {s.engine!r}")
         if s.algorithm not in ("ppo", "grpo"):
             raise ValueError(f"algorithm must be ppo or grpo, got {s.algorithm!r}")
+        if s.contexts < 1 or s.reward_concurrency < 1:
+            raise ValueError(f"contexts and reward_concurrency must be at least 1, got {s.contexts} and "
+                             f"{s.reward_concurrency}")
         if s.algorithm == "grpo" and (s.group_size < 2 or s.batch_size % s.group_size):
             raise ValueError(f"GRPO needs a group size of 2 or more dividing the batch size ({s.batch_size}), "
                              f"got {s.group_size}")
@@ -275,23 +282,30 @@ class LocalRun:
 
     async def _episodes(self, loop: Any, rows: list[tuple[int, dict[str, Any]]], concurrency: int
                         ) -> list[tuple[Any, dict[str, Any]]]:
-        """Run the episodes, ``concurrency`` at a time, each scored by Gain Beyond RAG as soon as it ends."""
+        """Run the episodes, ``concurrency`` at a time, each scored by Gain Beyond RAG as soon as it ends.
+
+        An episode frees its rollout slot when it ends, so the next one starts while the generator answers for
+        it: up to ``settings.reward_concurrency`` reward requests go to the generator together.
+        """
         from s3_agents.training.reward import compute_score
 
         s = self.settings
         sampling = {"temperature": s.temperature, "top_p": s.top_p}
+        rolling, scoring = asyncio.Semaphore(concurrency), asyncio.Semaphore(s.reward_concurrency)
 
         async def one(index: int, row: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
-            output = await loop.run(sampling, **row)
+            async with rolling:
+                output = await loop.run(sampling, **row)
             info = {**(row.get("extra_info") or {}), **output.extra_fields}
-            started = time.perf_counter()
-            score = await compute_score(row.get("data_source", ""), "", row["reward_model"]["ground_truth"], info,
-                                        variant=s.variant, judge=s.judge, **self.reward_kwargs)
-            score["reward_seconds"] = time.perf_counter() - started
+            async with scoring:
+                started = time.perf_counter()
+                score = await compute_score(row.get("data_source", ""), "", row["reward_model"]["ground_truth"],
+                                            info, variant=s.variant, judge=s.judge, **self.reward_kwargs)
+                score["reward_seconds"] = time.perf_counter() - started
             score["group"] = index
             return output, score
 
-        return await gather_bounded((one(i, row) for i, row in rows), concurrency=concurrency)
+        return await gather_bounded(one(i, row) for i, row in rows)
 
     def _rollout_server(self, model: Any, tokenizer: Any, step: int) -> Any:
         seed = self.settings.seed + 1000 * step

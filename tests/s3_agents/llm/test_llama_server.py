@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from s3_agents.errors import LLMUnavailableError
-from s3_agents.llm import LocalLlamaServer, OpenAICompatClient
+from s3_agents.llm import LocalLlamaServer, OpenAICompatClient, find_llama_server
 
 
 @pytest.mark.slow
@@ -25,3 +25,17 @@ def test_a_bad_model_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not a gguf")
     with pytest.raises(LLMUnavailableError, match="exited"):
         LocalLlamaServer(bad, startup_timeout=60)
+
+
+def test_parallel_slots_need_llama_server(tmp_path, monkeypatch):
+    monkeypatch.delenv("S3_LLAMA_SERVER", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))                       # no llama-server on it
+    assert find_llama_server() is None
+    with pytest.raises(ValueError, match="build_llama_server.sh"):
+        LocalLlamaServer(parallel=4)
+    with pytest.raises(ValueError, match="does not exist"):
+        LocalLlamaServer(parallel=4, binary=tmp_path / "missing" / "llama-server")
+    with pytest.raises(ValueError, match="at least 1"):
+        LocalLlamaServer(parallel=0)
+    monkeypatch.setenv("S3_LLAMA_SERVER", str(tmp_path / "llama-server"))
+    assert find_llama_server() == tmp_path / "llama-server"
