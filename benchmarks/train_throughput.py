@@ -2,14 +2,18 @@
 
 Every configuration trains ``s3 train local`` (LocalRun) for ``--steps`` steps from the same adapter, on the
 same seeded questions of the benchmark world's train split, with the recorded recipe's loop settings (5-3-3,
-100 tokens a turn, 3-document budget, temperature 0.6, 8 episodes a step) and the same generator
-(SmolLM2 behind ``python -m llama_cpp.server``) and naive-RAG cache:
+100 tokens a turn, 3-document budget, temperature 0.6, 8 episodes a step), the same generator model (SmolLM2)
+and naive-RAG cache:
 
 * ``today``: transformers rollouts, one episode at a time; fp32 update, one rollout per micro-batch
-  (the configuration ``s3 train local`` ran before issue 23, on today's code);
+  (the configuration ``s3 train local`` ran before issue 23, on today's code); generator on
+  ``python -m llama_cpp.server`` (one request at a time);
 * ``llama.cpp``: rollouts on llama.cpp (the live adapter as a GGUF LoRA, ``--contexts`` episodes at once),
-  length-sorted micro-batches, bf16 autocast where the CPU has it;
-* ``llama.cpp-grpo``: the same with GRPO (4 samples per question, no value head).
+  length-sorted micro-batches, bf16 autocast where the CPU has it; the same one-slot generator;
+* ``llama.cpp-slots``: the same with the generator on llama.cpp's ``llama-server`` with ``--slots`` parallel
+  slots, the rewards of a step sent concurrently (needs ``--llama-server`` or ``$S3_LLAMA_SERVER``, built by
+  ``scripts/build_llama_server.sh``; skipped without one);
+* ``llama.cpp-grpo``: the llama.cpp configuration with GRPO (4 samples per question, no value head).
 
 It reports episodes an hour, generated tokens a second and the rollout, reward and update seconds per step,
 then the seconds per question of the shipped trained searcher (search and answer) in transformers and in
@@ -23,6 +27,7 @@ The GRPO configuration's episodes come 4 to a question, so its reward is not com
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
@@ -35,10 +40,15 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 SEARCH, TURN_TOKENS, BUDGET = "5-3-3", 100, 3
 CONFIGS: dict[str, dict[str, Any]] = {
-    "today": {"engine": "transformers", "contexts": 1, "bf16": False, "micro_batch_tokens": 1},
-    "llama.cpp": {"engine": "llama.cpp", "contexts": 2, "bf16": None},
-    "llama.cpp-grpo": {"engine": "llama.cpp", "contexts": 2, "bf16": None, "algorithm": "grpo", "group_size": 4},
+    "today": {"engine": "transformers", "contexts": 1, "bf16": False, "micro_batch_tokens": 1,
+              "reward_concurrency": 1},
+    "llama.cpp": {"engine": "llama.cpp", "contexts": 2, "bf16": None, "reward_concurrency": 1},
+    "llama.cpp-slots": {"engine": "llama.cpp", "contexts": 2, "bf16": None},
+    "llama.cpp-grpo": {"engine": "llama.cpp", "contexts": 2, "bf16": None, "algorithm": "grpo", "group_size": 4,
+                       "reward_concurrency": 1},
 }
+SLOTTED = {"llama.cpp-slots"}
+"""Configurations whose generator is llama-server with parallel slots (the others: one-slot llama_cpp.server)."""
 
 
 def _args() -> argparse.Namespace:
@@ -47,6 +57,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=2, help="Training steps per configuration.")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--eval-questions", type=int, default=10)
+    parser.add_argument("--llama-server", type=Path, default=None,
+                        help="llama.cpp's llama-server (default: $S3_LLAMA_SERVER or one on PATH) for llama.cpp-slots.")
+    parser.add_argument("--slots", type=int, default=4, help="Parallel slots of llama-server (llama.cpp-slots).")
     parser.add_argument("--only", default=None, help="Comma-separated configurations (and/or 'eval').")
     parser.add_argument("--quick", action="store_true", help="Tiny sizes, to check the script runs; writes no docs.")
     parser.add_argument("--no-write", action="store_true", help="Do not write docs/benchmarks.md.")
@@ -83,8 +96,9 @@ def _train(args: argparse.Namespace, name: str, index: Path, parquet: Path, gene
 
     out = args.out / "runs" / name
     shutil.rmtree(out, ignore_errors=True)
+    config = CONFIGS[name] | ({"reward_concurrency": args.slots} if name in SLOTTED else {})
     settings = LocalSettings(steps=args.steps, batch_size=args.batch_size, search=SEARCH, max_turn_tokens=TURN_TOKENS,
-                             max_context_docs=BUDGET, save_every=args.steps, **CONFIGS[name])
+                             max_context_docs=BUDGET, save_every=args.steps, **config)
     run = LocalRun(out, read_rows(parquet), load_retriever(index),
                    {"generator_url": generator_url, "generator_model": "smollm2",
                     "rag_cache": str(args.out / "rag.sqlite"), "retriever": str(index)},
@@ -128,23 +142,29 @@ def _evaluate(args: argparse.Namespace, world: Any, index: Path) -> dict[str, An
 
 def _report(results: dict[str, Any], args: argparse.Namespace) -> str:
     lines = ["## Training and evaluation throughput (`benchmarks/train_throughput.py`)", "",
-             f"Command: `python benchmarks/train_throughput.py --steps {args.steps}`", "",
+             "Command: `bash scripts/build_llama_server.sh && S3_LLAMA_SERVER=build/llama-server/llama-server "
+             f"python benchmarks/train_throughput.py --steps {args.steps}`", "",
              f"`s3 train local` from the shipped adapter on the benchmark world's train split: {SEARCH}, "
              f"{TURN_TOKENS} tokens a turn, {BUDGET}-document budget, temperature 0.6, {args.batch_size} episodes a "
-             "step, SmolLM2 (`python -m llama_cpp.server`) as generator, the same seeded questions and naive-RAG "
-             "cache for every configuration, one process. Mean of the steps.", "",
-             "| configuration | engine | episodes/hour | generated tokens/s | rollout s/step | reward s/step "
-             "(inside rollout) | update s/step | reward |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+             f"step, SmolLM2 as generator (`python -m llama_cpp.server`, one request at a time; llama.cpp-slots: "
+             f"`llama-server` with {args.slots} parallel slots), the same seeded questions and naive-RAG cache for "
+             "every configuration, one process. Mean of the steps. An episode's reward is requested when it ends, "
+             "while the next episodes roll out; the reward column sums the episodes' reward latencies, which "
+             "overlap the rollouts.", "",
+             "| configuration | engine | generator | episodes/hour | generated tokens/s | rollout s/step "
+             "| reward s/step (summed) | update s/step | reward |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for name in CONFIGS:
         r = results.get(name)
         if r:
-            lines.append(f"| {name} | {r['engine']} | {r['episodes_per_hour']:.0f} | {r['generated_tokens_per_s']:.1f} "
-                         f"| {r['rollout_seconds']:.1f} | {r['reward_seconds']:.1f} | {r['update_seconds']:.1f} "
-                         f"| {r['reward']:+.3f} |")
+            generator = f"llama-server, {args.slots} slots" if name in SLOTTED else "llama_cpp.server"
+            lines.append(f"| {name} | {r['engine']} | {generator} | {r['episodes_per_hour']:.0f} "
+                         f"| {r['generated_tokens_per_s']:.1f} | {r['rollout_seconds']:.1f} "
+                         f"| {r['reward_seconds']:.1f} | {r['update_seconds']:.1f} | {r['reward']:+.3f} |")
     lines += ["", "GRPO's episodes come 4 to a question (2 questions a step), so its reward is not comparable."]
-    if "today" in results and "llama.cpp" in results:
-        ratio = results["llama.cpp"]["episodes_per_hour"] / results["today"]["episodes_per_hour"]
-        lines += ["", f"Episodes per hour, llama.cpp / today: **{ratio:.2f}x** (goal 5x)."]
+    for name in ("llama.cpp", "llama.cpp-slots"):
+        if "today" in results and name in results:
+            ratio = results[name]["episodes_per_hour"] / results["today"]["episodes_per_hour"]
+            lines += ["", f"Episodes per hour, {name} / today: **{ratio:.2f}x** (goal 5x)."]
     if "eval" in results:
         e = results["eval"]
         t, ll = e["transformers"]["seconds_per_question"], e["llama.cpp"]["seconds_per_question"]
@@ -159,26 +179,33 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> str:
 def main() -> int:
     from _report import write_section
 
-    from s3_agents.llm import LocalLlamaServer
+    from s3_agents.llm import LocalLlamaServer, find_llama_server
 
     args = _args()
     args.out.mkdir(parents=True, exist_ok=True)
     saved = args.out / ("results-quick.json" if args.quick else "results.json")
     results: dict[str, Any] = json.loads(saved.read_text()) if saved.is_file() else {}
     wanted = args.only.split(",") if args.only else [*CONFIGS, "eval"]
+    binary = args.llama_server or find_llama_server()
+    if binary is None and SLOTTED & set(wanted):
+        print(f"no llama-server (--llama-server, $S3_LLAMA_SERVER): skipping {sorted(SLOTTED & set(wanted))}")
+        wanted = [name for name in wanted if name not in SLOTTED]
     world, index, parquet = _setup(args)
-    server = LocalLlamaServer(n_ctx=8192)
-    try:
+    with contextlib.ExitStack() as stack:
+        servers: dict[str, Any] = {}
         for name in wanted:
             if name in results:
                 continue
+            kind = "slots" if name in SLOTTED else "one"
+            if kind not in servers:
+                servers[kind] = stack.enter_context(
+                    LocalLlamaServer(n_ctx=8192, parallel=args.slots, binary=binary) if kind == "slots"
+                    else LocalLlamaServer(n_ctx=8192))
             print(f"== {name}", flush=True)
             results[name] = (_evaluate(args, world, index) if name == "eval"
-                             else _train(args, name, index, parquet, server.url))
+                             else _train(args, name, index, parquet, servers[kind].url))
             print(json.dumps(results[name], indent=1), flush=True)
             saved.write_text(json.dumps(results, indent=1))
-    finally:
-        server.stop()
     body = _report(results, args)
     print(body)
     if not args.no_write:

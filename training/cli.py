@@ -361,6 +361,9 @@ def local_command(
     bf16: Annotated[bool | None, typer.Option(
         "--bf16/--no-bf16", help="bfloat16 autocast in the update (default: where the CPU/GPU supports it).")
     ] = None,
+    max_minutes: Annotated[float | None, typer.Option(
+        min=0, help="Wall-clock budget: stop (with a checkpoint) after the first step that ends past it; "
+                    "run the command again to go on.")] = None,
 ) -> None:
     """PPO in this process (CPU or one GPU) with checkpoints, resume, metrics CSV/TensorBoard and a reward plot."""
     from s3_agents.retrievers import load_retriever
@@ -385,10 +388,14 @@ def local_command(
             raise
         raise typer.BadParameter(str(err)) from err
     typer.echo(f"rollouts on {run.engine}" + (f" ({contexts} at once)" if run.engine == "llama.cpp" else ""))
-    last = run.train()
+    last = run.train(max_seconds=None if max_minutes is None else 60 * max_minutes)
     if not last:
         typer.echo(f"{out} already has {steps} steps; raise --steps to train on")
         return
     typer.echo(f"step {last['step']}: reward {last['reward']:.3f}, acc {last['acc']:.3f}, acc_rag "
                f"{last['acc_rag']:.3f}, valid actions {last['valid_action_rate']:.2f}; metrics in "
                f"{out / 'metrics.csv'}, plot {out / 'reward.png'}, adapter {out / 'adapter'}")
+    if last["step"] < steps:
+        short = steps - last["step"]
+        typer.echo(f"stopped at the {max_minutes:g}-minute budget, {short} step{'s' * (short > 1)} short of --steps "
+                   f"{steps}: run the same command again to go on")

@@ -320,16 +320,22 @@ class LocalRun:
         server.load_adapter(model)
         return server
 
-    def train(self, *, progress: bool = True) -> dict[str, Any]:
+    def train(self, *, progress: bool = True, max_seconds: float | None = None) -> dict[str, Any]:
         """Run (or resume) up to ``settings.steps`` steps; returns the last step's metrics.
+
+        Args:
+            progress: Show a progress bar.
+            max_seconds: Also stop after the first step that ends this many seconds after the call began (a
+                wall-clock budget; a checkpoint is written there, so the run resumes from it).
 
         Returns:
             The last row of ``metrics.csv`` as a dict (empty when nothing was left to do).
         """
-        return run_sync(self.atrain(progress=progress))
+        return run_sync(self.atrain(progress=progress, max_seconds=max_seconds))
 
-    async def atrain(self, *, progress: bool = True) -> dict[str, Any]:
+    async def atrain(self, *, progress: bool = True, max_seconds: float | None = None) -> dict[str, Any]:
         """:meth:`train` from a running event loop (a notebook: ``await run.atrain()``)."""
+        began = time.perf_counter()
         from tqdm.auto import tqdm
 
         from s3_agents.grammar import action_grammar
@@ -369,11 +375,14 @@ class LocalRun:
                         if name != "step":
                             writer.add_scalar(f"train/{name}", value, step)
                     writer.flush()
-                if step % s.save_every == 0 or step == s.steps:
+                out_of_time = max_seconds is not None and time.perf_counter() - began >= max_seconds
+                if step % s.save_every == 0 or step == s.steps or out_of_time:
                     self._save(model, ppo, step)
                 bar.update(1)
                 bar.set_postfix(reward=f"{last['reward']:.2f}", acc=f"{last['acc']:.2f}",
                                 valid=f"{last['valid_action_rate']:.2f}")
+                if out_of_time:
+                    break
         finally:
             bar.close()
             if writer is not None:

@@ -60,10 +60,12 @@ def test_a_killed_run_resumes_to_the_same_step_count(setup, llama_server, smollm
     proc.wait()
     assert (run / "checkpoints" / "latest").read_text() == "step_1"
 
-    done = subprocess.run(_command(root, index, llama_server, smollm2_hf, 2), env=cli_env(), capture_output=True,
-                          text=True, timeout=600)
+    # Resumed with more steps but no time left: it stops (with a checkpoint) after the first step it runs.
+    done = subprocess.run([*_command(root, index, llama_server, smollm2_hf, 3), "--max-minutes", "0"],
+                          env=cli_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "step 2:" in done.stdout and "rollouts on llama.cpp (2 at once)" in done.stdout
+    assert "1 step short of --steps 3" in done.stdout
     rows = _rows(run)
     assert [int(r["step"]) for r in rows] == [1, 2] and list(rows[0]) == METRIC_COLUMNS
     assert all(0.0 <= float(r["valid_action_rate"]) <= 1.0 and float(r["tokens"]) > 0 for r in rows)
