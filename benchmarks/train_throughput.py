@@ -70,7 +70,7 @@ def _args() -> argparse.Namespace:
     return args
 
 
-def _setup(args: argparse.Namespace) -> tuple[Any, Path, Path]:
+def setup_world(args: argparse.Namespace) -> tuple[Any, Path, Path]:
     from s3_agents.qa import QAExample
     from s3_agents.retrievers import build_index
     from s3_agents.training.data import prepare_dataset
@@ -142,8 +142,8 @@ def _evaluate(args: argparse.Namespace, world: Any, index: Path) -> dict[str, An
 
 def _report(results: dict[str, Any], args: argparse.Namespace) -> str:
     lines = ["## Training and evaluation throughput (`benchmarks/train_throughput.py`)", "",
-             "Command: `bash scripts/build_llama_server.sh && S3_LLAMA_SERVER=build/llama-server/llama-server "
-             f"python benchmarks/train_throughput.py --steps {args.steps}`", "",
+             f"Command: `python benchmarks/train_throughput.py --steps {args.steps} --llama-server "
+             "build/llama-server/llama-server` (after `bash scripts/build_llama_server.sh`)", "",
              f"`s3 train local` from the shipped adapter on the benchmark world's train split: {SEARCH}, "
              f"{TURN_TOKENS} tokens a turn, {BUDGET}-document budget, temperature 0.6, {args.batch_size} episodes a "
              f"step, SmolLM2 as generator (`python -m llama_cpp.server`, one request at a time; llama.cpp-slots: "
@@ -190,7 +190,7 @@ def main() -> int:
     if binary is None and SLOTTED & set(wanted):
         print(f"no llama-server (--llama-server, $S3_LLAMA_SERVER): skipping {sorted(SLOTTED & set(wanted))}")
         wanted = [name for name in wanted if name not in SLOTTED]
-    world, index, parquet = _setup(args)
+    world, index, parquet = setup_world(args)
     with contextlib.ExitStack() as stack:
         servers: dict[str, Any] = {}
         for name in wanted:

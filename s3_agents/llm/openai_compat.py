@@ -243,7 +243,9 @@ class OpenAICompatClient:
     def _aclient(self) -> openai.AsyncOpenAI:
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
-            self._async = (loop, openai.AsyncOpenAI(**self._options))
+            # Our own httpx client: the SDK's default one, dropped after its loop closed, schedules its close on
+            # the next loop, where it fails ("Event loop is closed", logged as a never-retrieved task).
+            self._async = (loop, openai.AsyncOpenAI(**self._options, http_client=openai.DefaultAsyncHttpxClient()))
         return self._async[1]
 
     async def _acreate(self, request: dict[str, Any], chat: bool) -> Completion:

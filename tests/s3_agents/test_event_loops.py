@@ -151,3 +151,26 @@ def test_llama_cpp_and_transformers_clients_across_two_asyncio_runs() -> None:
         second = asyncio.run(client.achat(messages, max_tokens=4))        # failed before: lock bound to loop one
         assert first.text and first.text == second.text                    # greedy: the same answer
         client.close()
+
+
+def test_openai_compat_client_across_two_asyncio_runs_leaves_no_failing_close(llama_server, caplog) -> None:
+    import gc
+
+    from s3_agents.llm import OpenAICompatClient
+
+    client = OpenAICompatClient(llama_server.url, llama_server.model)
+    messages = [{"role": "user", "content": "Name a colour."}]
+
+    async def twice() -> list[str]:                  # the second loop drops the first loop's HTTP client
+        replies = [await client.achat(messages, max_tokens=4)]
+        gc.collect()
+        await asyncio.sleep(0.05)
+        return [r.text for r in replies]
+
+    with caplog.at_level("ERROR", logger="asyncio"):
+        first = asyncio.run(twice())
+        second = asyncio.run(twice())
+        gc.collect()
+    assert first == second
+    assert not [r for r in caplog.records if "Event loop is closed" in r.getMessage() + str(r.exc_info)]
+    client.close()
