@@ -3,12 +3,13 @@
 Both train ``s3 train local`` with rollouts on llama.cpp from the same adapter (``--init-adapter``), with the same
 seed, data order and loop settings as ``benchmarks/train_throughput.py`` (5-3-3, 100 tokens a turn, 3-document
 budget, 8 episodes a step; GRPO: 4 samples of 2 questions a step, no value head), each for ``--minutes`` of wall
-clock (``LocalRun.train(max_seconds=)``), one after the other on the same generator. Then the start adapter and
+clock (``LocalRun.train(max_seconds=)``). The two train **at the same time**, in two processes sharing the machine
+and the generator, so that whatever else loads this noisy machine loads both alike. Then the start adapter and
 both trained adapters search the same questions of the world's **dev** split (``World.sample("dev", n, seed=0)``,
 never the test split), on llama.cpp, greedy and constrained, SmolLM2 answering: GenAcc (span match) and
 answer-in-context with 95% bootstrap intervals, and paired differences on the same questions.
 
-Command: ``python benchmarks/ppo_vs_grpo.py --init-adapter runs/warmstart-1f505b4 --minutes 10`` (about 35 minutes
+Command: ``python benchmarks/ppo_vs_grpo.py --init-adapter runs/warmstart-1f505b4 --minutes 12`` (about 25 minutes
 on 2 cores; ``--quick`` checks it runs). A rerun keeps what ``--out`` holds; a training run interrupted before its
 budget ran out starts again from the adapter, so each run gets one uninterrupted budget.
 """
@@ -19,6 +20,7 @@ import argparse
 import asyncio
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,8 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--group-size", type=int, default=4, help="GRPO's samples per question.")
     parser.add_argument("--eval-questions", type=int, default=40, help="Questions of the dev split.")
+    parser.add_argument("--train-one", choices=ALGORITHMS, default=None, help=argparse.SUPPRESS)  # a child process
+    parser.add_argument("--generator-url", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="Tiny sizes, to check the script runs; writes no docs.")
     parser.add_argument("--no-write", action="store_true", help="Do not write docs/benchmarks.md.")
     args = parser.parse_args()
@@ -59,8 +63,8 @@ def _train(args: argparse.Namespace, algorithm: str, index: Path, parquet: Path,
                              max_context_docs=BUDGET, save_every=100_000, engine="llama.cpp", contexts=2,
                              reward_concurrency=1, algorithm=algorithm, group_size=args.group_size, seed=0)
     run = LocalRun(out, read_rows(parquet), load_retriever(index),
-                   {"generator_url": generator_url, "generator_model": "smollm2",
-                    "rag_cache": str(args.out / "rag.sqlite"), "retriever": str(index)},
+                   {"generator_url": generator_url, "generator_model": "smollm2",   # a cache each: no shared writes
+                    "rag_cache": str(args.out / f"rag-{algorithm}.sqlite"), "retriever": str(index)},
                    settings, init_adapter=init_adapter)
     run.train(progress=False, max_seconds=60 * args.minutes)
     rows = _read_csv(out / "metrics.csv")
@@ -117,8 +121,8 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> str:
              f"`s3 train local` on llama.cpp rollouts from the same adapter, seed and data order, {SEARCH}, "
              f"{TURN_TOKENS} tokens a turn, {BUDGET}-document budget, {args.batch_size} episodes a step (GRPO: "
              f"{args.group_size} samples of each of {args.batch_size // args.group_size} questions), each for "
-             f"{args.minutes:g} minutes of wall clock, one after the other; SmolLM2 on `python -m llama_cpp.server` "
-             "as generator.", "",
+             f"{args.minutes:g} minutes of wall clock, both at the same time (two processes on the 2 cores, each "
+             "with its 2 llama.cpp contexts); SmolLM2 on one `python -m llama_cpp.server` as their generator.", "",
              "| algorithm | steps | episodes | questions | training s | reward, step 1 | reward, mean of steps |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     for name in ALGORITHMS:
@@ -155,13 +159,23 @@ def main() -> int:
     results: dict[str, Any] = json.loads(saved.read_text()) if saved.is_file() else {}
     init = args.init_adapter or trained_searcher_dir()
     world, index, parquet = setup_world(args)
+    if args.train_one:                               # the child: train one algorithm, write its figures
+        result = _train(args, args.train_one, index, parquet, args.generator_url, init)
+        (args.out / f"train-{args.train_one}.json").write_text(json.dumps(result))
+        return 0
     with LocalLlamaServer(n_ctx=8192) as server:
-        results.setdefault("train", {})
-        for name in ALGORITHMS:
-            if name not in results["train"]:
-                print(f"== {name}: {args.minutes:g} minutes", flush=True)
-                results["train"][name] = _train(args, name, index, parquet, server.url, init)
-                saved.write_text(json.dumps(results, indent=1))
+        if "train" not in results:
+            print(f"== ppo and grpo side by side: {args.minutes:g} minutes each", flush=True)
+            common = [sys.executable, __file__, "--out", str(args.out), "--init-adapter", str(init), "--minutes",
+                      str(args.minutes), "--batch-size", str(args.batch_size), "--group-size", str(args.group_size),
+                      "--generator-url", server.url] + (["--quick"] if args.quick else [])
+            children = {name: subprocess.Popen([*common, "--train-one", name]) for name in ALGORITHMS}
+            failed = [name for name, child in children.items() if child.wait() != 0]
+            if failed:
+                raise SystemExit(f"training {failed} failed (see the output above)")
+            results["train"] = {name: json.loads((args.out / f"train-{name}.json").read_text())
+                                for name in ALGORITHMS}
+            saved.write_text(json.dumps(results, indent=1))
         adapters = {"start": init} | {name: Path(results["train"][name]["adapter"]) for name in ALGORITHMS}
         rows = _evaluate(args, world, index, adapters, server.url)
     per = summarize(rows)
