@@ -102,7 +102,8 @@ class LlamaCppRolloutServer:
         contexts: Episodes that generate at once, each in its own context.
         threads: CPU threads per context (default: the cores shared out among the contexts).
         n_ctx: Context window of each context, in tokens.
-        seed: Sampling seed (call ``n`` samples with ``seed + n``: reproducible runs).
+        seed: Sampling seed (the ``n``-th call samples with ``seed + n``: reproducible with one context; with
+            several, calls arrive in an order that timing decides, so a rerun draws other samples).
 
     Example:
         >>> server = LlamaCppRolloutServer(smollm2_gguf_path(), tokenizer, contexts=2)        # doctest: +SKIP
