@@ -44,7 +44,8 @@ class LocalLlamaServer:
         startup_timeout: Seconds to wait for ``/v1/models``.
         log_file: File that receives the server's output (default: discarded).
         parallel: Slots decoded together; above 1 needs ``llama-server``.
-        binary: The ``llama-server`` binary (default: :func:`find_llama_server`); given, it is used even for one slot.
+        binary: The ``llama-server`` binary (default with ``parallel > 1``: :func:`find_llama_server`); given, it
+            serves even one slot.
 
     Raises:
         ValueError: ``parallel > 1`` and no ``llama-server`` binary was given or found.
