@@ -39,3 +39,23 @@ def test_parallel_slots_need_llama_server(tmp_path, monkeypatch):
         LocalLlamaServer(parallel=0)
     monkeypatch.setenv("S3_LLAMA_SERVER", str(tmp_path / "llama-server"))
     assert find_llama_server() == tmp_path / "llama-server"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_llama_server() is None,
+                    reason="no llama-server ($S3_LLAMA_SERVER; scripts/build_llama_server.sh)")
+def test_llama_server_answers_requests_together_on_parallel_slots():
+    import asyncio
+
+    with LocalLlamaServer(n_ctx=1024, parallel=2) as server:
+        client = OpenAICompatClient(server.url, server.alias)
+
+        async def both():
+            return await asyncio.gather(*(client.achat([{"role": "user", "content": f"Say {w}"}], max_tokens=8)
+                                          for w in ("hi", "bye")))
+
+        replies = asyncio.run(both())
+        assert all(r.completion_tokens > 0 for r in replies)
+        root = server.url.removesuffix("/v1")
+        assert httpx.get(root + "/props", timeout=5).json()["total_slots"] == 2
+        assert [slot["n_ctx"] for slot in httpx.get(root + "/slots", timeout=5).json()] == [1024, 1024]
