@@ -61,6 +61,8 @@ def _args() -> argparse.Namespace:
                         help="llama.cpp's llama-server (default: $S3_LLAMA_SERVER or one on PATH) for llama.cpp-slots.")
     parser.add_argument("--slots", type=int, default=4, help="Parallel slots of llama-server (llama.cpp-slots).")
     parser.add_argument("--only", default=None, help="Comma-separated configurations (and/or 'eval').")
+    parser.add_argument("--section", default="train_throughput",
+                        help="Section of docs/benchmarks.md to write (a subset run keeps the full table's).")
     parser.add_argument("--quick", action="store_true", help="Tiny sizes, to check the script runs; writes no docs.")
     parser.add_argument("--no-write", action="store_true", help="Do not write docs/benchmarks.md.")
     args = parser.parse_args()
@@ -114,6 +116,33 @@ def _train(args: argparse.Namespace, name: str, index: Path, parquet: Path, gene
             "generated_tokens_per_s": per_step["generated_tokens"] / per_step["rollout_seconds"]}
 
 
+def _fill_rag_cache(args: argparse.Namespace, index: Path, parquet: Path, generator_url: str) -> None:
+    """Naive-RAG baselines of every question the steps will draw, before any configuration is timed.
+
+    The reward computes a missing baseline on the spot; filled first, no configuration pays for them.
+    """
+    from s3_agents.generator import Generator
+    from s3_agents.llm import OpenAICompatClient
+    from s3_agents.qa import QAExample
+    from s3_agents.rag_cache import RagCache
+    from s3_agents.retrievers import load_retriever
+    from s3_agents.training.local import LocalRun, LocalSettings, read_rows
+
+    plan = LocalRun(args.out / "cache-plan", read_rows(parquet), None, {},
+                    LocalSettings(batch_size=args.batch_size, engine="transformers"))
+    rows = [row for step in range(args.steps) for _, row in plan._batch(step)]    # PPO's questions hold GRPO's
+    items = [QAExample(row["reward_model"]["ground_truth"]["question"],
+                       tuple(row["reward_model"]["ground_truth"]["target"])) for row in rows]
+    generator = Generator(OpenAICompatClient(generator_url, "smollm2"))
+    cache = RagCache(args.out / "rag.sqlite", retriever_id=RagCache.retriever_key(str(index)),
+                     generator_id=generator.name, k=BUDGET)
+    try:
+        print("naive-RAG baselines:", cache.precompute(items, load_retriever(index), generator, concurrency=1,
+                                                       show_progress=False), flush=True)
+    finally:
+        cache.close()
+
+
 def _evaluate(args: argparse.Namespace, world: Any, index: Path) -> dict[str, Any]:
     from s3_agents.generator import Generator
     from s3_agents.llm import LlamaCppClient
@@ -141,9 +170,12 @@ def _evaluate(args: argparse.Namespace, world: Any, index: Path) -> dict[str, An
 
 
 def _report(results: dict[str, Any], args: argparse.Namespace) -> str:
-    lines = ["## Training and evaluation throughput (`benchmarks/train_throughput.py`)", "",
+    title = "Training and evaluation throughput" if not args.only else f"Training throughput: {args.only}"
+    lines = [f"## {title} (`benchmarks/train_throughput.py`)", "",
              f"Command: `python benchmarks/train_throughput.py --steps {args.steps} --llama-server "
-             "build/llama-server/llama-server` (after `bash scripts/build_llama_server.sh`)", "",
+             "build/llama-server/llama-server"
+             + (f" --only {args.only} --section {args.section}" if args.only else "")
+             + "` (after `bash scripts/build_llama_server.sh`)", "",
              f"`s3 train local` from the shipped adapter on the benchmark world's train split: {SEARCH}, "
              f"{TURN_TOKENS} tokens a turn, {BUDGET}-document budget, temperature 0.6, {args.batch_size} episodes a "
              f"step, SmolLM2 as generator (`python -m llama_cpp.server`, one request at a time; llama.cpp-slots: "
@@ -160,11 +192,16 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> str:
             lines.append(f"| {name} | {r['engine']} | {generator} | {r['episodes_per_hour']:.0f} "
                          f"| {r['generated_tokens_per_s']:.1f} | {r['rollout_seconds']:.1f} "
                          f"| {r['reward_seconds']:.1f} | {r['update_seconds']:.1f} | {r['reward']:+.3f} |")
-    lines += ["", "GRPO's episodes come 4 to a question (2 questions a step), so its reward is not comparable."]
+    if "llama.cpp-grpo" in results:
+        lines += ["", "GRPO's episodes come 4 to a question (2 questions a step), so its reward is not comparable."]
     for name in ("llama.cpp", "llama.cpp-slots"):
         if "today" in results and name in results:
             ratio = results[name]["episodes_per_hour"] / results["today"]["episodes_per_hour"]
             lines += ["", f"Episodes per hour, {name} / today: **{ratio:.2f}x** (goal 5x)."]
+    if "llama.cpp" in results and "llama.cpp-slots" in results:
+        ratio = results["llama.cpp-slots"]["episodes_per_hour"] / results["llama.cpp"]["episodes_per_hour"]
+        lines += ["", f"Episodes per hour, llama.cpp-slots / llama.cpp (the generator's parallel slots alone): "
+                      f"**{ratio:.2f}x**."]
     if "eval" in results:
         e = results["eval"]
         t, ll = e["transformers"]["seconds_per_question"], e["llama.cpp"]["seconds_per_question"]
@@ -192,7 +229,8 @@ def main() -> int:
         wanted = [name for name in wanted if name not in SLOTTED]
     world, index, parquet = setup_world(args)
     with contextlib.ExitStack() as stack:
-        servers: dict[str, Any] = {}
+        servers: dict[str, Any] = {"one": stack.enter_context(LocalLlamaServer(n_ctx=8192))}
+        _fill_rag_cache(args, index, parquet, servers["one"].url)
         for name in wanted:
             if name in results:
                 continue
@@ -209,7 +247,7 @@ def main() -> int:
     body = _report(results, args)
     print(body)
     if not args.no_write:
-        write_section("train_throughput", body)
+        write_section(args.section, body)
     return 0
 
 
