@@ -21,7 +21,7 @@ def test_benchmark_doc_has_every_section_with_its_command() -> None:
                          ("training_cpu", "training_cpu"), ("constrained", "constrained"),
                          ("server_fairness", "server_load"), ("embed", "embed"), ("scale-1000000x384", "scale"),
                          ("server_load_scale", "server_load"), ("train_throughput", "train_throughput"),
-                         ("train_throughput_generator", "train_throughput")):
+                         ("train_throughput_generator", "train_throughput"), ("ppo_vs_grpo", "ppo_vs_grpo")):
         assert f"<!-- {name}:start -->" in text and f"Command: `python benchmarks/{script}.py" in text
     # The recorded training run names its options (paths, steps, evaluation size).
     assert "<!-- train-local:start -->" in text and "Command: `python benchmarks/train_local.py --" in text
