@@ -1,4 +1,4 @@
-"""``s3 corpus check``, ``s3 corpus demo`` and ``s3 data world``."""
+"""``s3 corpus check``, ``s3 corpus demo``, ``s3 data world`` and the real-QA loaders (``s3 data hotpotqa`` ...)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from s3_agents.cli.options import open_embedder, usage
 __all__ = ["corpus_app", "data_app"]
 
 corpus_app = typer.Typer(help="Check corpora and export the demo corpus.", no_args_is_help=True)
-data_app = typer.Typer(help="Generate benchmark data.", no_args_is_help=True)
+data_app = typer.Typer(help="Generate benchmark data, or read real multi-hop QA into a corpus and splits.",
+                       no_args_is_help=True)
 
 
 @corpus_app.command("check")
@@ -68,3 +69,61 @@ def data_world(
         retriever = FaissRetriever.from_passages(world.passages, open_embedder(embedder))
         report = measure_world(world, retriever)
         typer.echo(json.dumps(report, indent=1))
+
+
+def _read_real(form: str, paths: list[Path], out: Path, train_extra: list[str], seed: int, shares: str,
+               yes_no: bool, measure: bool, embedder: str) -> None:
+    from s3_agents.realqa import FORMATS, pool_records, read_qa_records, write_real_qa
+
+    extra = []
+    for item in train_extra:
+        name, _, path = item.partition("=")
+        if name not in FORMATS or not path:
+            raise typer.BadParameter(f"{item!r}: expected FORMAT=PATH with FORMAT one of {', '.join(FORMATS)}",
+                                     param_hint="--train-extra")
+        extra.append((name, Path(path)))
+    with usage("--shares"):
+        parts = [float(x) for x in shares.split(",")]
+    records = [r for path in paths for r in read_qa_records(path, form)]
+    train_only = [r for name, path in extra for r in read_qa_records(path, name)]
+    with usage("--shares"):
+        world = pool_records(records, train_only=train_only, seed=seed, shares=parts, yes_no=yes_no)
+    manifest = write_real_qa(world, out, sources=[*map(str, paths), *(str(p) for _, p in extra)], indexes=measure,
+                             embedder=open_embedder(embedder) if measure else None)
+    typer.echo(f"wrote {out}: {len(world.passages)} passages; questions: "
+               + ", ".join(f"{split} {len(world.split(split))}" for split in ("train", "dev", "test")))
+    for retriever, splits in manifest.get("headroom", {}).items():
+        for split, figures in splits.items():
+            typer.echo(f"{retriever:5} {split:5} " + "  ".join(
+                f"{key} {value:.2f}" for key, value in figures.items() if key != "questions"))
+
+
+_PATHS = Annotated[list[Path], typer.Argument(help="Dataset file(s), a JSON list or JSON lines (.gz too).")]
+_OUT = Annotated[Path, typer.Argument(help="Folder to write corpus.jsonl, train/dev/test.jsonl, world.json (and "
+                                           "index-dense, index-bm25) into.")]
+_EXTRA = Annotated[list[str], typer.Option(
+    help="FORMAT=PATH: another file whose questions all go to train (repeatable), e.g. musique=train.json.")]
+_SEED = Annotated[int, typer.Option(help="Seed of the split: same questions and seed, same splits.")]
+_SHARES = Annotated[str, typer.Option(help="Train,dev,test shares of the questions.")]
+_YES_NO = Annotated[bool, typer.Option(help="Keep yes/no questions (no passage holds such an answer).")]
+_MEASURE = Annotated[bool, typer.Option(
+    help="Build index-dense (the embedder, FAISS) and index-bm25 and report each split's headroom: naive top-3 "
+         "and top-10 answer-in-context and support recall, and the oracle queries' top-10 support recall.")]
+_EMBEDDER = Annotated[str, typer.Option(help="Embedder of index-dense.")]
+
+
+def _loader(form: str, title: str) -> None:
+    def command(paths: _PATHS, out: _OUT, train_extra: _EXTRA = [], seed: _SEED = 0,  # noqa: B006 (typer)
+                shares: _SHARES = "0.5,0.25,0.25", yes_no: _YES_NO = False, measure: _MEASURE = True,
+                embedder: _EMBEDDER = "minilm") -> None:
+        _read_real(form, paths, out, train_extra, seed, shares, yes_no, measure, embedder)
+
+    command.__doc__ = (f"Read {title} into a pooled corpus and train/dev/test splits with supporting ids and oracle "
+                       "query chains (the layout of `s3 data world`).")
+    data_app.command(form)(command)
+
+
+for _form, _title in (("hotpotqa", "HotpotQA (original JSON or the Hugging Face layout)"),
+                      ("2wiki", "2WikiMultihopQA"), ("musique", "MuSiQue"),
+                      ("flashrag", "FlashRAG / Search-R1 JSONL whose metadata holds the paragraphs")):
+    _loader(_form, _title)
