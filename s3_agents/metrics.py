@@ -11,8 +11,8 @@ from s3_agents.llm.base import ChatClient
 from s3_agents.prompts import judge_prompt
 from s3_agents.types import Passage
 
-__all__ = ["normalize_answer", "exact_match", "f1_score", "span_match", "answer_in_context", "judge_says_yes",
-           "gen_acc", "agen_acc"]
+__all__ = ["normalize_answer", "exact_match", "f1_score", "span_match", "answer_in_context", "support_recall",
+           "judge_says_yes", "gen_acc", "agen_acc"]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
@@ -60,6 +60,17 @@ def answer_in_context(passages: Sequence[Passage], answers: Sequence[str]) -> fl
         1.0
     """
     return float(any(span_match(f"{p.title} {p.text}", answers) for p in passages))
+
+
+def support_recall(passages: Sequence[Passage], supporting_ids: Sequence[str]) -> float:
+    """Share of a question's supporting passages (by id) that are in a context (0.0 when it has none).
+
+    Example:
+        >>> support_recall([Passage("7", "Gritia", "..."), Passage("3", "Ashwater", "...")], ["7", "12"])
+        0.5
+    """
+    gold = set(supporting_ids)
+    return len(gold & {p.id for p in passages}) / len(gold) if gold else 0.0
 
 
 def judge_says_yes(reply: str) -> bool | None:

@@ -346,7 +346,7 @@ def measure_headroom(world: World, retriever: Any, *, split: str, ks: Sequence[i
         >>> measure_headroom(world, load_retriever("realqa/index-dense"), split="dev")   # doctest: +SKIP
         {'questions': 205, 'naive_answer_in_context@3': 0.52, ...}
     """
-    from s3_agents.metrics import answer_in_context
+    from s3_agents.metrics import answer_in_context, support_recall
 
     questions = world.split(split)
     if not questions:
@@ -356,7 +356,7 @@ def measure_headroom(world: World, retriever: Any, *, split: str, ks: Sequence[i
     for k in ks:
         tops = [top[:k] for top in deepest]
         out[f"naive_answer_in_context@{k}"] = _mean(answer_in_context(t, q["answers"]) for q, t in zip(questions, tops))
-        out[f"naive_support_recall@{k}"] = _mean(_recall({p.id for p in t}, q["supporting_ids"])
+        out[f"naive_support_recall@{k}"] = _mean(support_recall(t, q["supporting_ids"])
                                                  for q, t in zip(questions, tops))
     found = iter(retriever.search([hop["query"] for q in questions for hop in q["chain"]], oracle_k))
     hop_hits, answered = [], []
@@ -367,10 +367,6 @@ def measure_headroom(world: World, retriever: Any, *, split: str, ks: Sequence[i
     out[f"oracle_support_recall@{oracle_k}"] = _mean(hop_hits)
     out[f"oracle_answer_in_context@{oracle_k}"] = _mean(answered)
     return out
-
-
-def _recall(found: set[str], gold: Sequence[str]) -> float:
-    return sum(g in found for g in gold) / len(gold) if gold else 0.0
 
 
 def _mean(values: Iterable[float]) -> float:

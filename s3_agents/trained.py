@@ -43,7 +43,8 @@ def trained_config(**overrides: Any) -> SearchConfig:
     """
     c = trained_searcher_info()["config"]
     return SearchConfig.from_name(c["search"], max_new_tokens=c["max_new_tokens"], constrained=c["constrained"],
-                                  max_context_docs=c.get("max_context_docs"), **overrides)
+                                  max_context_docs=c.get("max_context_docs"),
+                                  fill_context=bool(c.get("fill_context", False)), **overrides)
 
 
 Engine = Literal["llama.cpp", "transformers"]

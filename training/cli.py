@@ -116,7 +116,8 @@ def run(
     val: Annotated[list[Path] | None, typer.Option(help="Validation parquet (default: --train).")] = None,
     preset: Preset = "s3_ppo_1gpu",
     search: Annotated[str, typer.Option(help="<retrieved>-<selected>-<turns>.")] = "8-3-3",
-    variant: Annotated[str, typer.Option(help="gbr (paper) or gbr+acc (s3 code).")] = "gbr",
+    variant: Annotated[str, typer.Option(
+        help="gbr (paper), gbr+acc (s3 code) or acc; context or support (no generator call).")] = "gbr",
     output_dir: Annotated[Path, typer.Option(help="Run folder (agent-loop YAML, checkpoints).")] = Path("runs/s3"),
     n_gpus: NGpus = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Training steps (default: the preset's).")] = None,
@@ -341,9 +342,14 @@ def local_command(
     temperature: Annotated[float, typer.Option(min=0.01, help="Rollout temperature (s3: 0.6).")] = 0.6,
     actor_lr: Annotated[float, typer.Option(help="Adapter learning rate.")] = 2e-5,
     kl_coef: Annotated[float, typer.Option(help="In-reward KL coefficient.")] = 0.001,
-    variant: Annotated[str, typer.Option(help="gbr, gbr+acc or acc.")] = "gbr",
+    variant: Annotated[str, typer.Option(
+        help="gbr (Gain Beyond RAG, the paper's), gbr+acc or acc; or, with no generator call, context (a gold answer "
+             "in the first 3 context documents) or support (their share of the supporting passages).")] = "gbr",
     judge: Annotated[bool, typer.Option(help="Generator as yes/no judge when span match fails.")] = False,
     max_context_docs: MaxContext = 3,
+    fill_context: Annotated[bool, typer.Option(
+        help="Fill what the searcher leaves of --max-context-docs with the initial documents, in rank order.")
+    ] = False,
     device: Device = "cpu",
     seed: Annotated[int, typer.Option(help="Data order and sampling.")] = 0,
     engine: Annotated[str, typer.Option(
@@ -373,7 +379,8 @@ def local_command(
     settings = LocalSettings(steps=steps, batch_size=batch_size, save_every=save_every, search=search,
                              max_turn_tokens=turn_tokens, constrained=constrained, temperature=temperature,
                              actor_lr=actor_lr, kl_coef=kl_coef, variant=variant, judge=judge,
-                             max_context_docs=max_context_docs, seed=seed, engine=engine, contexts=contexts,
+                             max_context_docs=max_context_docs, fill_context=fill_context, seed=seed, engine=engine,
+                             contexts=contexts,
                              reward_concurrency=reward_concurrency, algorithm=algorithm, group_size=group_size,
                              bf16=bf16)
     reward_kwargs = {"generator_url": generator_url, "generator_model": generator_model,
@@ -393,7 +400,8 @@ def local_command(
         typer.echo(f"{out} already has {steps} steps; raise --steps to train on")
         return
     typer.echo(f"step {last['step']}: reward {last['reward']:.3f}, acc {last['acc']:.3f}, acc_rag "
-               f"{last['acc_rag']:.3f}, valid actions {last['valid_action_rate']:.2f}; metrics in "
+               f"{last['acc_rag']:.3f}, answer in context {last['in_context']:.3f}, valid actions "
+               f"{last['valid_action_rate']:.2f}; metrics in "
                f"{out / 'metrics.csv'}, plot {out / 'reward.png'}, adapter {out / 'adapter'}")
     if last["step"] < steps:
         short = steps - last["step"]

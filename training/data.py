@@ -1,11 +1,11 @@
 """Training data: QA JSONL (see :func:`s3_agents.qa.load_qa`) to verl parquet rows for the ``s3_searcher`` loop.
 
 Each row follows verl's RL dataset format: ``prompt`` (the question as a chat), ``agent_name``
-(``s3_searcher``), ``data_source``, ``ability``, ``reward_model.ground_truth`` (question and gold
-answers) and ``extra_info`` (split, index, question). The agent loop does its own initial retrieval,
-so the prompt holds only the question. s3 trains only on questions naive RAG gets wrong ("RAG-fails"):
-with a naive-RAG cache the others can be dropped, and yes/no questions are dropped because span
-match cannot score them.
+(``s3_searcher``), ``data_source``, ``ability``, ``reward_model.ground_truth`` (question, gold answers
+and, where the data has them, the supporting passage ids) and ``extra_info`` (split, index, question).
+The agent loop does its own initial retrieval, so the prompt holds only the question. s3 trains only on
+questions naive RAG gets wrong ("RAG-fails"): with a naive-RAG cache the others can be dropped, and
+yes/no questions are dropped because span match cannot score them.
 """
 
 from __future__ import annotations
@@ -54,12 +54,15 @@ def to_rows(items: Sequence[QAExample], *, data_source: str = "s3_qa", split: st
     rows = []
     for index, item in enumerate(items):
         question = normalize_question(item.question)
+        truth: dict[str, Any] = {"question": question, "target": list(item.answers)}
+        if item.metadata.get("supporting_ids"):
+            truth["supporting_ids"] = [str(s) for s in item.metadata["supporting_ids"]]
         rows.append({
             "data_source": item.data_source or data_source,
             "agent_name": agent_name,
             "prompt": [{"role": "user", "content": question}],
             "ability": "fact-reasoning",
-            "reward_model": {"style": "rule", "ground_truth": {"question": question, "target": list(item.answers)}},
+            "reward_model": {"style": "rule", "ground_truth": truth},
             "extra_info": {"split": split, "index": index, "question": question},
         })
     return rows

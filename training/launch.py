@@ -13,10 +13,11 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 
+from s3_agents.reward import RewardVariant
 from s3_agents.training.paths import CONFIG_DIR
 
 __all__ = ["TrainJob", "PreflightError", "preflight", "launch", "compose_config", "PRESETS"]
@@ -49,7 +50,8 @@ class TrainJob:
         rag_cache: SQLite of naive-RAG baselines (``s3 precompute``).
         preset: ``"s3_ppo_1gpu"`` or ``"s3_ppo"`` (the paper's settings).
         search: Loop shape (paper: ``"8-3-3"``).
-        variant: Reward: ``"gbr"`` (paper) or ``"gbr+acc"`` (s3 code).
+        variant: Reward: ``"gbr"`` (paper), ``"gbr+acc"`` (s3 code), ``"acc"``; ``"context"`` or ``"support"``
+            (no generator call).
         output_dir: Run folder: the agent-loop YAML, logs and checkpoints go there.
         n_gpus: GPUs per node (default: the preset's).
         steps: Training steps (default: the preset's).
@@ -76,7 +78,7 @@ class TrainJob:
     val_files: list[str] | None = None
     preset: str = "s3_ppo_1gpu"
     search: str = "8-3-3"
-    variant: Literal["gbr", "gbr+acc", "acc"] = "gbr"
+    variant: RewardVariant = "gbr"
     output_dir: str = "runs/s3"
     n_gpus: int | None = None
     steps: int | None = None

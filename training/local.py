@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import math
 import os
 import random
 import shutil
@@ -36,7 +37,8 @@ from s3_agents.errors import DataError, NoGPUError
 
 __all__ = ["LocalSettings", "LocalRun", "read_rows", "plot_metrics", "METRIC_COLUMNS"]
 
-METRIC_COLUMNS = ["step", "reward", "acc", "acc_rag", "valid_action_rate", "searches", "context_docs", "kl",
+METRIC_COLUMNS = ["step", "reward", "acc", "acc_rag", "in_context", "support_recall", "valid_action_rate", "searches",
+                  "context_docs", "kl",
                   "pg_loss", "vf_loss", "entropy", "clipfrac", "grad_norm", "tokens", "generated_tokens",
                   "rollout_seconds", "reward_seconds", "update_seconds", "seconds"]
 """Columns of ``metrics.csv`` (and TensorBoard scalars, as ``train/<name>``)."""
@@ -61,9 +63,11 @@ class LocalSettings:
         critic_lr: Value-head learning rate.
         kl_coef: In-reward KL coefficient.
         entropy_coeff: Entropy bonus.
-        variant: Reward: ``"gbr"``, ``"gbr+acc"`` or ``"acc"``.
+        variant: Reward: ``"gbr"``, ``"gbr+acc"`` or ``"acc"`` (the generator's); ``"context"`` or ``"support"``
+            (no generator call: answer-in-context or support recall of the context's first 3 documents).
         judge: Use the generator as yes/no judge when span match fails.
         max_context_docs: Cap on the generator's context in training episodes (``None``: reference rule).
+        fill_context: Fill what the searcher leaves of the cap with the initial documents, in rank order.
         seed: Data order and sampling.
         engine: Rollout engine: ``"llama.cpp"``, ``"transformers"`` or ``"auto"`` (llama.cpp on a CPU when the
             base model's GGUF is known, else transformers).
@@ -93,6 +97,7 @@ class LocalSettings:
     variant: str = "gbr"
     judge: bool = False
     max_context_docs: int | None = 3
+    fill_context: bool = False
     seed: int = 0
     engine: str = "auto"
     contexts: int = 2
@@ -352,7 +357,8 @@ class LocalRun:
         loop = S3AgentLoop.standalone(server, tokenizer,
                                       retriever=self.retriever, response_length=s.response_length, search=s.search,
                                       max_turn_tokens=s.max_turn_tokens, max_obs_tokens=s.max_obs_tokens,
-                                      constrained=s.constrained, max_context_docs=s.max_context_docs)
+                                      constrained=s.constrained, max_context_docs=s.max_context_docs,
+                                      fill_context=s.fill_context)
         grammar = action_grammar(loop.search_config) if s.constrained else None
         writer = _tensorboard(self.out / "tensorboard")
         last: dict[str, Any] = {}
@@ -421,6 +427,8 @@ def _metrics(step: int, episodes: list[tuple[Any, dict[str, Any]]], update: dict
         "reward": sum(sc["score"] for _, sc in episodes) / n,
         "acc": sum(sc["acc"] for _, sc in episodes) / n,
         "acc_rag": sum(sc["acc_rag"] for _, sc in episodes) / n,
+        "in_context": sum(sc["in_context"] for _, sc in episodes) / n,
+        "support_recall": sum(sc["support_recall"] for _, sc in episodes) / n,
         "valid_action_rate": 1.0 - invalid / generations,
         "searches": sum(int(f.get("s3_searches", 0)) for f in fields) / n,
         "context_docs": sum(len(f.get("s3_context", [])) for f in fields) / n,
@@ -471,20 +479,22 @@ def plot_metrics(csv_path: str | Path, out: str | Path, *, window: int = 5) -> P
     steps = [int(r["step"]) for r in rows]
 
     def series(name: str) -> list[float]:
-        return [float(r[name]) for r in rows]
+        return [float(r.get(name) or "nan") for r in rows]         # blank: a column older runs did not write
 
     def smooth(values: list[float]) -> list[float]:
         return [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
                 for i in range(len(values))]
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, color in (("reward", "C0"), ("acc", "C2"), ("acc_rag", "C7")):
+    for name, color in (("reward", "C0"), ("acc", "C2"), ("acc_rag", "C7"), ("in_context", "C3")):
         values = series(name)
+        if all(math.isnan(v) for v in values):
+            continue                                 # not measured: the generator's accuracy under a context reward
         left.plot(steps, values, color=color, alpha=0.3)
         left.plot(steps, smooth(values), color=color, label=f"{name} ({window}-step mean)")
     left.axhline(0, color="black", linewidth=0.5)
     left.set_xlabel("PPO step")
-    left.set_title("Gain Beyond RAG reward and generator accuracy")
+    left.set_title("Reward, generator accuracy and answer in context")
     left.legend()
     right.plot(steps, series("valid_action_rate"), label="valid-action rate", color="C1")
     right.plot(steps, series("searches"), label="searches / episode", color="C4")

@@ -1,4 +1,5 @@
-"""verl custom reward: Gain Beyond RAG from the episode's selected passages.
+"""verl custom reward: Gain Beyond RAG from the episode's selected passages (or, as options, answer-in-context or
+support recall of the first ``rag_k`` of them, with no generator call).
 
 Point verl at it with::
 
@@ -24,10 +25,11 @@ from typing import Any
 from s3_agents.errors import DataError
 from s3_agents.generator import Generator
 from s3_agents.llm.openai_compat import OpenAICompatClient
+from s3_agents.metrics import answer_in_context, support_recall
 from s3_agents.rag_cache import RagCache
 from s3_agents.retrievers import load_retriever
 from s3_agents.retrievers.base import Retriever
-from s3_agents.reward import RewardVariant
+from s3_agents.reward import GENERATOR_FREE, RewardVariant, context_reward
 from s3_agents.scoring import ascore_episode
 from s3_agents.types import Passage
 
@@ -71,12 +73,13 @@ async def compute_score(data_source: str, solution_str: str, ground_truth: Any,
                         api_key: str | None = None, rag_cache: str = "rag_cache.sqlite", retriever: str | None = None,
                         rag_k: int = 3, variant: RewardVariant = "gbr", judge: bool = True, timeout: float = 300.0,
                         retries: int = 3, **kwargs: Any) -> dict[str, float]:
-    """Gain Beyond RAG of one episode, with its parts for logging.
+    """Gain Beyond RAG of one episode (or a reward without a generator), with its parts for logging.
 
     Args:
         data_source: The row's data source (logged by verl; not used).
         solution_str: The decoded response (not used: the passages come structured in ``extra_info``).
-        ground_truth: ``{"question": ..., "target": [gold answers]}``.
+        ground_truth: ``{"question": ..., "target": [gold answers]}``, and ``"supporting_ids"`` where the data
+            has them (``s3 data hotpotqa`` ...).
         extra_info: The row's ``extra_info`` plus the agent loop's fields (``s3_question``, ``s3_context``...).
         generator_url: OpenAI-compatible endpoint of the frozen generator (default: ``$S3_GENERATOR_URL``).
         generator_model: Its model name (default: ``$S3_GENERATOR_MODEL``).
@@ -86,14 +89,18 @@ async def compute_score(data_source: str, solution_str: str, ground_truth: Any,
             (:meth:`RagCache.retriever_key`), and computes a missing baseline (without it a missing
             baseline is an error).
         rag_k: Documents of naive RAG (s3: 3).
-        variant: ``"gbr"`` (paper: acc - acc_rag) or ``"gbr+acc"`` (s3 code: 2*acc - acc_rag) or ``"acc"``.
+        variant: ``"gbr"`` (paper: acc - acc_rag) or ``"gbr+acc"`` (s3 code: 2*acc - acc_rag) or ``"acc"``; or,
+            with no generator call, ``"context"`` (a gold answer in the first ``rag_k`` passages) or ``"support"``
+            (share of the supporting passages among them); see :func:`~s3_agents.reward.context_reward`.
         judge: Ask the generator as yes/no judge when span match fails (GenAcc); ``False``: span match only.
         timeout: Seconds per generator request.
         retries: Generator retries before :class:`~s3_agents.errors.LLMUnavailableError`.
         **kwargs: verl's extra arguments (ignored).
 
     Returns:
-        ``{"score", "acc", "acc_rag", "em", "f1", "num_selected", "searches"}``.
+        ``{"score", "acc", "acc_rag", "em", "f1", "in_context", "support_recall", "num_selected", "searches"}``;
+        ``in_context`` and ``support_recall`` are of the whole context (``support_recall`` NaN without supporting
+        ids); the generator's ``acc``, ``acc_rag``, ``em`` and ``f1`` are NaN under a reward without a generator.
 
     Example:
         >>> await compute_score("nq", "", {"question": "Who founded Gritia?", "target": ["Kaemia Tritrir"]},
@@ -108,6 +115,14 @@ async def compute_score(data_source: str, solution_str: str, ground_truth: Any,
         raise DataError("the s3 reward needs the question: ground_truth.question or the agent loop's s3_question")
     answers = _answers(ground_truth)
     context = _context(info.get("s3_context"))
+    supporting = [str(s) for s in truth.get("supporting_ids") or []]
+    parts = {"in_context": answer_in_context(context, answers),
+             "support_recall": support_recall(context, supporting) if supporting else float("nan"),
+             "num_selected": float(len(context)), "searches": float(info.get("s3_searches", 0) or 0)}
+    if variant in GENERATOR_FREE:
+        nan = float("nan")
+        reward = context_reward(context, answers, supporting, variant=variant, budget=int(rag_k))
+        return {"score": float(reward), "acc": nan, "acc_rag": nan, "em": nan, "f1": nan, **parts}
     generator = _generator(generator_url, generator_model, api_key, float(timeout), int(retries))
     cache = _cache(str(rag_cache), RagCache.retriever_key(retriever), generator.name, int(rag_k))
     opener = functools.partial(_retriever, retriever) if retriever else None
@@ -119,6 +134,5 @@ async def compute_score(data_source: str, solution_str: str, ground_truth: Any,
         "acc_rag": float(score.acc_rag),
         "em": float(score.em),
         "f1": float(score.f1),
-        "num_selected": float(len(context)),
-        "searches": float(info.get("s3_searches", 0) or 0),
+        **parts,
     }

@@ -13,6 +13,7 @@ from s3_agents.cli.options import (
     ConfigName,
     Constrained,
     EfSearchOpt,
+    FillContext,
     FormatOpt,
     GeneratorModel,
     GeneratorUrl,
@@ -108,6 +109,7 @@ def eval_command(
     timeout: LlmTimeout = 300.0,
     constrained: Constrained = False,
     max_context_docs: MaxContextDocs = None,
+    fill_context: FillContext = False,
     judge: Annotated[bool, typer.Option(help="GenAcc asks an LLM judge (yes/no) when span match fails.")] = True,
     judge_url: Annotated[str | None, typer.Option(
         help="OpenAI-compatible endpoint of the judge; default: the generator judges.")] = None,
@@ -129,7 +131,7 @@ def eval_command(
     names = [n.strip() for n in methods.split(",") if n.strip()]
     datasets = _datasets(dataset or ["demo"])
     cfg = search_config(config, max_new_tokens=turn_tokens, constrained=constrained, max_context_docs=max_context_docs,
-                        prompt_format=prompt_format)
+                        fill_context=fill_context, prompt_format=prompt_format)
     policy = open_llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter, timeout,
                       policy_engine)
     s3_policy = reference_policy(policy, prompt_format, policy_tokenizer, policy_model)

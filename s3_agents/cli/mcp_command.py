@@ -10,6 +10,7 @@ from s3_agents.cli.options import (
     ConfigName,
     Constrained,
     EfSearchOpt,
+    FillContext,
     FormatOpt,
     IndexOpt,
     LlmTimeout,
@@ -63,6 +64,7 @@ def mcp_command(
     config: ConfigName = "8-3-3",
     constrained: Constrained = False,
     max_context_docs: MaxContextDocs = None,
+    fill_context: FillContext = False,
     prompt_format: FormatOpt = "chat",
     policy_tokenizer: PolicyTokenizer = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error (HTTP).")] = "info",
@@ -78,7 +80,7 @@ def mcp_command(
         fail(f'`s3 mcp` needs the MCP SDK ({err.name} is missing): pip install "s3-agents[mcp]"')
     from s3_agents.searcher import S3Searcher
 
-    cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs,
+    cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs, fill_context=fill_context,
                         prompt_format=prompt_format)
     retriever = open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
     policy = open_llm(policy_url, policy_model, policy_gguf, llm_key, "policy", policy_hf, policy_adapter, timeout,

@@ -17,7 +17,7 @@ __all__ = [
     "FormatOpt", "PolicyTokenizer", "reference_policy", "EmbedderOpt", "IndexOpt", "NprobeOpt", "EfSearchOpt",
     "UrlOpt", "RetrieverKey", "PolicyUrl", "PolicyModel", "PolicyGguf", "PolicyHf", "PolicyAdapter", "PolicyEngine",
     "Engine", "Constrained",
-    "MaxContextDocs", "GeneratorUrl", "GeneratorModel", "ApiKey", "LlmTimeout", "ConfigName",
+    "MaxContextDocs", "FillContext", "GeneratorUrl", "GeneratorModel", "ApiKey", "LlmTimeout", "ConfigName",
 ]
 
 
@@ -70,6 +70,9 @@ Constrained = Annotated[bool, typer.Option(
          "transformers).")]
 MaxContextDocs = Annotated[int | None, typer.Option(
     min=1, help="Cap on the generator's context documents (e.g. 3, naive RAG's k, for an equal budget).")]
+FillContext = Annotated[bool, typer.Option(
+    help="Fill what the searcher leaves of --max-context-docs with the initial naive-RAG documents, in rank "
+         "order.")]
 GeneratorUrl = Annotated[str | None, typer.Option(
     help="OpenAI-compatible endpoint of the generator; default: the policy's.")]
 GeneratorModel = Annotated[str | None, typer.Option(help="Model name at --generator-url.")]

@@ -20,6 +20,7 @@ from s3_agents.cli.options import (
     Constrained,
     EfSearchOpt,
     Engine,
+    FillContext,
     FormatOpt,
     GeneratorModel,
     GeneratorUrl,
@@ -130,6 +131,7 @@ def search(
     config: ConfigName = "8-3-3",
     constrained: Constrained = False,
     max_context_docs: MaxContextDocs = None,
+    fill_context: FillContext = False,
     prompt_format: FormatOpt = "chat",
     policy_tokenizer: PolicyTokenizer = None,
     answer: Annotated[bool, typer.Option(help="Also answer with the generator.")] = True,
@@ -163,7 +165,7 @@ def search(
                      if index or url else default_world_retriever())
     else:
         cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs,
-                            prompt_format=prompt_format)
+                            fill_context=fill_context, prompt_format=prompt_format)
         policy = open_llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter,
                           timeout, policy_engine)
         gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)

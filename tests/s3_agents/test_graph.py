@@ -92,6 +92,25 @@ def test_turn_limit_means_searches(retriever) -> None:
     assert lean["context"] == []
 
 
+def test_fill_context_tops_up_the_budget_from_the_initial_documents_in_rank_order(retriever) -> None:
+    def run(**options):
+        config = SearchConfig(max_turns=2, keep_unselected=False, max_context_docs=3, **options)
+        policy = ScriptedClient([query("Rukul engine", select="[2]"), done(select="[1]")])
+        return S3Searcher(policy, retriever, config).search(Q)
+
+    plain, filled = run(), run(fill_context=True)
+    initial = [p.id for p in plain["blocks"][0]["passages"]]
+    picked = [plain["blocks"][0]["passages"][1].id, plain["blocks"][1]["passages"][0].id]
+    assert [p.id for p in plain["context"]] == list(dict.fromkeys(picked))        # 2 kept: one slot unused
+    top_up = [i for i in initial if i not in picked]
+    assert [p.id for p in filled["context"]] == (list(dict.fromkeys(picked)) + top_up)[:3]
+    assert filled["context"][2].id == top_up[0]                                  # the best-ranked unused one
+    # Never past the cap, and without a cap every initial document comes in.
+    uncapped = S3Searcher(ScriptedClient([query("Rukul engine", select="[2]"), done(select="[1]")]), retriever,
+                          SearchConfig(max_turns=2, keep_unselected=False, fill_context=True)).search(Q)
+    assert set(initial) <= {p.id for p in uncapped["context"]} and len(uncapped["context"]) == 4
+
+
 def test_zero_turns_only_stops(retriever) -> None:
     state = S3Searcher(ScriptedClient([query("anything")]), retriever, SearchConfig(max_turns=0)).search(Q)
     assert state["queries"] == [] and len(state["outputs"]) == 1 and state["stop_reason"] == "max_turns"

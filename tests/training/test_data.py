@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -31,6 +32,25 @@ def test_rag_fails_filter(tmp_path, demo_questions):
     assert (report.written, report.rag_succeeded, report.no_baseline) == (3, 2, 1)
     with pytest.raises(ValueError, match="needs a rag_cache"):
         prepare_dataset(items, tmp_path / "x.parquet", drop_rag_successes=True)
+
+
+def test_supporting_ids_of_real_data_reach_the_reward(tmp_path):
+    """Questions written by `s3 data hotpotqa` carry their supporting passage ids into the reward's ground truth."""
+    from s3_agents.realqa import pool_records, read_qa_records
+    from s3_agents.training.local import read_rows
+    from s3_agents.world import write_world
+
+    samples = Path(__file__).parent.parent / "s3_agents" / "realqa_samples"
+    world = pool_records(read_qa_records(samples / "hotpotqa_hf.jsonl", "hotpotqa"), shares=(1, 0, 0))
+    items = load_qa(write_world(world, tmp_path / "real")["train"])
+    prepare_dataset(items, tmp_path / "train.parquet", show_progress=False)
+    truths = {row["reward_model"]["ground_truth"]["question"]: row["reward_model"]["ground_truth"]
+              for row in read_rows(tmp_path / "train.parquet")}
+    assert len(truths) == len(world.questions) == 4
+    for q in world.questions:
+        assert truths[q["question"]]["supporting_ids"] == q["supporting_ids"]
+    plain = prepare_dataset([QAExample("Who?", ("X",))], tmp_path / "plain.parquet", show_progress=False)
+    assert "supporting_ids" not in read_rows(plain.path)[0]["reward_model"]["ground_truth"]
 
 
 def test_parquet_loads_in_verl_rl_dataset(tmp_path, demo_questions, policy_model):

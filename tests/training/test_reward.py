@@ -70,3 +70,27 @@ def test_generator_down_names_the_url(tmp_path):
     with pytest.raises(LLMUnavailableError, match=url.replace(".", r"\.")):
         asyncio.run(compute_score("demo", "", TRUTH, episode(["2"]), generator_url=url, generator_model="m",
                                   rag_cache=str(tmp_path / "c.sqlite"), retries=0, timeout=2))
+
+
+def test_rewards_without_a_generator_never_call_it(tmp_path):
+    """context and support score the first rag_k documents alone: a generator URL where nothing listens is fine."""
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    truth = {**TRUTH, "supporting_ids": ["2", "9"]}
+
+    def run(variant, ids, **kwargs):
+        return asyncio.run(compute_score("demo", "", truth, episode(ids), generator_url=url, generator_model="none",
+                                         rag_cache=str(tmp_path / "rag.sqlite"), variant=variant, **kwargs))
+
+    found = run("context", ["2"])
+    assert found["score"] == found["in_context"] == 1.0 and found["support_recall"] == 0.5
+    assert all(found[k] != found[k] for k in ("acc", "acc_rag", "em", "f1"))             # NaN: not measured
+    assert run("support", ["9", "2"])["score"] == 1.0
+    # Only the first rag_k documents count: keeping more buys nothing.
+    late = run("support", ["1", "3", "4", "2"], rag_k=3)
+    assert late["score"] == 0.0 and late["support_recall"] == 0.5
+    assert run("context", ["1", "3", "4", "2"], rag_k=3)["score"] == 0.0
+    with pytest.raises(ValueError, match="supporting passage ids"):
+        asyncio.run(compute_score("demo", "", TRUTH, episode(["2"]), generator_url=url, generator_model="none",
+                                  rag_cache=str(tmp_path / "rag.sqlite"), variant="support"))
+    with pytest.raises(LLMUnavailableError):                   # while GBR does need the generator
+        run("gbr", ["2"], retriever=None, retries=0, timeout=2)
