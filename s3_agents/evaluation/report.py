@@ -52,10 +52,11 @@ def _valid_rate(items: Sequence[EvalRow]) -> float | None:
 
 def summarize(rows: Sequence[EvalRow]) -> dict[str, dict[str, dict[str, float]]]:
     """``{method: {dataset | "avg": {genacc, em, f1, context_recall, searches, turns, tokens, seconds, n,
-    context_docs, genacc_ci, context_recall_ci[, valid_action_rate]}}}``.
+    context_docs, genacc_ci, context_recall_ci[, support_recall, support_recall_ci][, valid_action_rate]}}}``.
 
     Scores are percentages; ``*_ci`` are 95% bootstrap intervals of a dataset's mean (as ``[low, high]``);
-    ``valid_action_rate`` is the share of searcher turns that were valid actions (methods with a searcher).
+    ``valid_action_rate`` is the share of searcher turns that were valid actions (methods with a searcher);
+    ``support_recall`` is there where every row of the dataset has one (the data names supporting passages).
     "avg" averages the datasets (each dataset weighs the same, as the paper's Avg; intervals are averaged too).
     Methods come in :data:`METHOD_NAMES` order (baselines first, s3 last), other names after them.
     """
@@ -79,6 +80,10 @@ def summarize(rows: Sequence[EvalRow]) -> dict[str, dict[str, dict[str, float]]]
                 "genacc_ci": bootstrap_ci([r.genacc for r in items]),
                 "context_recall_ci": bootstrap_ci([r.context_recall for r in items]),
             }
+            support = [r.support_recall for r in items]
+            if all(s is not None for s in support):
+                out[method][dataset]["support_recall"] = 100 * _mean(support)
+                out[method][dataset]["support_recall_ci"] = bootstrap_ci(support)
             valid = _valid_rate(items)
             if valid is not None:
                 out[method][dataset]["valid_action_rate"] = valid

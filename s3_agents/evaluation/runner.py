@@ -7,7 +7,7 @@ import os
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from s3_agents.errors import DataError
 from s3_agents.evaluation.methods import Method
 from s3_agents.llm.base import ChatClient
 from s3_agents.locks import hold_lock
-from s3_agents.metrics import agen_acc, answer_in_context, exact_match, f1_score
+from s3_agents.metrics import agen_acc, answer_in_context, exact_match, f1_score, support_recall
 from s3_agents.qa import QAExample
 
 __all__ = ["EvalRow", "ResultsFile", "evaluate"]
@@ -48,6 +48,9 @@ class EvalRow:
     completion_tokens: int
     seconds: float
     extra: dict[str, Any]
+    support_recall: float | None = None
+    """Share of the question's supporting passages in the context, where the data names them (``supporting_ids``
+    in the QA file's metadata, as ``s3 data hotpotqa`` writes them); ``None`` otherwise."""
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -136,16 +139,17 @@ class ResultsFile:
 
 
 _FIELDS = tuple(f.name for f in fields(EvalRow))
+_REQUIRED = tuple(f.name for f in fields(EvalRow) if f.default is MISSING)
 
 
 def _parse(raw: bytes) -> EvalRow | None:
     """A row from one line, or ``None`` if the line is not one (undecodable, not JSON, fields missing)."""
     try:
         data = json.loads(raw.decode("utf-8"))
-        if not isinstance(data, dict) or not set(_FIELDS) <= set(data):
+        if not isinstance(data, dict) or not set(_REQUIRED) <= set(data):
             return None
         unknown = {k: v for k, v in data.items() if k not in _FIELDS}
-        known = {k: data[k] for k in _FIELDS}
+        known = {k: data[k] for k in _FIELDS if k in data}
         if unknown:
             known["extra"] = {**(known["extra"] if isinstance(known["extra"], dict) else {}), **unknown}
         return EvalRow(**known)
@@ -156,13 +160,15 @@ def _parse(raw: bytes) -> EvalRow | None:
 async def _score(method: Method, dataset: str, example: QAExample, judge: ChatClient | None) -> EvalRow:
     result = await method.arun(example.question)
     answers = list(example.answers)
+    supporting = [str(s) for s in example.metadata.get("supporting_ids") or []]
     return EvalRow(
         method=method.name, dataset=dataset, id=example.id, question=example.question, answers=answers,
         answer=result.answer, genacc=await agen_acc(result.answer, answers, judge),
         em=exact_match(result.answer, answers), f1=f1_score(result.answer, answers),
         context_recall=answer_in_context(result.context, answers), context_ids=[p.id for p in result.context],
         searches=result.searches, turns=result.turns, prompt_tokens=result.prompt_tokens,
-        completion_tokens=result.completion_tokens, seconds=round(result.seconds, 3), extra=dict(result.extra))
+        completion_tokens=result.completion_tokens, seconds=round(result.seconds, 3), extra=dict(result.extra),
+        support_recall=support_recall(result.context, supporting) if supporting else None)
 
 
 async def evaluate(methods: Sequence[Method], datasets: Mapping[str, Sequence[QAExample]], results: str | Path, *,

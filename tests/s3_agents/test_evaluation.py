@@ -239,6 +239,33 @@ def test_resume_gives_the_same_results_file_scripted(tmp_path, retriever):
     check_resume(tmp_path, make, {"demo": load_demo_qa()[:5]})
 
 
+def test_support_recall_where_the_data_names_supporting_passages(tmp_path, retriever):
+    """Rows score support recall when the question's metadata has supporting_ids; rows written before it read."""
+    from s3_agents.metrics import support_recall
+
+    generator = Generator(ScriptedClient(lambda m: "x"))
+    questions = load_demo_qa()[:4]
+    top = {q.question: retriever.search([q.question], 3)[0] for q in questions}
+    gold = {q.id: [top[q.question][0].id, "no-such-passage"] if i % 2 else ["no-such-passage"]
+            for i, q in enumerate(questions)}
+    real = [QAExample(q.question, q.answers, q.id, metadata={"supporting_ids": gold[q.id]}) for q in questions]
+    plain = [QAExample(q.question, q.answers, q.id) for q in questions[:2]]          # no supporting ids
+    rows = run(evaluate([NaiveRAG(retriever, generator)], {"real": real, "plain": plain},
+                        tmp_path / "results.jsonl", show_progress=False))
+    by = {(r.dataset, r.id): r for r in rows}
+    for i, q in enumerate(questions):
+        assert by["real", q.id].support_recall == support_recall(top[q.question], gold[q.id]) == 0.5 * (i % 2)
+    assert by["plain", questions[0].id].support_recall is None
+    summary = summarize(rows)["naive-rag"]
+    assert summary["real"]["support_recall"] == 25.0 and "support_recall_ci" in summary["real"]
+    assert "support_recall" not in summary["plain"]
+    old = tmp_path / "old.jsonl"                        # a results file from before the field existed
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    old.write_text("\n".join(json.dumps({k: v for k, v in json.loads(line).items() if k != "support_recall"})
+                             for line in lines) + "\n")
+    assert len(ResultsFile(old).rows) == len(lines) and not old.with_name("old.jsonl.rejected").exists()
+
+
 def test_duplicate_method_names_are_refused(tmp_path, retriever):
     generator = Generator(ScriptedClient(lambda m: "x"))
     with pytest.raises(ValueError, match="unique"):
