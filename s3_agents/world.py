@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from s3_agents.errors import DataError
 from s3_agents.types import Passage
 
 __all__ = ["World", "build_world", "write_world", "load_world", "measure_world", "default_world_dir",
-           "default_world_retriever", "SPLITS", "QUESTION_TYPES"]
+           "default_world_retriever", "SPLITS", "QUESTION_TYPES", "HOP_TEMPLATES", "uses_world_template"]
 
 SPLITS = ("train", "dev", "test")
 """The question splits, in order."""
@@ -48,6 +49,27 @@ QUESTION_TYPES = {
 """Question types and their hops (supporting passages)."""
 
 _SPLIT_SHARES = (0.6, 0.2, 0.2)
+
+HOP_TEMPLATES = {
+    "born": "Where was {} born?", "city": "Where is {}?", "founder": "Who founded {}?", "maker": "Who made {}?",
+    "language": "What language is spoken in {}?", "river": "Where does the {} flow?", "teacher": "Who taught {}?",
+    "currency": "What is the currency of {}?",
+}
+"""The sub-questions of the world's hop chains, by the relation they ask for; the warm start teaches them."""
+
+_TEMPLATE_RE = re.compile("|".join("(?:" + re.escape(t).replace(r"\{\}", ".+") + ")" for t in HOP_TEMPLATES.values()),
+                          re.IGNORECASE)
+
+
+def uses_world_template(query: str) -> bool:
+    """Whether a search query is one of the world's hop sub-questions (:data:`HOP_TEMPLATES`) about anything: the
+    mark of a searcher that learned the world's phrasing rather than the question in front of it.
+
+    Example:
+        >>> uses_world_template("Where is Scotland?"), uses_world_template("Dawn Penn single producer")
+        (True, False)
+    """
+    return _TEMPLATE_RE.fullmatch(" ".join(query.split())) is not None
 
 
 @dataclass
@@ -239,16 +261,16 @@ def _ask_all(world: World, rng: random.Random, *, people: list[dict], cities: li
             "chain": [{"query": query, "passage_id": pid} for query, pid in chain]})
 
     def born(p: dict) -> tuple[str, str]:
-        return f"Where was {p['name']} born?", p["pid"]
+        return HOP_TEMPLATES["born"].format(p["name"]), p["pid"]
 
     def city(c: dict) -> tuple[str, str]:
-        return f"Where is {c['name']}?", c["pid"]
+        return HOP_TEMPLATES["city"].format(c["name"]), c["pid"]
 
     def company(co: dict) -> tuple[str, str]:
-        return f"Who founded {co['name']}?", co["pid"]
+        return HOP_TEMPLATES["founder"].format(co["name"]), co["pid"]
 
     def work(w: dict) -> tuple[str, str]:
-        return f"Who made {w['name']}?", w["pid"]
+        return HOP_TEMPLATES["maker"].format(w["name"]), w["pid"]
 
     for p in people[0::4]:
         ask("river_of_birthplace", f"Which river flows through the birthplace of {p['name']}?",
@@ -256,7 +278,7 @@ def _ask_all(world: World, rng: random.Random, *, people: list[dict], cities: li
     for p in people[1::4]:
         ask("birth_language", f"What language is spoken in the country where {p['name']} was born?",
             p["city"]["country"]["language"],
-            [born(p), city(p["city"]), (f"What language is spoken in {p['city']['country']['name']}?",
+            [born(p), city(p["city"]), (HOP_TEMPLATES["language"].format(p["city"]["country"]["name"]),
                                         p["city"]["country"]["pid"])])
     for co in companies[0::3]:
         ask("hq_country", f"In which country does {co['name']} have its headquarters?", co["hq"]["country"]["name"],
@@ -267,24 +289,25 @@ def _ask_all(world: World, rng: random.Random, *, people: list[dict], cities: li
     for co in companies[2::3]:
         ask("hq_sea", f"Into which sea does the river of the city where {co['name']} is headquartered flow?",
             co["hq"]["river"]["sea"],
-            [company(co), city(co["hq"]), (f"Where does the {co['hq']['river']['name']} flow?",
+            [company(co), city(co["hq"]), (HOP_TEMPLATES["river"].format(co["hq"]["river"]["name"]),
                                            co["hq"]["river"]["pid"])])
     with_mentor = [w for w in works if w["creator"]["mentor"]]
     for w in with_mentor[0::2]:
         ask("creator_teacher", f"Who taught the creator of {w['name']}?", w["creator"]["mentor"]["name"],
-            [work(w), (f"Who taught {w['creator']['name']}?", w["creator"]["pid_career"])])
+            [work(w), (HOP_TEMPLATES["teacher"].format(w["creator"]["name"]), w["creator"]["pid_career"])])
     for w in with_mentor[1::2]:
         mentor = w["creator"]["mentor"]
         ask("teacher_birthplace", f"Where was the teacher of the creator of {w['name']} born?", mentor["city"]["name"],
-            [work(w), (f"Who taught {w['creator']['name']}?", w["creator"]["pid_career"]), born(mentor)])
+            [work(w), (HOP_TEMPLATES["teacher"].format(w["creator"]["name"]), w["creator"]["pid_career"]),
+             born(mentor)])
     for w in works[0::2]:
         country = w["creator"]["city"]["country"]
         ask("creator_currency", f"What is the currency of the country where the creator of {w['name']} was born?",
             country["currency"], [work(w), born(w["creator"]), city(w["creator"]["city"]),
-                                  (f"What is the currency of {country['name']}?", country["pid_econ"])])
+                                  (HOP_TEMPLATES["currency"].format(country["name"]), country["pid_econ"])])
     for c in cities[0::2]:
         ask("patron_birthplace", f"Where was the patron founder of {c['name']} born?", c["founder"]["city"]["name"],
-            [(f"Who founded {c['name']}?", c["pid_hist"]), born(c["founder"])])
+            [(HOP_TEMPLATES["founder"].format(c["name"]), c["pid_hist"]), born(c["founder"])])
     pairs = list(zip(companies[0::2], companies[1::2]))
     for a, b in pairs:
         if a["founder"]["born"] == b["founder"]["born"] or a["founder"]["city"] is b["founder"]["city"]:

@@ -10,7 +10,7 @@ import pytest
 
 from s3_agents.errors import DataFileError
 from s3_agents.realqa import measure_headroom, pool_records, read_qa_records
-from s3_agents.world import SPLITS, load_world
+from s3_agents.world import SPLITS, load_world, uses_world_template
 from tests.conftest import run_main
 
 SAMPLES = Path(__file__).parent / "realqa_samples"
@@ -136,6 +136,7 @@ def test_oracle_queries_retrieve_their_supports_on_real_records(minilm) -> None:
     from s3_agents.retrievers import BM25Retriever, FaissRetriever
 
     world = pool_records(_all_records(), shares=(0, 0, 1))
+    assert not any(uses_world_template(hop["query"]) for q in world.questions for hop in q["chain"])
     for retriever in (FaissRetriever.from_passages(world.passages, minilm),
                       BM25Retriever.from_passages(world.passages)):
         headroom = measure_headroom(world, retriever, split="test", ks=(1, 3), oracle_k=2)

@@ -95,3 +95,12 @@ def test_headroom_with_minilm(small_world, minilm) -> None:
     assert report["oracle_hop_recall"] >= 0.9
     assert report["oracle_answer_in_context"] >= 0.9
     assert set(report["by_type"]) <= set(QUESTION_TYPES)
+
+
+def test_world_template_detector_knows_every_hop_and_the_reported_leaks(small_world) -> None:
+    from s3_agents.world import uses_world_template
+
+    assert all(uses_world_template(hop["query"]) for q in small_world.questions for hop in q["chain"])
+    # What the world-trained searcher asked of real HotpotQA questions (issue 24), and what it should ask.
+    assert uses_world_template("Where is Scotland?") and uses_world_template("Where was Lucille Wood Smith born?")
+    assert not uses_world_template("Within You Without You songwriter")
