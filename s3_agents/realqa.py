@@ -84,13 +84,18 @@ class QARecord:
 
 
 def _join(sentences: Sequence[str]) -> str:
-    """Sentences as one paragraph: HotpotQA's carry their leading space, 2WikiMultihopQA's do not."""
+    """Sentences as one paragraph on one line: HotpotQA's carry their leading space, 2WikiMultihopQA's do not."""
     text = ""
     for sentence in sentences:
         if text and not text[-1].isspace() and not sentence[:1].isspace():
             text += " "
         text += sentence
-    return text.strip()
+    return _one_line(text)
+
+
+def _one_line(text: str) -> str:
+    """Whitespace runs (newlines too) as single spaces: the searcher reads one document a line."""
+    return " ".join(text.split())
 
 
 def _entity(title: str) -> str:
@@ -182,7 +187,7 @@ def _hotpot_like(record: dict[str, Any], source: str, answers: list[str]) -> QAR
 def _musique(record: dict[str, Any], answers: list[str]) -> QARecord | None:
     if record.get("answerable") is False:
         return None
-    paragraphs = [(str(p["title"]), str(p["paragraph_text"]).strip()) for p in record["paragraphs"]]
+    paragraphs = [(_one_line(str(p["title"])), _one_line(str(p["paragraph_text"]))) for p in record["paragraphs"]]
     position = {int(p.get("idx", i)): i for i, p in enumerate(record["paragraphs"])}
     steps = record["question_decomposition"]
     found: list[str] = []
