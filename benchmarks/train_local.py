@@ -43,6 +43,11 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--engine", default="auto", choices=["auto", "llama.cpp", "transformers"],
                         help="PPO rollout engine (s3 train local --engine); llama.cpp with --model needs that folder "
                              "to hold SmolLM2's GGUF weights (runs/smollm2-hf does), whose GGUF it samples from.")
+    parser.add_argument("--variant", default="gbr", help="PPO reward (s3 train local --variant).")
+    parser.add_argument("--algorithm", default="ppo", choices=["ppo", "grpo"])
+    parser.add_argument("--fill-context", action="store_true",
+                        help="Fill the unused context budget from the initial documents (s3 train local "
+                             "--fill-context).")
     parser.add_argument("--eval-policies", default="untrained,warmstart,ppo",
                         help="Comma-separated searchers the eval stage runs beside naive RAG (a subset saves hours: "
                              "each one costs transformers' seconds per question).")
@@ -106,7 +111,9 @@ def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
     return out / "adapter"
 
 
-def ppo_stage(args: argparse.Namespace, world: Any, index: Path, adapter: Path, generator_url: str) -> Path:
+def ppo_stage(args: argparse.Namespace, world: Any, index: Path, adapter: Path, generator_url: str, *,
+              run_dir: Path | None = None, max_seconds: float | None = None) -> Path:
+    """PPO (or GRPO) from ``adapter`` on the world's train split, in ``run_dir`` (default ``<out>/ppo``); resumes."""
     from s3_agents.llm import smollm2_gguf_path
     from s3_agents.qa import QAExample
     from s3_agents.retrievers import load_retriever
@@ -116,19 +123,22 @@ def ppo_stage(args: argparse.Namespace, world: Any, index: Path, adapter: Path, 
     parquet = args.out / "data" / "train.parquet"
     if not parquet.is_file():
         parquet.parent.mkdir(parents=True, exist_ok=True)
-        items = [QAExample(q["question"], tuple(q["answers"]), q["id"], "s3_world") for q in world.split("train")]
+        items = [QAExample(q["question"], tuple(q["answers"]), q["id"], q.get("source", "s3_world"),
+                           metadata={"supporting_ids": q["supporting_ids"]}) for q in world.split("train")]
         prepare_dataset(items, parquet)
+    run_dir = run_dir or args.out / "ppo"
     settings = LocalSettings(steps=args.ppo_steps, batch_size=args.batch_size, search=SEARCH,
-                             max_turn_tokens=TURN_TOKENS, max_context_docs=BUDGET,
+                             max_turn_tokens=TURN_TOKENS, max_context_docs=BUDGET, fill_context=args.fill_context,
+                             variant=args.variant, algorithm=args.algorithm,
                              save_every=1 if args.quick else 2, engine=args.engine)
-    run = LocalRun(args.out / "ppo", read_rows(parquet), load_retriever(index),
+    run = LocalRun(run_dir, read_rows(parquet), load_retriever(index),
                    {"generator_url": generator_url, "generator_model": "smollm2",
                     "rag_cache": str(args.out / "rag.sqlite"), "retriever": str(index)},
                    settings, model=args.model, init_adapter=adapter,
                    base_gguf=smollm2_gguf_path() if args.engine == "llama.cpp" and args.model else None)
-    last = run.train()
-    print(f"PPO: {last or 'nothing left to do'}")
-    return args.out / "ppo" / "adapter"
+    last = run.train(max_seconds=max_seconds)
+    print(f"{args.algorithm}: {last or 'nothing left to do'}")
+    return run_dir / "adapter"
 
 
 class _Memo:

@@ -1,0 +1,257 @@
+"""The real-questions run: a searcher warm-started and trained on real multi-hop QA, against naive RAG on unseen
+real questions at an equal 3-document budget.
+
+The data folder comes from one command (see docs/training.md, "Real questions")::
+
+    s3 data hotpotqa ../shared/data/realqa/hotpotqa/dev_1025.jsonl runs/realqa \\
+        --train-extra hotpotqa=../shared/data/realqa/hotpotqa/train_100.json \\
+        --train-extra musique=../shared/data/realqa/musique/train_100.json
+
+Stages (each resumes; run the script again after an interruption):
+
+1. ``warmstart``: oracle-chain trajectories of the real train split (``ChainTeacher`` asks the supporting titles /
+   MuSiQue's sub-questions and keeps the supporting passages), masked SFT of a LoRA adapter;
+2. ``rl``: ``s3 train local`` from the warm start on the real train split (``--variant``, ``--algorithm``,
+   ``--fill-context``, ``--rl-minutes``), in ``<out>/rl-<variant>-<algorithm>[-fill]``;
+3. ``dev``: searchers (``--policies``) and naive RAG on the dev split, with and without the budget fill: the
+   evidence for the defaults (budget fill, reward). Never the test split;
+4. ``test``: naive RAG (dense, BM25), the untrained, world-trained, warm-start and trained searchers on the test
+   split; writes ``docs/train-real/summary.json`` and the ``train-real`` section of docs/benchmarks.md.
+
+Every searcher is SmolLM2-135M-Instruct (+ its LoRA adapter) on llama.cpp, constrained, 5-3-3, greedy; SmolLM2 on
+llama.cpp answers; GenAcc by span match; 95% bootstrap intervals and paired differences.
+
+Command: ``python benchmarks/train_real.py --stage all`` (hours on 2 cores; ``--quick`` checks the script runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from train_local import BUDGET, SEARCH, TURN_TOKENS, _Memo, ppo_stage, warmstart_stage  # noqa: E402
+
+DOCS = REPO / "docs" / "train-real"
+ORDER = ("naive-rag", "naive-rag-bm25", "untrained", "world", "warmstart", "trained")
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=REPO / "runs" / "realqa", help="Folder of `s3 data hotpotqa`.")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "train-real")
+    parser.add_argument("--stage", choices=["warmstart", "rl", "dev", "test", "all"], default="all")
+    parser.add_argument("--warmstart-questions", type=int, default=400)
+    parser.add_argument("--warmstart-steps", type=int, default=60, help="Optimiser steps (4 trajectories each).")
+    parser.add_argument("--warmstart-adapter", type=Path, default=None, help="Skip the warm start: use this adapter.")
+    parser.add_argument("--variant", default="gbr", help="RL reward: gbr (the paper's), context or support.")
+    parser.add_argument("--algorithm", default="ppo", choices=["ppo", "grpo"])
+    parser.add_argument("--fill-context", action="store_true",
+                        help="Fill the unused budget from the initial documents (in RL and the test stage).")
+    parser.add_argument("--ppo-steps", type=int, default=1000, help="RL steps at most (--rl-minutes bounds a run).")
+    parser.add_argument("--rl-minutes", type=float, default=60.0, help="Wall-clock budget of one `rl` invocation.")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--policies", default="untrained,world,warmstart",
+                        help="Searchers of the dev stage: untrained, world, warmstart, trained (the flags' RL run) "
+                             "or NAME=ADAPTER_DIR.")
+    parser.add_argument("--trained-adapter", type=Path, default=None,
+                        help="The test stage's trained searcher (default: the flags' RL run).")
+    parser.add_argument("--dev-limit", type=int, default=120, help="Dev questions (a seeded sample).")
+    parser.add_argument("--test-limit", type=int, default=243, help="Test questions (a seeded sample).")
+    parser.add_argument("--model", default=None, help="Base model folder (default: SmolLM2 from its wheel).")
+    parser.add_argument("--engine", default="llama.cpp", choices=["auto", "llama.cpp", "transformers"])
+    parser.add_argument("--quick", action="store_true", help="Tiny sizes, to check the script runs; writes no docs.")
+    parser.add_argument("--no-write", action="store_true", help="Do not write docs/.")
+    args = parser.parse_args()
+    if args.quick:
+        args.warmstart_questions, args.warmstart_steps, args.ppo_steps, args.batch_size = 2, 1, 1, 2
+        args.dev_limit, args.test_limit, args.rl_minutes, args.no_write = 2, 2, 0.0, True
+    return args
+
+
+def _rl_dir(args: argparse.Namespace) -> Path:
+    return args.out / f"rl-{args.variant}-{args.algorithm}{'-fill' if args.fill_context else ''}"
+
+
+def _policies(args: argparse.Namespace, names: list[str]) -> dict[str, Path | None]:
+    from s3_agents.trained import trained_searcher_dir
+
+    known: dict[str, Path | None] = {"untrained": None, "world": trained_searcher_dir(),
+                                     "warmstart": args.warmstart_adapter or args.out / "warmstart" / "adapter",
+                                     "trained": args.trained_adapter or _rl_dir(args) / "adapter"}
+    out: dict[str, Path | None] = {}
+    for name in names:
+        label, _, path = name.partition("=")
+        if path:
+            out[label] = Path(path)
+        elif label in known:
+            out[label] = known[label]
+        else:
+            raise SystemExit(f"--policies: unknown {label!r}; choose {', '.join(known)} or NAME=ADAPTER_DIR")
+    for label, path in out.items():
+        if path is not None and not (path / "adapter_config.json").is_file():
+            raise SystemExit(f"no adapter for {label!r} in {path}: run its stage first")
+    return out
+
+
+def evaluate_split(args: argparse.Namespace, world: Any, split: str, limit: int, policies: dict[str, Path | None],
+                   generator_url: str, rules: tuple[str, ...]) -> dict[str, list[Any]]:
+    """Naive RAG (dense, BM25) and each searcher on ``limit`` questions of ``split``, per budget rule (``plain``:
+    what the searcher keeps; ``fill``: topped up from the initial documents), resumable. The rules share the
+    searchers' episodes (replies remembered), so a second rule costs only the generator's answers."""
+    from s3_agents.config import SearchConfig
+    from s3_agents.evaluation import NaiveRAG, S3Method, evaluate
+    from s3_agents.generator import Generator
+    from s3_agents.llm import LlamaCppClient, OpenAICompatClient, smollm2_gguf_path
+    from s3_agents.qa import QAExample
+    from s3_agents.retrievers import load_retriever
+
+    dense, bm25 = load_retriever(args.data / "index-dense"), load_retriever(args.data / "index-bm25")
+    generator = Generator(OpenAICompatClient(generator_url, "smollm2"))
+    clients = {name: LlamaCppClient(smollm2_gguf_path(), adapter=path) for name, path in policies.items()}
+    memos = {name: _Memo(client) for name, client in clients.items()}
+    questions = [QAExample(q["question"], tuple(q["answers"]), q["id"],
+                           metadata={"supporting_ids": q["supporting_ids"]}) for q in world.sample(split, limit)]
+    out = {}
+    try:
+        for rule in rules:
+            config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, constrained=True,
+                                            max_context_docs=BUDGET, fill_context=rule == "fill")
+            methods = [NaiveRAG(dense, generator, k=BUDGET), NaiveRAG(bm25, generator, k=BUDGET, name="naive-rag-bm25")]
+            methods += [S3Method(memo, dense, generator, config, name=name) for name, memo in memos.items()]
+            out[rule] = asyncio.run(evaluate(methods, {f"real-{split}": questions},
+                                             args.out / f"eval-{split}" / rule / "results.jsonl", judge=None,
+                                             concurrency=1))
+    finally:
+        for client in clients.values():
+            client.close()
+    return out
+
+
+def summarize_rows(rows: list[Any], split: str) -> dict[str, Any]:
+    """``methods`` (GenAcc, answer-in-context, support recall with intervals; docs, searches, world-template share of
+    the queries) and ``paired`` (each searcher minus naive RAG, and trained minus each other method)."""
+    from s3_agents.evaluation.report import bootstrap_ci, summarize
+    from s3_agents.world import uses_world_template
+
+    per = {m: v[f"real-{split}"] for m, v in summarize(rows).items()}
+    queries: dict[str, list[str]] = {}
+    for row in rows:
+        queries.setdefault(row.method, []).extend(row.extra.get("queries") or [])
+
+    def entry(m: str) -> dict[str, Any]:
+        v = per[m]
+        asked = queries.get(m, [])
+        return {"genacc": round(v["genacc"], 2), "genacc_ci": list(v["genacc_ci"]),
+                "answer_in_context": round(v["context_recall"], 2),
+                "answer_in_context_ci": list(v["context_recall_ci"]),
+                "support_recall": round(v.get("support_recall", 0.0), 2),
+                "support_recall_ci": list(v.get("support_recall_ci", (0.0, 0.0))),
+                "context_docs": round(v["context_docs"], 2), "searches": round(v["searches"], 2),
+                "valid_action_rate": round(v["valid_action_rate"], 2) if "valid_action_rate" in v else None,
+                "world_template_share": (round(100 * sum(map(uses_world_template, asked)) / len(asked), 1)
+                                         if asked else None),
+                "seconds": round(v["seconds"], 2), "n": int(v["n"])}
+
+    rank = {m: ORDER.index(m) if m in ORDER else len(ORDER) for m in per}
+    scores = {(row.method, row.id): row for row in rows}
+
+    def paired(a: str, b: str) -> dict[str, Any]:
+        ids = [i for (m, i) in scores if m == a and (b, i) in scores]
+        out: dict[str, Any] = {"n": len(ids)}
+        for key, field_name in (("genacc", "genacc"), ("answer_in_context", "context_recall"),
+                                ("support_recall", "support_recall")):
+            diffs = [float(getattr(scores[a, i], field_name) or 0.0) - float(getattr(scores[b, i], field_name) or 0.0)
+                     for i in ids]
+            out[key] = round(100 * sum(diffs) / max(1, len(diffs)), 1)
+            out[f"{key}_ci"] = list(bootstrap_ci(diffs))
+        return out
+
+    searchers = [m for m in per if m not in ("naive-rag", "naive-rag-bm25")]
+    pairs = [(m, "naive-rag") for m in searchers]
+    if "trained" in per:
+        pairs += [("trained", m) for m in per if m not in ("trained", "naive-rag")]
+    return {"methods": {m: entry(m) for m in sorted(per, key=rank.get)},
+            "paired": {f"{a} - {b}": paired(a, b) for a, b in pairs}}
+
+
+def _table(summary: dict[str, Any]) -> list[str]:
+    def cell(e: dict[str, Any], key: str) -> str:
+        low, high = e[f"{key}_ci"]
+        return f"{e[key]:.1f} [{low:.0f}, {high:.0f}]"
+
+    lines = ["| method | GenAcc | answer in context | support recall | context docs | searches | world-template "
+             "queries % |", "|---|---|---|---|---:|---:|---:|"]
+    for m, e in summary["methods"].items():
+        share = "—" if e["world_template_share"] is None else f"{e['world_template_share']:.1f}"
+        lines.append(f"| {m} | {cell(e, 'genacc')} | {cell(e, 'answer_in_context')} | {cell(e, 'support_recall')} "
+                     f"| {e['context_docs']:.2f} | {e['searches']:.2f} | {share} |")
+    lines += ["", "| paired difference (points) | GenAcc | answer in context | support recall |", "|---|---|---|---|"]
+    for name, d in summary["paired"].items():
+        lines.append(f"| {name} | {d['genacc']:+.1f} [{d['genacc_ci'][0]:+.0f}, {d['genacc_ci'][1]:+.0f}] "
+                     f"| {d['answer_in_context']:+.1f} [{d['answer_in_context_ci'][0]:+.0f}, "
+                     f"{d['answer_in_context_ci'][1]:+.0f}] | {d['support_recall']:+.1f} "
+                     f"[{d['support_recall_ci'][0]:+.0f}, {d['support_recall_ci'][1]:+.0f}] |")
+    return lines
+
+
+def main() -> None:
+    from s3_agents.world import load_world
+
+    args = _args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    world = load_world(args.data)
+    index = args.data / "index-dense"
+    if args.stage in ("warmstart", "all") and not args.warmstart_adapter:
+        warmstart_stage(args, world, index)
+    if args.stage == "warmstart":
+        return
+    from s3_agents.llm.llama_server import LocalLlamaServer
+
+    with LocalLlamaServer(n_ctx=8192) as server:
+        if args.stage in ("rl", "all"):
+            adapter = args.warmstart_adapter or args.out / "warmstart" / "adapter"
+            ppo_stage(args, world, index, adapter, server.url, run_dir=_rl_dir(args),
+                      max_seconds=60 * args.rl_minutes)
+        if args.stage in ("dev", "all"):
+            names = [n.strip() for n in args.policies.split(",") if n.strip()]
+            by_rule = evaluate_split(args, world, "dev", args.dev_limit, _policies(args, names), server.url,
+                                     ("plain", "fill"))
+            for rule, rows in by_rule.items():
+                summary = summarize_rows(rows, "dev")
+                (args.out / f"eval-dev/{rule}/summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+                print(f"## dev, {rule}", *_table(summary), sep="\n")
+        if args.stage not in ("test", "all"):
+            return
+        rule = "fill" if args.fill_context else "plain"
+        policies = _policies(args, ["untrained", "world", "warmstart", "trained"])
+        rows = evaluate_split(args, world, "test", args.test_limit, policies, server.url, (rule,))[rule]
+    summary = summarize_rows(rows, "test")
+    summary["settings"] = {"search": SEARCH, "turn_tokens": TURN_TOKENS, "budget": BUDGET, "constrained": True,
+                           "fill_context": args.fill_context, "variant": args.variant, "algorithm": args.algorithm,
+                           "generator": "SmolLM2-135M-Instruct (llama.cpp)", "genacc": "span match",
+                           "split": "test", "sample": "World.sample('test', --test-limit, seed=0)",
+                           "data": json.loads((args.data / "world.json").read_text())["sources"]}
+    body = "\n".join(_table(summary))
+    print(body)
+    if args.no_write:
+        return
+    DOCS.mkdir(parents=True, exist_ok=True)
+    (DOCS / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    from _report import write_section
+
+    write_section("train-real", "\n".join([
+        "## A searcher trained on real questions vs naive RAG (`benchmarks/train_real.py`)", "",
+        f"{summary['methods']['naive-rag']['n']} questions of the real test split (HotpotQA dev questions kept out of "
+        "training and tuning), equal 3-document budget; details in [training.md](training.md).", "", body, "",
+        f"Command: `python {' '.join(sys.argv)}`"]))
+
+
+if __name__ == "__main__":
+    main()
