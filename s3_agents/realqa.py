@@ -225,6 +225,8 @@ def _parse(record: Any, form: str) -> QARecord | None:
                              "from it; index your own corpus with `s3 index build` and use `s3 eval` instead")
     if not str(record.get("question", "")).strip():
         raise ValueError("no question")
+    if not str(record.get("_id", record.get("id", ""))).strip():
+        raise ValueError("no question id (_id or id)")
     answers = _answers(record)
     if form == "musique":
         return _musique(record, answers)

@@ -126,6 +126,10 @@ def test_a_malformed_record_names_the_file_line_and_record(tmp_path: Path) -> No
     truncated.write_text(json.dumps(records[:1], indent=1).rstrip()[:-1], encoding="utf-8")
     with pytest.raises(DataFileError, match="truncated"):
         read_qa_records(truncated, "hotpotqa")
+    anonymous = tmp_path / "anonymous.jsonl"
+    anonymous.write_text(json.dumps({k: v for k, v in json.loads(lines[0]).items() if k != "id"}) + "\n")
+    with pytest.raises(DataFileError, match=r"anonymous\.jsonl, line 1: record 1: no question id"):
+        read_qa_records(anonymous, "hotpotqa")
     with pytest.raises(DataFileError, match="metadata holds no paragraphs"):
         plain = tmp_path / "nq.jsonl"
         plain.write_text(json.dumps({"id": "1", "question": "who?", "golden_answers": ["a"]}) + "\n")
