@@ -114,7 +114,8 @@ def evaluate_split(args: argparse.Namespace, world: Any, split: str, limit: int,
 
     dense, bm25 = load_retriever(args.data / "index-dense"), load_retriever(args.data / "index-bm25")
     generator = Generator(OpenAICompatClient(generator_url, "smollm2"))
-    clients = {name: LlamaCppClient(smollm2_gguf_path(), adapter=path) for name, path in policies.items()}
+    # 8,192 tokens (SmolLM2's window): three 5-document blocks of Wikipedia paragraphs outgrow the default 4,096.
+    clients = {name: LlamaCppClient(smollm2_gguf_path(), adapter=path, n_ctx=8192) for name, path in policies.items()}
     memos = {name: _Memo(client) for name, client in clients.items()}
     questions = [QAExample(q["question"], tuple(q["answers"]), q["id"],
                            metadata={"supporting_ids": q["supporting_ids"]}) for q in world.sample(split, limit)]
