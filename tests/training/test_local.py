@@ -102,3 +102,12 @@ def test_plot_from_metrics(tmp_path) -> None:
             writer.writerow({k: step if k == "step" else 0.1 * step for k in METRIC_COLUMNS})
     assert plot_metrics(path, tmp_path / "reward.png").stat().st_size > 10_000
     assert plot_metrics(tmp_path / "missing.csv", tmp_path / "none.png") is None
+    # A run from before in_context / support_recall existed, and one whose reward needs no generator (acc NaN).
+    older = [c for c in METRIC_COLUMNS if c not in ("in_context", "support_recall")]
+    for name, columns, acc in (("old.csv", older, 0.5), ("context.csv", METRIC_COLUMNS, float("nan"))):
+        with (tmp_path / name).open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            for step in range(1, 4):
+                writer.writerow({k: step if k == "step" else acc if k in ("acc", "acc_rag") else 0.1 for k in columns})
+        assert plot_metrics(tmp_path / name, tmp_path / f"{name}.png").stat().st_size > 10_000
