@@ -115,7 +115,8 @@ async def compute_score(data_source: str, solution_str: str, ground_truth: Any,
         raise DataError("the s3 reward needs the question: ground_truth.question or the agent loop's s3_question")
     answers = _answers(ground_truth)
     context = _context(info.get("s3_context"))
-    supporting = [str(s) for s in truth.get("supporting_ids") or []]
+    ids = truth.get("supporting_ids")  # a numpy array once the row went through parquet
+    supporting = [str(s) for s in (ids if ids is not None else [])]
     parts = {"in_context": answer_in_context(context, answers),
              "support_recall": support_recall(context, supporting) if supporting else float("nan"),
              "num_selected": float(len(context)), "searches": float(info.get("s3_searches", 0) or 0)}

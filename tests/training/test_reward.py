@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pandas as pd
 import pytest
 
 from s3_agents import HashingEmbedder, build_index, load_demo_corpus
 from s3_agents.errors import LLMUnavailableError
 from s3_agents.rag_cache import RagCache, RagEntry
+from s3_agents.training.data import write_parquet
 from s3_agents.training.reward import compute_score
 from tests.conftest import free_port
 
@@ -75,7 +77,10 @@ def test_generator_down_names_the_url(tmp_path):
 def test_rewards_without_a_generator_never_call_it(tmp_path):
     """context and support score the first rag_k documents alone: a generator URL where nothing listens is fine."""
     url = f"http://127.0.0.1:{free_port()}/v1"
-    truth = {**TRUTH, "supporting_ids": ["2", "9"]}
+    # The ground truth as verl hands it over: read back from parquet, where the ids became a numpy array.
+    write_parquet([{"reward_model": {"ground_truth": {**TRUTH, "supporting_ids": ["2", "9"]}}}], tmp_path / "t.parquet")
+    truth = pd.read_parquet(tmp_path / "t.parquet")["reward_model"][0]["ground_truth"]
+    assert not isinstance(truth["supporting_ids"], list)
 
     def run(variant, ids, **kwargs):
         return asyncio.run(compute_score("demo", "", truth, episode(ids), generator_url=url, generator_model="none",
