@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from s3_agents.corpus import Corpus, load_corpus, load_demo_corpus
     from s3_agents.embedders import Embedder, HashingEmbedder, SentenceTransformerEmbedder, load_embedder
     from s3_agents.errors import (
+        ContextWindowError,
         CorpusFormatError,
         IndexNotFoundError,
         LLMClientError,
@@ -55,7 +56,7 @@ _HOMES = {
     "SearchConfig": "config",
     **dict.fromkeys(["Corpus", "load_corpus", "load_demo_corpus"], "corpus"),
     **dict.fromkeys(["Embedder", "HashingEmbedder", "SentenceTransformerEmbedder", "load_embedder"], "embedders"),
-    **dict.fromkeys(["CorpusFormatError", "IndexNotFoundError", "LLMClientError", "LLMUnavailableError",
+    **dict.fromkeys(["ContextWindowError", "CorpusFormatError", "IndexNotFoundError", "LLMClientError", "LLMUnavailableError",
                      "RetrieverError", "RetrieverUnavailableError", "S3Error"], "errors"),
     "Generator": "generator",
     **dict.fromkeys(["SearchContext", "SearchState", "build_search_graph"], "graph"),
@@ -139,4 +140,5 @@ __all__ = [
     "RetrieverUnavailableError",
     "LLMClientError",
     "LLMUnavailableError",
+    "ContextWindowError",
 ]

@@ -24,6 +24,7 @@ __all__ = [
     "RetrieverRefusedError",
     "LLMClientError",
     "LLMUnavailableError",
+    "ContextWindowError",
     "BatchError",
 ]
 
@@ -126,6 +127,11 @@ class LLMClientError(S3Error):
 
 class LLMUnavailableError(LLMClientError):
     """An LLM endpoint could not be reached after all retries."""
+
+
+class ContextWindowError(LLMClientError):
+    """The prompt does not fit the model's context window (a long episode outgrew it). The search graph ends
+    such an episode with ``stop_reason="context_full"`` instead of failing it."""
 
 
 class BatchError(S3Error):

@@ -9,6 +9,7 @@ from langgraph.runtime import get_runtime
 from langgraph.types import Overwrite
 
 from s3_agents.config import SearchConfig
+from s3_agents.errors import ContextWindowError
 from s3_agents.grammar import action_grammar
 from s3_agents.graph.context import assemble_context
 from s3_agents.graph.protocol import (
@@ -16,6 +17,7 @@ from s3_agents.graph.protocol import (
     REFERENCE_FEEDBACK,
     format_information,
     format_observation,
+    Action,
     parse_action,
     parse_selection,
     reference_output,
@@ -104,14 +106,26 @@ def policy_turn(state: SearchState) -> dict[str, Any]:
     if not callable(getattr(ctx.policy, "chat", None)):  # a sync run needs chat, nothing more
         raise TypeError(f"{type(ctx.policy).__name__} generates asynchronously only: run the searcher with asearch, "
                         "abatch or astream (the graph's ainvoke / astream)")
-    completion = ctx.policy.chat(state["messages"], **_generation_kwargs(ctx.config))
+    try:
+        completion = ctx.policy.chat(state["messages"], **_generation_kwargs(ctx.config))
+    except ContextWindowError as err:
+        return _window_full(state, err)
     return _after_policy(completion, ctx.config)
 
 
 async def apolicy_turn(state: SearchState) -> dict[str, Any]:
     ctx = _ctx()
-    completion = await ctx.policy.achat(state["messages"], **_generation_kwargs(ctx.config))
+    try:
+        completion = await ctx.policy.achat(state["messages"], **_generation_kwargs(ctx.config))
+    except ContextWindowError as err:
+        return _window_full(state, err)
     return _after_policy(completion, ctx.config)
+
+
+def _window_full(state: SearchState, err: ContextWindowError) -> dict[str, Any]:
+    """The episode outgrew the searcher's window: it ends with what was selected so far (the last block unread)."""
+    return {"pending": Action(kind="context_full", problem=str(err)),
+            "problems": [f"generation {len(state['outputs']) + 1}: the searcher's context window is full ({err})"]}
 
 
 # -- selection -------------------------------------------------------------------------------
@@ -137,7 +151,7 @@ def route(state: SearchState) -> Literal["retrieve", "feedback", "stop"]:
     """Where to go after a turn: run the query, answer an invalid action, or stop."""
     config = _ctx().config
     kind = state["pending"].kind
-    if kind == "complete":
+    if kind in ("complete", "context_full"):
         return "stop"
     if len(state["outputs"]) >= config.max_turns + 1:
         return "stop"
@@ -186,8 +200,8 @@ def stop(state: SearchState) -> dict[str, Any]:
     """End the episode and assemble the generator's context."""
     config = _ctx().config
     kind = state["pending"].kind
-    if kind == "complete":
-        reason = "complete"
+    if kind in ("complete", "context_full"):
+        reason = kind
     elif kind == "search" and len(state["queries"]) >= config.max_turns:
         reason = "max_turns"
     else:

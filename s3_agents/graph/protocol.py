@@ -93,14 +93,15 @@ class Action:
     """One parsed searcher turn.
 
     Attributes:
-        kind: ``"search"`` (a query to run), ``"complete"`` (stop) or ``"invalid"``.
+        kind: ``"search"`` (a query to run), ``"complete"`` (stop) or ``"invalid"``; or ``"context_full"``, set by
+            the graph (never parsed) when the searcher could not write because its context window is full.
         query: The query text for ``"search"``.
         selection: The ``<important_info>`` text when present (ids are resolved against a block
             by :func:`parse_selection`), else ``None``.
         problem: Why the action is invalid, for logs and metrics.
     """
 
-    kind: Literal["search", "complete", "invalid"]
+    kind: Literal["search", "complete", "invalid", "context_full"]
     query: str | None = None
     selection: str | None = None
     problem: str | None = None

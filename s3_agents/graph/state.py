@@ -14,7 +14,7 @@ from s3_agents.types import Passage
 
 __all__ = ["Block", "Segment", "SearchInput", "SearchState", "SearchContext", "StopReason", "merge_blocks"]
 
-StopReason = Literal["complete", "max_turns", "max_generations"]
+StopReason = Literal["complete", "max_turns", "max_generations", "context_full"]
 
 
 class Block(TypedDict):
@@ -77,7 +77,8 @@ class SearchState(TypedDict, total=False):
         invalid: Outputs that broke the protocol (each got the feedback text).
         problems: Why each invalid output was invalid, and dropped selections.
         stop_reason: ``"complete"`` (searcher stopped), ``"max_turns"`` (asked for a search past the
-            limit), or ``"max_generations"`` (generation budget spent).
+            limit), ``"max_generations"`` (generation budget spent), or ``"context_full"`` (the episode outgrew
+            the searcher's context window; the context is what was selected until then).
         context: The final context for the generator (selected passages with ids and scores).
     """
 

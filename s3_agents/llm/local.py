@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from s3_agents.errors import ContextWindowError
 from s3_agents.llm.base import Completion, Message, ThreadedClient, truncate_at_stop
 
 __all__ = ["LlamaCppClient", "TransformersClient", "smollm2_gguf_path"]
@@ -100,20 +101,26 @@ class LlamaCppClient(ThreadedClient):
         return Completion(text=text, finish_reason=choice.get("finish_reason"), stop=found,
                           prompt_tokens=usage.get("prompt_tokens"), completion_tokens=usage.get("completion_tokens"))
 
+    def _run(self, call: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            with self._guard:
+                return call(**kwargs)
+        except ValueError as err:
+            if "context window" in str(err):   # llama-cpp-python: "Requested tokens (N) exceed context window of M"
+                raise ContextWindowError(f"{self.model}: {err}", model=self.model) from err
+            raise
+
     def chat(self, messages: Sequence[Message], *, max_tokens: int = 256, temperature: float = 0.0,
              stop: Sequence[str] | None = None, seed: int | None = None, grammar: str | None = None) -> Completion:
-        with self._guard:
-            result = self._llm.create_chat_completion(messages=list(messages), max_tokens=max_tokens,
-                                                      temperature=temperature, stop=list(stop or []), seed=seed,
-                                                      grammar=self._grammar(grammar))
+        result = self._run(self._llm.create_chat_completion, messages=list(messages), max_tokens=max_tokens,
+                           temperature=temperature, stop=list(stop or []), seed=seed, grammar=self._grammar(grammar))
         return self._completion(result, True, stop)
 
     def complete(self, prompt: str | Sequence[int], *, max_tokens: int = 256, temperature: float = 0.0,
                  stop: Sequence[str] | None = None, seed: int | None = None) -> Completion:
         prompt = prompt if isinstance(prompt, str) else [int(i) for i in prompt]
-        with self._guard:
-            result = self._llm.create_completion(prompt, max_tokens=max_tokens, temperature=temperature,
-                                                 stop=list(stop or []), seed=seed)
+        result = self._run(self._llm.create_completion, prompt=prompt, max_tokens=max_tokens,
+                           temperature=temperature, stop=list(stop or []), seed=seed)
         return self._completion(result, False, stop)
 
     def tokenize(self, text: str) -> list[int]:
@@ -166,6 +173,10 @@ class TransformersClient(ThreadedClient):
                   seed: int | None, grammar: str | None = None) -> Completion:
         import torch
 
+        window = getattr(self._lm.config, "max_position_embeddings", None)
+        if window and input_ids.shape[1] >= window:
+            raise ContextWindowError(f"{self.model}: the prompt's {input_ids.shape[1]} tokens do not fit the "
+                                     f"context window of {window}", model=self.model)
         if seed is not None:
             torch.manual_seed(seed)
         input_ids = input_ids.to(self.device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -11,7 +12,7 @@ import httpx
 import openai
 from openai import Omit
 
-from s3_agents.errors import LLMClientError, LLMUnavailableError
+from s3_agents.errors import ContextWindowError, LLMClientError, LLMUnavailableError
 from s3_agents.llm.base import Completion, Message
 
 __all__ = ["OpenAICompatClient", "CHECK_TIMEOUT"]
@@ -22,6 +23,11 @@ def _base(url: str) -> str:
     for suffix in ("/chat/completions", "/completions"):
         url = url.removesuffix(suffix)
     return url if url.endswith("/v1") else url + "/v1"
+
+
+# How servers say that a prompt outgrew the window: llama.cpp's llama-server ("exceeds the available context
+# size"), llama-cpp-python's server, vLLM and OpenAI ("maximum context length is N tokens").
+_CONTEXT_FULL = re.compile(r"context (length|window|size)", re.IGNORECASE)
 
 
 def _retried(status: int) -> bool:
@@ -161,6 +167,8 @@ class OpenAICompatClient:
         except ValueError:
             detail = response.text[:300]
         message = f"{url} answered HTTP {response.status_code} for model {self.model!r}: {detail}"
+        if response.status_code == 400 and _CONTEXT_FULL.search(str(detail)):
+            return ContextWindowError(message, url=url, model=self.model)
         if response.status_code == 404 or "model" in str(detail).lower() and response.status_code == 400:
             try:
                 served = self.models()

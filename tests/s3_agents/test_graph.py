@@ -9,7 +9,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 
-from s3_agents import FaissRetriever, HashingEmbedder, S3Searcher, SearchConfig, load_demo_corpus
+from s3_agents import ContextWindowError, FaissRetriever, HashingEmbedder, S3Searcher, SearchConfig, load_demo_corpus
 from s3_agents.graph import SearchContext, build_search_graph
 from s3_agents.graph.protocol import INVALID_ACTION_FEEDBACK, Action
 from s3_agents.testing import ScriptedClient
@@ -109,6 +109,22 @@ def test_fill_context_tops_up_the_budget_from_the_initial_documents_in_rank_orde
     uncapped = S3Searcher(ScriptedClient([query("Rukul engine", select="[2]"), done(select="[1]")]), retriever,
                           SearchConfig(max_turns=2, keep_unselected=False, fill_context=True)).search(Q)
     assert set(initial) <= {p.id for p in uncapped["context"]} and len(uncapped["context"]) == 4
+
+
+def test_an_episode_that_outgrows_the_window_ends_with_what_it_selected(retriever) -> None:
+    def replies(messages):
+        if len(messages) > 1:                                   # the first search's documents filled the window
+            raise ContextWindowError("Requested tokens (9000) exceed context window of 8192", model="scripted")
+        return query("Rukul engine", select="[2]")
+
+    config = SearchConfig(keep_unselected=False)
+    searcher = S3Searcher(ScriptedClient(replies), retriever, config)
+    for state in (searcher.search(Q), asyncio.run(searcher.asearch(Q))):
+        assert state["stop_reason"] == "context_full" and state["queries"] == ["Rukul engine"]
+        assert len(state["outputs"]) == 1 and "context window is full" in state["problems"][-1]
+        assert state["blocks"][1]["selected"] is None                       # never read
+        assert [p.id for p in state["context"]] == [state["blocks"][0]["passages"][1].id]
+        check_invariants(state, config)
 
 
 def test_zero_turns_only_stops(retriever) -> None:

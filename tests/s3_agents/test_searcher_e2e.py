@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from s3_agents import (
+    ContextWindowError,
     FaissRetriever,
     Generator,
     LLMClientError,
@@ -89,6 +90,12 @@ def test_unknown_model_and_dead_endpoint_errors(llama_server) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(LLMUnavailableError, match=f"{url}.*'smollm2'"):
         OpenAICompatClient(url, "smollm2", retries=0).chat([{"role": "user", "content": "hi"}])
+
+
+def test_a_prompt_over_the_servers_window_is_a_context_window_error(client) -> None:
+    """llama-cpp-python's server answers HTTP 400 (context_length_exceeded): the graph ends such episodes."""
+    with pytest.raises(ContextWindowError, match="context length"):
+        client.chat([{"role": "user", "content": "ocean " * 9000}], max_tokens=4)
 
 
 def test_s3_search_cli_against_the_server(llama_server, tmp_path) -> None:
