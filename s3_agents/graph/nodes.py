@@ -15,9 +15,9 @@ from s3_agents.graph.context import assemble_context
 from s3_agents.graph.protocol import (
     INVALID_ACTION_FEEDBACK,
     REFERENCE_FEEDBACK,
+    Action,
     format_information,
     format_observation,
-    Action,
     parse_action,
     parse_selection,
     reference_output,
