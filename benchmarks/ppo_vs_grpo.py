@@ -101,16 +101,9 @@ def _evaluate(args: argparse.Namespace, world: Any, index: Path, adapters: dict[
 
 
 def _paired(rows: list[Any], a: str, b: str) -> dict[str, Any]:
-    from s3_agents.evaluation.report import bootstrap_ci
+    from s3_agents.evaluation.report import PAIRED_FIELDS, paired_difference
 
-    scores = {(row.method, row.id): row for row in rows}
-    ids = [i for (m, i) in scores if m == a and (b, i) in scores]
-    out: dict[str, Any] = {"n": len(ids)}
-    for key, field_name in (("genacc", "genacc"), ("answer_in_context", "context_recall")):
-        diffs = [getattr(scores[a, i], field_name) - getattr(scores[b, i], field_name) for i in ids]
-        out[key] = round(100 * sum(diffs) / max(1, len(diffs)), 1)
-        out[f"{key}_ci"] = list(bootstrap_ci(diffs))
-    return out
+    return paired_difference(rows, a, b, fields=PAIRED_FIELDS[:2])
 
 
 def _report(results: dict[str, Any], args: argparse.Namespace) -> str:

@@ -34,8 +34,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--warmstart-questions", type=int, default=300)
     parser.add_argument("--warmstart-steps", type=int, default=40, help="Optimiser steps (4 trajectories each).")
     parser.add_argument("--warmstart-adapter", type=Path, default=None,
-                        help="Use this warm-start adapter instead of training one (e.g. s3_agents/data/searcher, "
-                             "the shipped one, which this script's warm start produced).")
+                        help="Use this warm-start adapter instead of training one (e.g. "
+                             "s3_agents/data/searchers/world, the shipped one, which this script's warm start "
+                             "produced).")
     parser.add_argument("--ppo-steps", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--eval-limit", type=int, default=100)
@@ -199,20 +200,13 @@ def eval_stage(args: argparse.Namespace, world: Any, index: Path, adapters: dict
 
 def _paired(rows: list[Any]) -> dict[str, dict[str, Any]]:
     """PPO minus each other method on the same questions (percentage points, 95% paired bootstrap intervals)."""
-    from s3_agents.evaluation.report import bootstrap_ci
+    from s3_agents.evaluation.report import PAIRED_FIELDS, paired_difference
 
-    scores = {(row.method, row.id): row for row in rows}
     out: dict[str, dict[str, Any]] = {}
     for other in ("warmstart", "naive-rag", "untrained"):
-        ids = [i for (m, i) in scores if m == "ppo" and (other, i) in scores]
-        if not ids:
-            continue
-        entry: dict[str, Any] = {"n": len(ids)}
-        for key, field_name in (("genacc", "genacc"), ("answer_in_context", "context_recall")):
-            diffs = [getattr(scores["ppo", i], field_name) - getattr(scores[other, i], field_name) for i in ids]
-            entry[key] = round(100 * sum(diffs) / len(diffs), 1)
-            entry[f"{key}_ci"] = list(bootstrap_ci(diffs))
-        out[f"ppo - {other}"] = entry
+        entry = paired_difference(rows, "ppo", other, fields=PAIRED_FIELDS[:2])
+        if entry["n"]:
+            out[f"ppo - {other}"] = entry
     return out
 
 

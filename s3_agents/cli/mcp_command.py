@@ -24,14 +24,17 @@ from s3_agents.cli.options import (
     PolicyTokenizer,
     PolicyUrl,
     RetrieverKey,
+    Searcher,
     UrlOpt,
     check_server_options,
     fail,
     info,
     open_llm,
     open_retriever,
+    open_trained,
     reference_policy,
     search_config,
+    trained_name,
 )
 
 __all__ = ["mcp_command"]
@@ -68,6 +71,10 @@ def mcp_command(
     prompt_format: FormatOpt = "chat",
     policy_tokenizer: PolicyTokenizer = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error (HTTP).")] = "info",
+    trained: Annotated[bool, typer.Option(
+        help="Serve a shipped trained searcher (SmolLM2 + LoRA, its own loop settings, on --policy-engine; "
+             "--searcher picks which) over its shipped corpus unless --index / --url is given.")] = False,
+    searcher_name: Searcher = None,
 ) -> None:
     """Serve the searcher to MCP clients: tools `search` (an s3 episode) and `retrieve` (top-k), and the
     passages they return as passage://{id} resources."""
@@ -80,12 +87,22 @@ def mcp_command(
         fail(f'`s3 mcp` needs the MCP SDK ({err.name} is missing): pip install "s3-agents[mcp]"')
     from s3_agents.searcher import S3Searcher
 
-    cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs, fill_context=fill_context,
-                        prompt_format=prompt_format)
-    retriever = open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
-    policy = open_llm(policy_url, policy_model, policy_gguf, llm_key, "policy", policy_hf, policy_adapter, timeout,
-                      policy_engine)
-    policy = reference_policy(policy, prompt_format, policy_tokenizer, policy_model)
+    name = trained_name(searcher_name)
+    if trained or name:
+        from s3_agents.world import default_world_retriever
+
+        policy, cfg, world = open_trained(name, policy_engine, {
+            "--policy-url": policy_url, "--policy-gguf": policy_gguf, "--policy-hf": policy_hf,
+            "--policy-adapter": policy_adapter}, prompt_format)
+        retriever = (open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
+                     if index or url else default_world_retriever(name=world))  # type: ignore[arg-type]
+    else:
+        cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs,
+                            fill_context=fill_context, prompt_format=prompt_format)
+        retriever = open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
+        policy = open_llm(policy_url, policy_model, policy_gguf, llm_key, "policy", policy_hf, policy_adapter,
+                          timeout, policy_engine)
+        policy = reference_policy(policy, prompt_format, policy_tokenizer, policy_model)
     server = create_mcp_server(S3Searcher(policy, retriever, cfg))
     if transport == "http":
         info(f"MCP server (streamable HTTP) on http://{host}:{port}/mcp")

@@ -16,7 +16,7 @@ __all__ = [
     "search_config",
     "FormatOpt", "PolicyTokenizer", "reference_policy", "EmbedderOpt", "IndexOpt", "NprobeOpt", "EfSearchOpt",
     "UrlOpt", "RetrieverKey", "PolicyUrl", "PolicyModel", "PolicyGguf", "PolicyHf", "PolicyAdapter", "PolicyEngine",
-    "Engine", "Constrained",
+    "Engine", "Searcher", "trained_name", "open_trained", "Constrained",
     "MaxContextDocs", "FillContext", "GeneratorUrl", "GeneratorModel", "ApiKey", "LlmTimeout", "ConfigName",
 ]
 
@@ -65,6 +65,9 @@ PolicyEngine = Annotated[str, typer.Option(
          "LoRA) or transformers (the dequantised weights + the merged adapter).")]
 Engine = Annotated[str, typer.Option(
     help="Engine of the trained searcher: llama.cpp (fast) or transformers (the weights PPO trained).")]
+Searcher = Annotated[str | None, typer.Option(
+    "--searcher", help="Which shipped searcher to run (implies --trained): real (trained on real multi-hop "
+                       "questions; the default) or world (trained on the benchmark world).")]
 Constrained = Annotated[bool, typer.Option(
     help="Decode the searcher's turns under the action grammar: every turn a valid action (llama.cpp, vLLM, "
          "transformers).")]
@@ -191,6 +194,28 @@ def check_engine(engine: str, option: str = "--engine") -> None:
     """An engine name is llama.cpp or transformers."""
     if engine not in ("llama.cpp", "transformers"):
         raise typer.BadParameter(f"{option} must be llama.cpp or transformers, got {engine!r}")
+
+
+def trained_name(searcher: str | None) -> Any:
+    """The shipped searcher ``--searcher`` names (checked), or ``None`` for the default."""
+    from s3_agents.trained import SEARCHERS
+
+    if searcher is not None and searcher not in SEARCHERS:
+        raise typer.BadParameter(f"--searcher must be one of {', '.join(SEARCHERS)}, got {searcher!r}")
+    return searcher
+
+
+def open_trained(name: Any, engine: str, policy_options: dict[str, Any], prompt_format: str) -> tuple[Any, Any, str]:
+    """A shipped searcher for ``--trained`` / ``--searcher``: its policy on ``engine``, its loop settings and the
+    name of its shipped corpus (:func:`~s3_agents.trained.trained_world`). ``policy_options`` (``{"--policy-url":
+    value, ...}``) must be unset: the searcher brings its own policy and format."""
+    from s3_agents.trained import trained_config, trained_searcher, trained_world
+
+    taken = [option for option, value in policy_options.items() if value]
+    if taken or prompt_format != "chat":
+        raise typer.BadParameter(f"--trained brings its own policy and format: drop {', '.join(taken) or '--format'}")
+    check_engine(engine, "--policy-engine")
+    return trained_searcher(name, engine=engine), trained_config(name), trained_world(name)
 
 
 def endpoint_or(url: str | None, model: str | None, api_key: str | None, role: str, fallback: Any,

@@ -36,14 +36,17 @@ from s3_agents.cli.options import (
     PolicyTokenizer,
     PolicyUrl,
     RetrieverKey,
+    Searcher,
     UrlOpt,
     check_engine,
     endpoint_or,
     info,
     open_llm,
     open_retriever,
+    open_trained,
     reference_policy,
     search_config,
+    trained_name,
 )
 
 __all__ = ["search", "demo", "precompute", "print_trace"]
@@ -76,7 +79,8 @@ def print_trace(steps: list[tuple[str, dict[str, Any]]], final: dict[str, Any]) 
                                 title=f"initial retrieval: {update['question']}", title_align="left"))
         elif node == "policy":
             generation += 1
-            console.print(Panel(_clip(update["outputs"][-1]) or "[dim](empty)[/]",
+            written = update["outputs"][-1] if update.get("outputs") else "[dim](the context window is full)[/]"
+            console.print(Panel(_clip(written) or "[dim](empty)[/]",
                                 title=f"searcher, generation {generation}", title_align="left",
                                 border_style="cyan"))
         elif node == "retrieve":
@@ -139,30 +143,28 @@ def search(
     html: Annotated[Path | None, typer.Option(
         "--html", help="Also write the episode as a self-contained HTML page (the trajectory browser).")] = None,
     trained: Annotated[bool, typer.Option(
-        help="The shipped trained searcher (SmolLM2 + LoRA, its own loop settings, on --policy-engine) over the "
-             "benchmark world's index unless --index / --url is given; SmolLM2 answers unless --generator-url.")
+        help="A shipped trained searcher (SmolLM2 + LoRA, its own loop settings, on --policy-engine; --searcher "
+             "picks which) over its shipped corpus unless --index / --url is given; SmolLM2 answers unless "
+             "--generator-url.")
     ] = False,
+    searcher_name: Searcher = None,
 ) -> None:
     """Run the searcher on one question and print each turn, the selected context and the answer."""
     from s3_agents.generator import Generator
     from s3_agents.searcher import S3Searcher
 
-    if trained:
+    name = trained_name(searcher_name)
+    if trained or name:
         from s3_agents.llm import LlamaCppClient
-        from s3_agents.trained import trained_config, trained_searcher
         from s3_agents.world import default_world_retriever
 
-        taken = [name for name, value in (("--policy-url", policy_url), ("--policy-gguf", policy_gguf),
-                                          ("--policy-hf", policy_hf), ("--policy-adapter", policy_adapter)) if value]
-        if taken or prompt_format != "chat":
-            dropped = ", ".join(taken) or "--format"
-            raise typer.BadParameter(f"--trained brings its own policy and format: drop {dropped}")
-        check_engine(policy_engine, "--policy-engine")
-        cfg, policy = trained_config(), trained_searcher(engine=policy_engine)  # type: ignore[arg-type]
+        policy, cfg, world = open_trained(name, policy_engine, {
+            "--policy-url": policy_url, "--policy-gguf": policy_gguf, "--policy-hf": policy_hf,
+            "--policy-adapter": policy_adapter}, prompt_format)
         gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", None, timeout) or \
             LlamaCppClient()
         retriever = (open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
-                     if index or url else default_world_retriever())
+                     if index or url else default_world_retriever(name=world))  # type: ignore[arg-type]
     else:
         cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs,
                             fill_context=fill_context, prompt_format=prompt_format)
@@ -190,13 +192,16 @@ def search(
 def demo(
     question: Annotated[str | None, typer.Option(help="Your own question about the demo world.")] = None,
     question_id: Annotated[str | None, typer.Option(
-        help="A question id (demo: q1...q157; --trained: a world test question, w...); default: random.")] = None,
+        help="A question id (demo: q1...q157; --trained: a question of the searcher's shipped corpus); default: "
+             "random.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for picking the question.")] = 0,
     config: ConfigName = "8-3-3",
     max_new_tokens: Annotated[int, typer.Option(min=16, help="Token budget of each searcher turn.")] = 200,
     trained: Annotated[bool, typer.Option(
-        help="The shipped trained searcher (SmolLM2 + LoRA adapter, constrained) on the benchmark world's test "
-             "questions, instead of the untrained SmolLM2 on the demo world.")] = False,
+        help="A shipped trained searcher (SmolLM2 + LoRA adapter, constrained; --searcher picks which) on the "
+             "questions of its shipped corpus (real: 30 HotpotQA questions over 293 Wikipedia paragraphs; world: "
+             "the benchmark world's test split), instead of the untrained SmolLM2 on the demo world.")] = False,
+    searcher_name: Searcher = None,
     engine: Engine = "llama.cpp",
 ) -> None:
     """Offline end-to-end run: MiniLM retrieval, a SmolLM2 searcher and generator, no network."""
@@ -207,19 +212,28 @@ def demo(
 
     if question and question_id:
         raise typer.BadParameter("give --question or --question-id, not both")
-    question, gold = _demo_question(question, question_id, seed, trained)
+    name = trained_name(searcher_name)
+    trained = trained or name is not None
+    world = None
+    if trained:
+        from s3_agents.trained import trained_world
+
+        world = trained_world(name)
+    question, gold = _demo_question(question, question_id, seed, world)
     llm = LlamaCppClient()
     if trained:
-        from s3_agents.trained import trained_config, trained_searcher, trained_searcher_info
+        from s3_agents.trained import DEFAULT_SEARCHER, trained_config, trained_searcher, trained_searcher_info
         from s3_agents.world import default_world_retriever
 
-        info = trained_searcher_info()
-        console.print(f"[dim]demo: benchmark world (2,000 passages), MiniLM + FAISS, the shipped searcher "
+        info = trained_searcher_info(name)
+        corpus = ("real HotpotQA questions over 293 Wikipedia paragraphs (CC BY-SA)" if world == "realqa"
+                  else "benchmark world (2,000 passages)")
+        console.print(f"[dim]demo: {corpus}, MiniLM + FAISS, the shipped {name or DEFAULT_SEARCHER} searcher "
                       f"(SmolLM2-135M-Instruct + LoRA, {info['stage']}, constrained, {engine}) and SmolLM2 as "
                       "generator (llama.cpp); no network[/]")
         check_engine(engine)
-        retriever = default_world_retriever()
-        policy, cfg = trained_searcher(engine=engine), trained_config()  # type: ignore[arg-type]
+        retriever = default_world_retriever(name=world)  # type: ignore[arg-type]
+        policy, cfg = trained_searcher(name, engine=engine), trained_config(name)  # type: ignore[arg-type]
     else:
         console.print("[dim]demo: fictional-archipelago corpus (270 passages), MiniLM + FAISS retrieval, "
                       "SmolLM2-135M-Instruct (llama.cpp, in-process) as searcher and generator; no network[/]")
@@ -242,13 +256,15 @@ def demo(
     llm.close()
 
 
-def _demo_question(question: str | None, question_id: str | None, seed: int, trained: bool
+def _demo_question(question: str | None, question_id: str | None, seed: int, world: str | None
                    ) -> tuple[str, list[str]]:
-    """The question to run and its gold answers (none for a question of one's own)."""
+    """The question to run and its gold answers (none for a question of one's own): from a shipped ``world``'s
+    questions (the real corpus ships dev questions, the benchmark world its test split), else the demo's."""
+    trained = world is not None
     if trained:
         from s3_agents.world import default_world_dir, load_world
 
-        items = load_world(default_world_dir()).split("test")
+        items = load_world(default_world_dir(world)).split("dev" if world == "realqa" else "test")  # type: ignore[arg-type]
     else:
         from s3_agents.qa import load_demo_qa
 
@@ -260,7 +276,7 @@ def _demo_question(question: str | None, question_id: str | None, seed: int, tra
     if question_id:
         match = [q for q in items if q["id"] == question_id]
         if not match:
-            kind = "test question of the world" if trained else "demo question"
+            kind = f"question of the shipped {world} corpus" if trained else "demo question"
             raise typer.BadParameter(f"no {kind} {question_id!r}; ids run from {items[0]['id']} on")
         return match[0]["question"], list(match[0]["answers"])
     pick = random.Random(seed).choice(items)

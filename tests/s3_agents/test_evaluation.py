@@ -107,6 +107,21 @@ def test_summary_reports_context_size_valid_actions_and_intervals():
     assert "| s3 | 50.0 | 30.0 | 3.0 | 2.00 | 2.00 | 75.0% |" in cost_table(summary)
 
 
+def test_paired_difference_pairs_questions_and_leaves_out_unmeasured_fields():
+    from dataclasses import replace
+
+    from s3_agents.evaluation.report import bootstrap_ci, paired_difference
+
+    rows = [replace(_row("s3", "hotpot", str(i), 1.0), support_recall=1.0) for i in range(4)]
+    rows += [replace(_row("naive-rag", "hotpot", str(i), float(i < 2)), support_recall=0.5) for i in range(4)]
+    rows += [_row("s3", "nq", "9", 1.0)]                               # no naive-RAG row: not paired
+    out = paired_difference(rows, "s3", "naive-rag")
+    assert out["n"] == 4 and out["genacc"] == 50.0 and out["genacc_ci"] == list(bootstrap_ci([0, 0, 1, 1]))
+    assert out["answer_in_context"] == 0.0 and out["support_recall"] == 50.0
+    bare = paired_difference([_row("s3", "nq", "1", 1.0), _row("naive-rag", "nq", "1", 0.0)], "s3", "naive-rag")
+    assert "support_recall" not in bare and bare["genacc"] == 100.0      # no supporting ids in nq
+
+
 def test_summary_weighs_datasets_equally_and_lists_s3_last():
     rows = [_row("s3", "nq", "1", 1.0, 2), _row("s3", "nq", "2", 0.0, 4), _row("s3", "hotpot", "1", 1.0, 3),
             _row("naive-rag", "nq", "1", 0.0, 1), _row("naive-rag", "hotpot", "1", 1.0, 1),

@@ -125,6 +125,12 @@ def test_an_episode_that_outgrows_the_window_ends_with_what_it_selected(retrieve
         assert state["blocks"][1]["selected"] is None                       # never read
         assert [p.id for p in state["context"]] == [state["blocks"][0]["passages"][1].id]
         check_invariants(state, config)
+    # `s3 search` prints such an episode turn by turn too.
+    from s3_agents.cli.search import _run, console, print_trace
+
+    with console.capture() as printed:
+        print_trace(*asyncio.run(_run(searcher, Q)))
+    assert "the context window is full" in printed.get() and "stop: context_full" in printed.get()
 
 
 def test_zero_turns_only_stops(retriever) -> None:

@@ -70,24 +70,28 @@ class S3Retriever(BaseRetriever):
         return cls(S3Searcher(policy, _backend(backend), config))
 
     @classmethod
-    def from_trained(cls, backend: Any = None, *, engine: str = "llama.cpp", device: str = "cpu") -> S3Retriever:
-        """The searcher this package ships (SmolLM2-135M + its trained LoRA adapter, constrained, with the
-        settings it was trained with) over ``backend`` (see :meth:`from_endpoint`; default: the shipped
-        benchmark world's index, built once).
+    def from_trained(cls, backend: Any = None, *, name: str | None = None, engine: str = "llama.cpp",
+                     device: str = "cpu") -> S3Retriever:
+        """A searcher this package ships (SmolLM2-135M + its trained LoRA adapter, constrained, with the
+        settings it was trained with) over ``backend`` (see :meth:`from_endpoint`; default: the shipped corpus
+        it goes with, indexed once).
 
+        ``name`` picks the searcher: ``"real"`` (trained on real multi-hop questions; the default, over 293
+        HotpotQA Wikipedia paragraphs) or ``"world"`` (trained on the benchmark world, over its 2,000 passages).
         ``engine`` runs it in llama.cpp (the default: seconds per question) or ``"transformers"`` (the weights
         PPO trained, merged; ``device`` picks CPU or GPU).
 
         Example:
-            >>> retriever = S3Retriever.from_trained()                                      # doctest: +SKIP
-            >>> nodes = retriever.retrieve("Where was Drufe Geipaeth born?")                 # doctest: +SKIP
+            >>> retriever = S3Retriever.from_trained(my_index)                              # doctest: +SKIP
+            >>> nodes = retriever.retrieve("Which English musician wrote 'See Yourself'?")  # doctest: +SKIP
+            >>> world = S3Retriever.from_trained(name="world")                               # doctest: +SKIP
         """
-        from s3_agents.trained import trained_config, trained_searcher
+        from s3_agents.trained import trained_config, trained_searcher, trained_world
         from s3_agents.world import default_world_retriever
 
-        search = default_world_retriever() if backend is None else _backend(backend)
-        return cls(S3Searcher(trained_searcher(engine=engine, device=device), search,  # type: ignore[arg-type]
-                              trained_config()))
+        search = default_world_retriever(name=trained_world(name)) if backend is None else _backend(backend)
+        return cls(S3Searcher(trained_searcher(name, engine=engine, device=device),  # type: ignore[arg-type]
+                              search, trained_config(name)))
 
     def _nodes(self, state: dict[str, Any]) -> list[NodeWithScore]:
         extra = {"queries": list(state["queries"]), "stop_reason": state["stop_reason"]}
