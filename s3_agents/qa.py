@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,20 @@ from typing import Any
 from s3_agents.corpus import demo_questions_path, read_lines
 from s3_agents.errors import DataError, DataFileError
 
-__all__ = ["QAExample", "load_qa", "load_demo_qa"]
+__all__ = ["QAExample", "load_qa", "load_demo_qa", "is_yes_no"]
+
+_YES_NO = frozenset({"yes", "no", "true", "false"})
+
+
+def is_yes_no(answers: Sequence[str]) -> bool:
+    """A question answered yes/no/true/false (its first gold answer): no passage holds such an answer, and span
+    match would accept "not true" for "true". Aliases do not count (MuSiQue lists "no" among Norway's).
+
+    Example:
+        >>> is_yes_no(["Yes."]), is_yes_no(["Norway", "NO", "no"])
+        (True, False)
+    """
+    return bool(answers) and answers[0].strip().lower().rstrip(".") in _YES_NO
 
 
 @dataclass(frozen=True)

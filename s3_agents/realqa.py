@@ -41,16 +41,14 @@ from typing import Any
 
 from s3_agents.corpus import corpus_fingerprint
 from s3_agents.errors import DataError, DataFileError
+from s3_agents.qa import is_yes_no
 from s3_agents.types import Passage
 from s3_agents.world import SPLITS, World
 
-__all__ = ["FORMATS", "QARecord", "read_qa_records", "pool_records", "measure_headroom", "write_real_qa", "YES_NO"]
+__all__ = ["FORMATS", "QARecord", "read_qa_records", "pool_records", "measure_headroom", "write_real_qa"]
 
 FORMATS = ("hotpotqa", "2wiki", "musique", "flashrag")
 """The formats :func:`read_qa_records` reads."""
-
-YES_NO = frozenset({"yes", "no"})
-"""Answers that no passage contains as a span: answer-in-context says nothing about such questions."""
 
 _PARENTHESES = re.compile(r"\s*\([^)]*\)\s*$")
 _PLACEHOLDER = re.compile(r"#(\d+)")
@@ -303,7 +301,7 @@ def pool_records(records: Iterable[QARecord], *, train_only: Iterable[QARecord] 
     seen: set[str] = set()
     extra = {r.id for r in train_only}
     for record in [*records, *train_only]:
-        if record.id in seen or (not yes_no and record.answers[0].lower() in YES_NO):
+        if record.id in seen or (not yes_no and is_yes_no(record.answers)):
             continue
         seen.add(record.id)
         pids = []

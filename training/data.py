@@ -18,12 +18,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from s3_agents.prompts import normalize_question
-from s3_agents.qa import QAExample
+from s3_agents.qa import QAExample, is_yes_no
 from s3_agents.rag_cache import RagCache
 
-__all__ = ["PrepareReport", "is_yes_no", "to_rows", "write_parquet", "prepare_dataset"]
+__all__ = ["PrepareReport", "to_rows", "write_parquet", "prepare_dataset"]
 
-_YES_NO = {"yes", "no", "true", "false"}
 
 
 @dataclass
@@ -41,11 +40,6 @@ class PrepareReport:
     def summary(self) -> str:
         return (f"{self.written} of {self.total} questions written to {self.path} (dropped: {self.yes_no} yes/no, "
                 f"{self.rag_succeeded} answered by naive RAG, {self.no_baseline} without a baseline)")
-
-
-def is_yes_no(item: QAExample) -> bool:
-    """A question whose gold answers are yes/no/true/false (span match would accept "not true" for "true")."""
-    return any(a.strip().lower().rstrip(".") in _YES_NO for a in item.answers)
 
 
 def to_rows(items: Sequence[QAExample], *, data_source: str = "s3_qa", split: str = "train",
@@ -109,7 +103,7 @@ def prepare_dataset(items: Sequence[QAExample], out: str | Path, *, data_source:
     report = PrepareReport(total=len(items))
     kept: list[QAExample] = []
     for item in tqdm(items, desc="filtering questions", unit="question", disable=not show_progress):
-        if drop_yes_no and is_yes_no(item):
+        if drop_yes_no and is_yes_no(item.answers):
             report.yes_no += 1
             continue
         if drop_rag_successes:

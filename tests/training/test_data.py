@@ -9,9 +9,9 @@ import pytest
 from omegaconf import OmegaConf
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
-from s3_agents.qa import QAExample, load_qa
+from s3_agents.qa import QAExample, is_yes_no, load_qa
 from s3_agents.rag_cache import RagCache, RagEntry
-from s3_agents.training.data import is_yes_no, prepare_dataset
+from s3_agents.training.data import prepare_dataset
 
 
 def test_flashrag_lines_and_yes_no(tmp_path):
@@ -19,7 +19,8 @@ def test_flashrag_lines_and_yes_no(tmp_path):
     path.write_text(json.dumps({"question": "Capital of X", "golden_answers": ["Y"], "data_source": "nq"}) + "\n")
     (item,) = load_qa(path)
     assert (item.question, item.answers, item.data_source) == ("Capital of X", ("Y",), "nq")
-    assert is_yes_no(QAExample("Is it?", ("Yes",))) and not is_yes_no(QAExample("Who?", ("Yesenia",)))
+    assert is_yes_no(("Yes",)) and is_yes_no(("false.",)) and not is_yes_no(("Yesenia",))
+    assert not is_yes_no(("Norway", "NO", "no"))             # an alias "no" does not make a yes/no question
 
 
 def test_rag_fails_filter(tmp_path, demo_questions):
