@@ -346,6 +346,9 @@ def local_command(
     temperature: Annotated[float, typer.Option(min=0.01, help="Rollout temperature (s3: 0.6).")] = 0.6,
     actor_lr: Annotated[float, typer.Option(help="Adapter learning rate.")] = 2e-5,
     kl_coef: Annotated[float, typer.Option(help="In-reward KL coefficient.")] = 0.001,
+    kl_reference: Annotated[str, typer.Option(
+        help="KL reference with --init-adapter: init (that adapter, frozen: the policy RL starts from) or base (the "
+             "untrained model).")] = "init",
     variant: Annotated[str, typer.Option(
         help="gbr (Gain Beyond RAG, the paper's), gbr+acc or acc; or, with no generator call, context (a gold answer "
              "in the first 3 context documents) or support (their share of the supporting passages).")] = "gbr",
@@ -382,9 +385,9 @@ def local_command(
     _check_choices(search=search, variant=variant)
     settings = LocalSettings(steps=steps, batch_size=batch_size, save_every=save_every, search=search,
                              max_turn_tokens=turn_tokens, constrained=constrained, temperature=temperature,
-                             actor_lr=actor_lr, kl_coef=kl_coef, variant=variant, judge=judge,
-                             max_context_docs=max_context_docs, fill_context=fill_context, seed=seed, engine=engine,
-                             contexts=contexts,
+                             actor_lr=actor_lr, kl_coef=kl_coef, kl_reference=kl_reference, variant=variant,
+                             judge=judge, max_context_docs=max_context_docs, fill_context=fill_context, seed=seed,
+                             engine=engine, contexts=contexts,
                              reward_concurrency=reward_concurrency, algorithm=algorithm, group_size=group_size,
                              bf16=bf16)
     reward_kwargs = {"generator_url": generator_url, "generator_model": generator_model,

@@ -41,7 +41,7 @@ def peft_state_as_gguf_lora(model: Any, base_gguf: str | Path, out: str | Path) 
 
     config = model.peft_config[model.active_adapter]
     check_lora_config(config.to_dict(), f"the adapter of {type(model).__name__}")
-    state = get_peft_model_state_dict(model)
+    state = get_peft_model_state_dict(model, adapter_name=model.active_adapter)  # not a frozen KL reference
     tensors = {k: v.detach().to("cpu", torch.float32).numpy() for k, v in state.items()}
     return write_gguf_lora_tensors(tensors, float(config.lora_alpha), base_gguf, out, source=str(model.active_adapter))
 

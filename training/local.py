@@ -62,6 +62,9 @@ class LocalSettings:
         actor_lr: Adapter learning rate.
         critic_lr: Value-head learning rate.
         kl_coef: In-reward KL coefficient.
+        kl_reference: The KL reference of a run that starts from ``init_adapter``: ``"init"`` (that adapter,
+            frozen beside the trained copy: the policy RL started from, as in verl) or ``"base"`` (the adapter
+            switched off: the untrained model). Without ``init_adapter`` both are the base model.
         entropy_coeff: Entropy bonus.
         variant: Reward: ``"gbr"``, ``"gbr+acc"`` or ``"acc"`` (the generator's); ``"context"`` or ``"support"``
             (no generator call: answer-in-context or support recall of the context's first 3 documents).
@@ -93,6 +96,7 @@ class LocalSettings:
     actor_lr: float = 2e-5
     critic_lr: float = 1e-4
     kl_coef: float = 0.001
+    kl_reference: str = "init"
     entropy_coeff: float = 0.001
     variant: str = "gbr"
     judge: bool = False
@@ -177,6 +181,8 @@ class LocalRun:
             raise ValueError(f"engine must be auto, llama.cpp or transformers, got {s.engine!r}")
         if s.algorithm not in ("ppo", "grpo"):
             raise ValueError(f"algorithm must be ppo or grpo, got {s.algorithm!r}")
+        if s.kl_reference not in ("init", "base"):
+            raise ValueError(f"kl_reference must be init or base, got {s.kl_reference!r}")
         if s.contexts < 1 or s.reward_concurrency < 1:
             raise ValueError(f"contexts and reward_concurrency must be at least 1, got {s.contexts} and "
                              f"{s.reward_concurrency}")
@@ -233,12 +239,16 @@ class LocalRun:
             model = PeftModel.from_pretrained(base, str(start / "adapter" if latest else start), is_trainable=True)
         else:
             model = lora_model(base)
+        reference = None
+        if s.kl_reference == "init" and self.init_adapter is not None:
+            reference = "kl_reference"                  # the warm start, frozen beside the trained adapter
+            model.load_adapter(str(self.init_adapter), adapter_name=reference, is_trainable=False)
         model.to(self.device).eval()
         ppo = CpuPPO(model, PPOSettings(actor_lr=s.actor_lr, critic_lr=s.critic_lr, kl_coef=s.kl_coef,
                                         entropy_coeff=s.entropy_coeff, temperature=s.temperature, bf16=s.bf16,
                                         micro_batch_tokens=s.micro_batch_tokens,
                                         algorithm="gae" if s.algorithm == "ppo" else "grpo"),
-                     tokenizer=tokenizer)
+                     ref_adapter=reference, tokenizer=tokenizer)
         step = 0
         if latest is not None:
             state = torch.load(latest / "trainer.pt", map_location=self.device, weights_only=False)
@@ -260,7 +270,7 @@ class LocalRun:
         final, tmp = root / f"step_{step}", root / f".step_{step}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        model.save_pretrained(str(tmp / "adapter"))
+        model.save_pretrained(str(tmp / "adapter"), selected_adapters=[model.active_adapter])
         torch.save({"ppo": ppo.state_dict(), "step": step, "python_rng": random.getstate(),
                     "torch_rng": torch.get_rng_state()}, tmp / "trainer.pt")
         shutil.rmtree(final, ignore_errors=True)
@@ -395,7 +405,7 @@ class LocalRun:
                 writer.close()
             if hasattr(server, "close"):
                 server.close()
-        model.save_pretrained(str(self.out / "adapter"))
+        model.save_pretrained(str(self.out / "adapter"), selected_adapters=[model.active_adapter])
         tokenizer.save_pretrained(str(self.out / "adapter"))
         plot_metrics(self.out / "metrics.csv", self.out / "reward.png")
         return last

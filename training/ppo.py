@@ -12,7 +12,8 @@ The critic differs from the GPU setup (a full second model): here it is a linear
 the policy's last hidden states, detached, so critic updates never move the policy.
 
 With a LoRA policy (a peft ``PeftModel``) only the adapter trains and the KL reference is the same
-model with its adapter switched off, so no second copy is held. Turns sampled under the action grammar
+model with its adapter switched off, or with a second, frozen adapter switched in (the warm start a run began
+from), so no second copy of the model is held. Turns sampled under the action grammar
 (``Rollout.grammar``) are scored under the grammar-masked distribution they were drawn from, for the
 old, new and reference policies alike (docs/training.md says why).
 """
@@ -145,6 +146,9 @@ class CpuPPO:
         settings: Hyper-parameters.
         ref_model: The KL reference (default: the LoRA model with its adapter off, or a frozen copy of a
             full model as it is now).
+        ref_adapter: For a LoRA policy, the name of a frozen adapter loaded beside the trained one
+            (``model.load_adapter(path, adapter_name=...)``) that is the KL reference: the warm start, so the KL
+            measures how far RL moved from it rather than from the untrained base.
         tokenizer: The policy's tokenizer (needed for rollouts sampled under a grammar).
 
     Example:
@@ -154,13 +158,17 @@ class CpuPPO:
     """
 
     def __init__(self, model: Any, settings: PPOSettings | None = None, *, ref_model: Any = None,
-                 tokenizer: Any = None) -> None:
+                 ref_adapter: str | None = None, tokenizer: Any = None) -> None:
         self.settings = settings or PPOSettings()
         if self.settings.algorithm not in ("gae", "grpo"):
             raise ValueError(f"algorithm must be 'gae' or 'grpo', got {self.settings.algorithm!r}")
         self.model = model
         self.tokenizer = tokenizer
         self.lora = ref_model is None and hasattr(model, "disable_adapter")
+        if ref_adapter is not None and (not self.lora or ref_adapter not in getattr(model, "peft_config", {})):
+            raise ValueError(f"ref_adapter {ref_adapter!r} is not an adapter of this LoRA model: load it first with "
+                             "model.load_adapter(path, adapter_name=..., is_trainable=False)")
+        self.ref_adapter = ref_adapter
         self.ref = ref_model if ref_model is not None else None if self.lora else copy.deepcopy(model)
         if self.ref is not None:
             self.ref.eval().requires_grad_(False)
@@ -285,9 +293,16 @@ class CpuPPO:
 
     @contextlib.contextmanager
     def _reference(self) -> Iterator[Any]:
-        """The KL reference: the base model (adapter off) for LoRA, else the frozen copy."""
+        """The KL reference: the base model (adapter off) or the reference adapter for LoRA, else the frozen copy."""
         if self.ref is not None:
             yield self.ref
+        elif self.ref_adapter is not None:
+            active = self.model.active_adapter
+            self.model.set_adapter(self.ref_adapter)
+            try:
+                yield self.model
+            finally:
+                self.model.set_adapter(active)          # peft: the active adapter trainable again, the other frozen
         else:
             with self.model.disable_adapter():
                 yield self.model
@@ -321,7 +336,7 @@ class CpuPPO:
                 part = [rollouts[i] for i in batch]
                 k = len(part)
                 if need_ref and self.lora:          # one forward: adapter on for the first k rows, off for the rest
-                    names = [self.model.active_adapter] * k + ["__base__"] * k
+                    names = [self.model.active_adapter] * k + [self.ref_adapter or "__base__"] * k
                     log_probs, hidden, _ = self._forward_batch(self.model, part + part, with_hidden=gae,
                                                                adapter_names=names)
                     ref_lp = log_probs[k:]

@@ -85,6 +85,8 @@ def test_other_settings_do_not_resume_a_run(setup, tmp_path) -> None:
     with pytest.raises(ValueError, match="no training rows"):
         LocalRun(tmp_path / "x", [], object(), {})
     LocalRun(tmp_path, [{"q": 1}], object(), {}, LocalSettings(steps=3, engine="transformers", contexts=4))
+    with pytest.raises(ValueError, match="kl_reference must be init or base"):
+        LocalRun(tmp_path / "k", [{"q": 1}], object(), {}, LocalSettings(kl_reference="warm"))
     with pytest.raises(ValueError, match="group size"):
         LocalRun(tmp_path / "g", [{"q": 1}], object(), {}, LocalSettings(algorithm="grpo", batch_size=6))
     with pytest.raises(ValueError, match="base model's GGUF"):

@@ -130,6 +130,43 @@ def test_one_batched_pass_gives_each_rollouts_own_log_probs_and_the_references(p
 
 
 @pytest.mark.slow
+def test_a_warm_start_adapter_frozen_beside_the_trained_one_is_the_kl_reference(policy_model, rollouts, tmp_path):
+    """``ref_adapter``: the reference is the adapter RL started from, so the KL starts at zero and the reference
+    stays where the warm start left it while the trained copy moves."""
+    from peft import PeftModel
+
+    from s3_agents.training.warmstart import lora_model
+
+    good, bad = rollouts
+    warm = lora_model(copy.deepcopy(policy_model[0]))
+    with torch.no_grad():
+        for name, p in warm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)                    # a warm start: away from the base model
+    warm.save_pretrained(str(tmp_path / "warm"))
+    model = PeftModel.from_pretrained(copy.deepcopy(policy_model[0]), str(tmp_path / "warm"), is_trainable=True)
+    with pytest.raises(ValueError, match="load it first"):
+        CpuPPO(model, ref_adapter="kl_reference")
+    model.load_adapter(str(tmp_path / "warm"), adapter_name="kl_reference", is_trainable=False)
+    ppo = CpuPPO(model, PPOSettings(actor_lr=1e-3, critic_lr=1e-3, entropy_coeff=0.0), ref_adapter="kl_reference")
+    old, ref, _ = ppo._score([good, bad], [[0, 1]], need_ref=True)
+    assert all(torch.allclose(o, r, atol=1e-5) for o, r in zip(old, ref))          # KL 0 at the start
+    with torch.no_grad():
+        with ppo._reference() as reference:
+            warm_lp = ppo._forward(reference, good)[0][0]
+        with model.disable_adapter():
+            base_lp = ppo._forward(model, good)[0][0]
+    assert not torch.allclose(warm_lp, base_lp, atol=1e-3)                          # not the untrained base
+    assert model.active_adapter == "default" and all(
+        p.requires_grad == ("kl_reference" not in n) for n, p in model.named_parameters() if "lora_" in n)
+    ppo.step([good, bad])
+    ppo.step([good, bad])
+    old, ref, _ = ppo._score([good], [[0]], need_ref=True)
+    assert not torch.allclose(old[0], ref[0], atol=1e-4)                              # the trained copy moved
+    assert torch.allclose(ref[0], warm_lp, atol=1e-4)                                 # the reference did not
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("bf16", [True, False], ids=["bf16-on", "bf16-off"])
 def test_a_step_under_forced_bf16_or_fp32_leaves_an_fp32_model(policy_model, rollouts, bf16):
     from s3_agents.training.warmstart import lora_model
