@@ -113,8 +113,9 @@ def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
 
 
 def ppo_stage(args: argparse.Namespace, world: Any, index: Path, adapter: Path, generator_url: str, *,
-              run_dir: Path | None = None, max_seconds: float | None = None) -> Path:
-    """PPO (or GRPO) from ``adapter`` on the world's train split, in ``run_dir`` (default ``<out>/ppo``); resumes."""
+              run_dir: Path | None = None, max_seconds: float | None = None, **overrides: Any) -> Path:
+    """PPO (or GRPO) from ``adapter`` on the world's train split, in ``run_dir`` (default ``<out>/ppo``); resumes.
+    ``overrides`` are :class:`LocalSettings` fields."""
     from s3_agents.llm import smollm2_gguf_path
     from s3_agents.qa import QAExample
     from s3_agents.retrievers import load_retriever
@@ -131,7 +132,7 @@ def ppo_stage(args: argparse.Namespace, world: Any, index: Path, adapter: Path, 
     settings = LocalSettings(steps=args.ppo_steps, batch_size=args.batch_size, search=SEARCH,
                              max_turn_tokens=TURN_TOKENS, max_context_docs=BUDGET, fill_context=args.fill_context,
                              variant=args.variant, algorithm=args.algorithm,
-                             save_every=1 if args.quick else 2, engine=args.engine)
+                             save_every=1 if args.quick else 2, engine=args.engine, **overrides)
     run = LocalRun(run_dir, read_rows(parquet), load_retriever(index),
                    {"generator_url": generator_url, "generator_model": "smollm2",
                     "rag_cache": str(args.out / "rag.sqlite"), "retriever": str(index)},

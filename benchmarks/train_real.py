@@ -205,8 +205,10 @@ def main() -> None:
     with LocalLlamaServer(n_ctx=8192) as server:
         if args.stage in ("rl", "all"):
             adapter = args.warmstart_adapter or args.out / "warmstart" / "adapter"
+            # Wikipedia paragraphs: 725 tokens for 5 documents on average, so no cap on an observation (the
+            # world's 600 would cut most) and room for three searches; evaluation cuts nothing either.
             ppo_stage(args, world, index, adapter, server.url, run_dir=_rl_dir(args),
-                      max_seconds=60 * args.rl_minutes)
+                      max_seconds=60 * args.rl_minutes, response_length=4096, max_obs_tokens=None)
         if args.stage in ("dev", "all"):
             names = [n.strip() for n in args.policies.split(",") if n.strip()]
             by_rule = evaluate_split(args, world, "dev", args.dev_limit, _policies(args, names), server.url,
