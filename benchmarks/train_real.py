@@ -135,6 +135,28 @@ def evaluate_split(args: argparse.Namespace, world: Any, split: str, limit: int,
     return out
 
 
+def generator_ceiling(args: argparse.Namespace, world: Any, split: str, limit: int, generator_url: str
+                      ) -> dict[str, Any]:
+    """GenAcc (span match) of the generator handed each question's supporting passages alone, on the questions of
+    the split's evaluation sample: the most any searcher can reach with this generator. Cached in ``<out>``."""
+    from s3_agents.evaluation.report import bootstrap_ci
+    from s3_agents.generator import Generator
+    from s3_agents.llm import OpenAICompatClient
+    from s3_agents.metrics import gen_acc
+
+    path = args.out / f"ceiling-{split}-{limit}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    generator = Generator(OpenAICompatClient(generator_url, "smollm2"))
+    by_id = {p.id: p for p in world.passages}
+    scores = [gen_acc(generator.answer(q["question"], [by_id[i] for i in q["supporting_ids"]]), q["answers"])
+              for q in world.sample(split, limit)]
+    out = {"genacc_gold_passages": round(100 * sum(scores) / len(scores), 1),
+           "genacc_gold_passages_ci": list(bootstrap_ci(scores)), "n": len(scores)}
+    path.write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
 def summarize_rows(rows: list[Any], split: str) -> dict[str, Any]:
     """``methods`` (GenAcc, answer-in-context, support recall with intervals; docs, searches, world-template share of
     the queries) and ``paired`` (each searcher minus naive RAG, and trained minus each other method)."""
@@ -165,8 +187,18 @@ def summarize_rows(rows: list[Any], split: str) -> dict[str, Any]:
     pairs = [(m, "naive-rag") for m in searchers]
     if "trained" in per:
         pairs += [("trained", m) for m in per if m not in ("trained", "naive-rag")]
+    genacc = {(row.method, row.id): row.genacc for row in rows}
+
+    def pair(a: str, b: str) -> dict[str, Any]:
+        out = paired_difference(rows, a, b)
+        if b == "naive-rag":      # how often Gain Beyond RAG (GenAcc minus naive RAG's) is not zero: its signal
+            both = [i for (m, i) in genacc if m == a and (b, i) in genacc]
+            out["gbr_nonzero_share"] = round(100 * sum(genacc[a, i] != genacc[b, i] for i in both)
+                                             / max(1, len(both)), 1)
+        return out
+
     return {"methods": {m: entry(m) for m in sorted(per, key=rank.get)},
-            "paired": {f"{a} - {b}": paired_difference(rows, a, b) for a, b in pairs}}
+            "paired": {f"{a} - {b}": pair(a, b) for a, b in pairs}}
 
 
 def _table(summary: dict[str, Any]) -> list[str]:
@@ -213,8 +245,10 @@ def main() -> None:
             names = [n.strip() for n in args.policies.split(",") if n.strip()]
             by_rule = evaluate_split(args, world, "dev", args.dev_limit, _policies(args, names), server.url,
                                      ("plain", "fill"))
+            ceiling = generator_ceiling(args, world, "dev", args.dev_limit, server.url)
+            print(f"generator ceiling (the supporting passages alone), dev: {ceiling}")
             for rule, rows in by_rule.items():
-                summary = summarize_rows(rows, "dev")
+                summary = summarize_rows(rows, "dev") | {"generator_ceiling": ceiling}
                 (args.out / f"eval-dev/{rule}/summary.json").write_text(json.dumps(summary, indent=1) + "\n")
                 print(f"## dev, {rule}", *_table(summary), sep="\n")
         if args.stage not in ("test", "all"):
@@ -222,7 +256,8 @@ def main() -> None:
         rule = "fill" if args.fill_context else "plain"
         policies = _policies(args, ["untrained", "world", "warmstart", "trained"])
         rows = evaluate_split(args, world, "test", args.test_limit, policies, server.url, (rule,))[rule]
-    summary = summarize_rows(rows, "test")
+        ceiling = generator_ceiling(args, world, "test", args.test_limit, server.url)
+    summary = summarize_rows(rows, "test") | {"generator_ceiling": ceiling}
     summary["settings"] = {"search": SEARCH, "turn_tokens": TURN_TOKENS, "budget": BUDGET, "constrained": True,
                            "fill_context": args.fill_context, "variant": args.variant, "algorithm": args.algorithm,
                            "generator": "SmolLM2-135M-Instruct (llama.cpp)", "genacc": "span match",
