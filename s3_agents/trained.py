@@ -23,7 +23,7 @@ __all__ = ["SearcherName", "SEARCHERS", "DEFAULT_SEARCHER", "trained_searcher_di
 
 SearcherName = Literal["real", "world"]
 SEARCHERS: tuple[SearcherName, ...] = ("real", "world")
-DEFAULT_SEARCHER: SearcherName = "world"
+DEFAULT_SEARCHER: SearcherName = "real"
 """The searcher used where none is named (``S3Retriever.from_trained()``, ``s3 demo --trained``...)."""
 
 

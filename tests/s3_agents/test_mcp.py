@@ -7,6 +7,7 @@ subprocess over stdio and over streamable HTTP, with a real llama.cpp server as 
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 
 import httpx
@@ -109,6 +110,31 @@ def test_stdio_transport_with_a_llama_cpp_policy(llama_server, demo_ids) -> None
             assert len(top.structured_content["passages"]) == 2
 
     asyncio.run(main())
+
+
+@pytest.mark.slow
+def test_stdio_transport_serves_the_shipped_searcher_over_its_corpus(tmp_path) -> None:
+    """``s3 mcp --trained``: the default shipped searcher over the real corpus it ships with."""
+    from s3_agents.world import default_world_dir, load_world
+
+    real = load_world(default_world_dir("realqa"))
+    titles = {p.id: p.title for p in real.passages}
+    question = real.sample("dev", 1)[0]["question"]
+    params = StdioServerParameters(command=sys.executable, args=s3_command("mcp", "--trained")[1:],
+                                   env=cli_env() | {"S3_AGENTS_CACHE": str(tmp_path)})
+
+    async def main() -> None:
+        async with Client(params, read_timeout_seconds=300) as client:
+            found = await client.call_tool("search", {"question": question})
+            assert not found.is_error, found.content[0].text
+            passages = found.structured_content["passages"]
+            assert passages and all(titles[p["id"]] == p["title"] for p in passages)
+            assert found.structured_content["stop_reason"] in ("complete", "max_turns")
+
+    asyncio.run(main())
+    bad = subprocess.run(s3_command("mcp", "--trained", "--policy-url", "http://127.0.0.1:9/v1"), env=cli_env(),
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "drop --policy-url" in bad.stderr
 
 
 @pytest.mark.slow

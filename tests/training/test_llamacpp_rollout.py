@@ -27,7 +27,7 @@ def trained():
     from s3_agents.training.local_server import load_policy_model
 
     base, tokenizer = load_policy_model()
-    return PeftModel.from_pretrained(base, str(trained_searcher_dir()), is_trainable=True).eval(), tokenizer
+    return PeftModel.from_pretrained(base, str(trained_searcher_dir("world")), is_trainable=True).eval(), tokenizer
 
 
 def prompt_ids(tokenizer) -> list[int]:
@@ -40,7 +40,7 @@ def test_the_engine_samples_the_adapter_it_was_last_given(trained) -> None:
 
     model, tokenizer = trained
     ids = prompt_ids(tokenizer)
-    params = {"max_tokens": 40, "temperature": 0, "grammar": action_grammar(trained_config())}
+    params = {"max_tokens": 40, "temperature": 0, "grammar": action_grammar(trained_config("world"))}
     server = LlamaCppRolloutServer(smollm2_gguf_path(), tokenizer, contexts=2)
 
     async def greedy() -> str:
@@ -59,7 +59,7 @@ def test_the_engine_samples_the_adapter_it_was_last_given(trained) -> None:
                     p.mul_(-3.0)
         server.load_adapter(moved)
         assert asyncio.run(greedy()) not in (searcher, base)
-        server.load_adapter(trained_searcher_dir())       # a peft folder, converted on the way
+        server.load_adapter(trained_searcher_dir("world"))       # a peft folder, converted on the way
         assert asyncio.run(greedy()) == searcher
         assert len(list(Path(server._workdir.name).glob("*.gguf"))) == 1      # older versions are removed
     finally:

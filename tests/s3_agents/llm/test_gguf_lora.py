@@ -15,7 +15,7 @@ from s3_agents.trained import trained_searcher_dir
 
 @pytest.fixture(scope="module")
 def shipped_gguf(tmp_path_factory):
-    return write_gguf_lora(trained_searcher_dir(), smollm2_gguf_path(), tmp_path_factory.mktemp("lora") / "s.gguf")
+    return write_gguf_lora(trained_searcher_dir("world"), smollm2_gguf_path(), tmp_path_factory.mktemp("lora") / "s.gguf")
 
 
 def test_layout_names_alpha_and_the_rotary_row_order(shipped_gguf) -> None:
@@ -27,7 +27,7 @@ def test_layout_names_alpha_and_the_rotary_row_order(shipped_gguf) -> None:
     assert fields["general.type"] == "adapter" and fields["adapter.type"] == "lora"
     assert fields["general.architecture"] == "llama" and fields["adapter.lora.alpha"] == 32.0
     tensors = {t.name: np.array(t.data) for t in reader.tensors}
-    peft = load_file(str(trained_searcher_dir() / "adapter_model.safetensors"))
+    peft = load_file(str(trained_searcher_dir("world") / "adapter_model.safetensors"))
     assert len(tensors) == len(peft) == 30 * 7 * 2
     prefix = "base_model.model.model.layers.0"
     down = tensors["blk.0.ffn_down.weight.lora_b"]
@@ -46,7 +46,7 @@ def test_layout_names_alpha_and_the_rotary_row_order(shipped_gguf) -> None:
 
 def test_cache_reuses_the_file_until_the_adapter_changes(tmp_path) -> None:
     adapter = tmp_path / "adapter"
-    shutil.copytree(trained_searcher_dir(), adapter)
+    shutil.copytree(trained_searcher_dir("world"), adapter)
     first = gguf_lora_for(adapter, smollm2_gguf_path(), tmp_path / "cache")
     stamp = first.stat().st_mtime_ns
     assert gguf_lora_for(adapter, smollm2_gguf_path(), tmp_path / "cache").stat().st_mtime_ns == stamp
@@ -57,7 +57,7 @@ def test_cache_reuses_the_file_until_the_adapter_changes(tmp_path) -> None:
 
 def test_what_llama_cpp_cannot_hold_is_refused(tmp_path) -> None:
     adapter = tmp_path / "dora"
-    shutil.copytree(trained_searcher_dir(), adapter)
+    shutil.copytree(trained_searcher_dir("world"), adapter)
     config = json.loads((adapter / "adapter_config.json").read_text())
     (adapter / "adapter_config.json").write_text(json.dumps(config | {"use_dora": True, "modules_to_save": ["x"]}))
     with pytest.raises(DataError, match="cannot hold use_dora, modules_to_save"):
@@ -65,7 +65,7 @@ def test_what_llama_cpp_cannot_hold_is_refused(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="no LoRA adapter"):
         write_gguf_lora(tmp_path, smollm2_gguf_path(), tmp_path / "x.gguf")
     with pytest.raises(FileNotFoundError, match="base GGUF"):
-        write_gguf_lora(trained_searcher_dir(), tmp_path / "none.gguf", tmp_path / "x.gguf")
+        write_gguf_lora(trained_searcher_dir("world"), tmp_path / "none.gguf", tmp_path / "x.gguf")
     assert not (tmp_path / "x.gguf").exists()
 
 
@@ -78,7 +78,7 @@ def test_cli_exports_the_shipped_adapter_and_a_run_folder(tmp_path, capsys) -> N
     assert code == 0, err
     assert "--lora_path" in out and (tmp_path / "shipped.gguf").is_file()
     run = tmp_path / "run"
-    shutil.copytree(trained_searcher_dir(), run / "adapter")
+    shutil.copytree(trained_searcher_dir("world"), run / "adapter")
     code, out, err = run_main(capsys, "train", "export", str(run), str(tmp_path / "run.gguf"), "--gguf")
     assert code == 0, err
     assert (tmp_path / "run.gguf").read_bytes() == (tmp_path / "shipped.gguf").read_bytes()
@@ -93,7 +93,7 @@ def test_cli_exports_the_shipped_adapter_and_a_run_folder(tmp_path, capsys) -> N
 
 @pytest.mark.slow
 def test_llama_cpp_with_the_gguf_lora_takes_transformers_greedy_turns() -> None:
-    """Real episodes of the shipped searcher (world questions, its grammar): every turn the transformers model
+    """Real episodes of the shipped world searcher (world questions, its grammar): every turn the transformers model
     wrote with the adapter merged is written again, token for token, by llama.cpp with the GGUF LoRA."""
     from s3_agents import FaissRetriever, S3Searcher
     from s3_agents.embedders import HashingEmbedder
@@ -117,9 +117,10 @@ def test_llama_cpp_with_the_gguf_lora_takes_transformers_greedy_turns() -> None:
             return out
 
     questions = [q["question"] for q in world.sample("test", 2)]
-    S3Searcher(Recorder(trained_searcher(engine="transformers")), retriever, trained_config()).batch(questions)
+    S3Searcher(Recorder(trained_searcher("world", engine="transformers")), retriever,
+               trained_config("world")).batch(questions)
     assert len(turns) >= 4 and all(kwargs.get("grammar") for _, kwargs, _ in turns)
-    adapted, base = trained_searcher(), LlamaCppClient()
+    adapted, base = trained_searcher("world"), LlamaCppClient()
     assert [adapted.chat(m, **kw).text for m, kw, _ in turns] == [text for _, _, text in turns]
     assert [base.chat(m, **kw).text for m, kw, _ in turns] != [text for _, _, text in turns]   # the LoRA acts
     adapted.close()
