@@ -150,7 +150,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     saved = args.out / ("results-quick.json" if args.quick else "results.json")
     results: dict[str, Any] = json.loads(saved.read_text()) if saved.is_file() else {}
-    init = args.init_adapter or trained_searcher_dir()
+    init = args.init_adapter or trained_searcher_dir("world")
     world, index, parquet = setup_world(args)
     if args.train_one:                               # the child: train one algorithm, write its figures
         result = _train(args, args.train_one, index, parquet, args.generator_url, init)

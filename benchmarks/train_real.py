@@ -82,7 +82,7 @@ def _rl_dir(args: argparse.Namespace) -> Path:
 def _policies(args: argparse.Namespace, names: list[str]) -> dict[str, Path | None]:
     from s3_agents.trained import trained_searcher_dir
 
-    known: dict[str, Path | None] = {"untrained": None, "world": trained_searcher_dir(),
+    known: dict[str, Path | None] = {"untrained": None, "world": trained_searcher_dir("world"),
                                      "warmstart": args.warmstart_adapter or args.out / "warmstart" / "adapter",
                                      "trained": args.trained_adapter or _rl_dir(args) / "adapter"}
     out: dict[str, Path | None] = {}

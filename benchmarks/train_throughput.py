@@ -104,7 +104,7 @@ def _train(args: argparse.Namespace, name: str, index: Path, parquet: Path, gene
     run = LocalRun(out, read_rows(parquet), load_retriever(index),
                    {"generator_url": generator_url, "generator_model": "smollm2",
                     "rag_cache": str(args.out / "rag.sqlite"), "retriever": str(index)},
-                   settings, init_adapter=trained_searcher_dir())
+                   settings, init_adapter=trained_searcher_dir("world"))
     torch.manual_seed(0)
     run.train(progress=False)
     rows = _read_csv(out / "metrics.csv")
@@ -154,8 +154,8 @@ def _evaluate(args: argparse.Namespace, world: Any, index: Path) -> dict[str, An
     retriever, generator = load_retriever(index), Generator(LlamaCppClient())
     result: dict[str, Any] = {}
     for engine in ("transformers", "llama.cpp"):
-        policy = trained_searcher(engine=engine)
-        searcher = S3Searcher(policy, retriever, trained_config())
+        policy = trained_searcher("world", engine=engine)
+        searcher = S3Searcher(policy, retriever, trained_config("world"))
         started = time.perf_counter()
         turns = 0
         for q in questions:

@@ -15,7 +15,8 @@ from s3_agents.trained import trained_searcher_dir
 
 @pytest.fixture(scope="module")
 def shipped_gguf(tmp_path_factory):
-    return write_gguf_lora(trained_searcher_dir("world"), smollm2_gguf_path(), tmp_path_factory.mktemp("lora") / "s.gguf")
+    return write_gguf_lora(trained_searcher_dir("world"), smollm2_gguf_path(),
+                           tmp_path_factory.mktemp("lora") / "s.gguf")
 
 
 def test_layout_names_alpha_and_the_rotary_row_order(shipped_gguf) -> None:
