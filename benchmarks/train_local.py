@@ -94,8 +94,10 @@ def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
     out = args.out / "warmstart"
     if args.warmstart_adapter:
         return args.warmstart_adapter
-    if (out / "adapter" / "adapter_config.json").is_file():
-        return out / "adapter"
+    summary_file = out / "summary.json"
+    if (out / "adapter" / "adapter_config.json").is_file() and summary_file.is_file() and \
+            json.loads(summary_file.read_text()).get("steps", 0) >= (args.warmstart_steps or 0):
+        return out / "adapter"                  # done; a larger --warmstart-steps goes on from the last checkpoint
     out.mkdir(parents=True, exist_ok=True)
     config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, max_context_docs=BUDGET)
     model, tokenizer = load_policy_model(args.model)
