@@ -63,6 +63,8 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--trained-adapter", type=Path, default=None,
                         help="The test stage's trained searcher (default: the flags' RL run).")
     parser.add_argument("--dev-limit", type=int, default=120, help="Dev questions (a seeded sample).")
+    parser.add_argument("--dev-rules", default="plain,fill",
+                        help="Budget rules of the dev stage: plain (what the searcher keeps), fill, or both.")
     parser.add_argument("--test-limit", type=int, default=243, help="Test questions (a seeded sample).")
     parser.add_argument("--model", default=None, help="Base model folder (default: SmolLM2 from its wheel).")
     parser.add_argument("--engine", default="llama.cpp", choices=["auto", "llama.cpp", "transformers"])
@@ -243,8 +245,10 @@ def main() -> None:
                       max_seconds=60 * args.rl_minutes, response_length=4096, max_obs_tokens=None)
         if args.stage in ("dev", "all"):
             names = [n.strip() for n in args.policies.split(",") if n.strip()]
-            by_rule = evaluate_split(args, world, "dev", args.dev_limit, _policies(args, names), server.url,
-                                     ("plain", "fill"))
+            rules = tuple(r.strip() for r in args.dev_rules.split(",") if r.strip())
+            if not rules or set(rules) - {"plain", "fill"}:
+                raise SystemExit(f"--dev-rules: plain, fill or both, got {args.dev_rules!r}")
+            by_rule = evaluate_split(args, world, "dev", args.dev_limit, _policies(args, names), server.url, rules)
             ceiling = generator_ceiling(args, world, "dev", args.dev_limit, server.url)
             print(f"generator ceiling (the supporting passages alone), dev: {ceiling}")
             for rule, rows in by_rule.items():
