@@ -75,7 +75,8 @@ def test_cli_exports_the_shipped_adapter_and_a_run_folder(tmp_path, capsys) -> N
 
     from tests.conftest import run_main
 
-    code, out, err = run_main(capsys, "train", "export", "--gguf", "--trained", str(tmp_path / "shipped.gguf"))
+    code, out, err = run_main(capsys, "train", "export", "--gguf", "--searcher", "world",
+                              str(tmp_path / "shipped.gguf"))
     assert code == 0, err
     assert "--lora_path" in out and (tmp_path / "shipped.gguf").is_file()
     run = tmp_path / "run"
@@ -90,6 +91,8 @@ def test_cli_exports_the_shipped_adapter_and_a_run_folder(tmp_path, capsys) -> N
     assert code == 2 and "--trained exports the shipped adapter" in err
     code, _, err = run_main(capsys, "train", "export", "--gguf", "--trained", str(tmp_path))
     assert code == 1 and "is a folder" in err
+    code, _, err = run_main(capsys, "train", "export", "--gguf", "--searcher", "qwen", str(tmp_path / "q.gguf"))
+    assert code == 2 and "--searcher must be one of real, world" in err
 
 
 @pytest.mark.slow
