@@ -89,13 +89,10 @@ def mcp_command(
 
     name = trained_name(searcher_name)
     if trained or name:
-        from s3_agents.world import default_world_retriever
-
-        policy, cfg, world = open_trained(name, policy_engine, {
+        policy, cfg, retriever = open_trained(name, policy_engine, {
             "--policy-url": policy_url, "--policy-gguf": policy_gguf, "--policy-hf": policy_hf,
-            "--policy-adapter": policy_adapter}, prompt_format)
-        retriever = (open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
-                     if index or url else default_world_retriever(name=world))  # type: ignore[arg-type]
+            "--policy-adapter": policy_adapter}, prompt_format, index, url, api_key=retriever_key, nprobe=nprobe,
+            ef_search=ef_search)
     else:
         cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs,
                             fill_context=fill_context, prompt_format=prompt_format)

@@ -205,17 +205,22 @@ def trained_name(searcher: str | None) -> Any:
     return searcher
 
 
-def open_trained(name: Any, engine: str, policy_options: dict[str, Any], prompt_format: str) -> tuple[Any, Any, str]:
-    """A shipped searcher for ``--trained`` / ``--searcher``: its policy on ``engine``, its loop settings and the
-    name of its shipped corpus (:func:`~s3_agents.trained.trained_world`). ``policy_options`` (``{"--policy-url":
-    value, ...}``) must be unset: the searcher brings its own policy and format."""
+def open_trained(name: Any, engine: str, policy_options: dict[str, Any], prompt_format: str, index: str | None,
+                 url: str | None, **retriever_options: Any) -> tuple[Any, Any, Any]:
+    """A shipped searcher for ``--trained`` / ``--searcher``: its policy on ``engine``, its loop settings, and the
+    ``--index`` / ``--url`` retriever or else its shipped corpus's (:func:`~s3_agents.trained.trained_world`).
+    ``policy_options`` (``{"--policy-url": value, ...}``) must be unset: the searcher brings its own policy and
+    format."""
     from s3_agents.trained import trained_config, trained_searcher, trained_world
+    from s3_agents.world import default_world_retriever
 
     taken = [option for option, value in policy_options.items() if value]
     if taken or prompt_format != "chat":
         raise typer.BadParameter(f"--trained brings its own policy and format: drop {', '.join(taken) or '--format'}")
     check_engine(engine, "--policy-engine")
-    return trained_searcher(name, engine=engine), trained_config(name), trained_world(name)
+    retriever = (open_retriever(index, url, **retriever_options) if index or url
+                 else default_world_retriever(name=trained_world(name)))
+    return trained_searcher(name, engine=engine), trained_config(name), retriever
 
 
 def endpoint_or(url: str | None, model: str | None, api_key: str | None, role: str, fallback: Any,
