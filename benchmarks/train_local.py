@@ -115,16 +115,17 @@ def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
 
 
 def ppo_stage(args: argparse.Namespace, world: Any, index: Path, adapter: Path, generator_url: str, *,
-              run_dir: Path | None = None, max_seconds: float | None = None, **overrides: Any) -> Path:
-    """PPO (or GRPO) from ``adapter`` on the world's train split, in ``run_dir`` (default ``<out>/ppo``); resumes.
-    ``overrides`` are :class:`LocalSettings` fields."""
+              run_dir: Path | None = None, max_seconds: float | None = None, parquet: Path | None = None,
+              **overrides: Any) -> Path:
+    """PPO (or GRPO) from ``adapter`` on the world's train split (or the rows of ``parquet``), in ``run_dir``
+    (default ``<out>/ppo``); resumes. ``overrides`` are :class:`LocalSettings` fields."""
     from s3_agents.llm import smollm2_gguf_path
     from s3_agents.qa import QAExample
     from s3_agents.retrievers import load_retriever
     from s3_agents.training.data import prepare_dataset
     from s3_agents.training.local import LocalRun, LocalSettings, read_rows
 
-    parquet = args.out / "data" / "train.parquet"
+    parquet = parquet or args.out / "data" / "train.parquet"
     if not parquet.is_file():
         parquet.parent.mkdir(parents=True, exist_ok=True)
         items = [QAExample(q["question"], tuple(q["answers"]), q["id"], q.get("source", "s3_world"),

@@ -55,6 +55,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--algorithm", default="ppo", choices=["ppo", "grpo"])
     parser.add_argument("--fill-context", action="store_true",
                         help="Fill the unused budget from the initial documents (in RL and the test stage).")
+    parser.add_argument("--headroom-only", action="store_true",
+                        help="RL only on the train questions whose naive dense top-3 lacks a supporting passage "
+                             "(s3 trains only where naive RAG fails; this is that filter without a generator).")
     parser.add_argument("--ppo-steps", type=int, default=1000, help="RL steps at most (--rl-minutes bounds a run).")
     parser.add_argument("--rl-minutes", type=float, default=60.0, help="Wall-clock budget of one `rl` invocation.")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -83,7 +86,30 @@ def _args() -> argparse.Namespace:
 
 
 def _rl_dir(args: argparse.Namespace) -> Path:
-    return args.out / f"rl-{args.variant}-{args.algorithm}{'-fill' if args.fill_context else ''}"
+    return args.out / (f"rl-{args.variant}-{args.algorithm}{'-fill' if args.fill_context else ''}"
+                       f"{'-headroom' if args.headroom_only else ''}")
+
+
+def headroom_parquet(args: argparse.Namespace, world: Any, index: Path) -> Path:
+    """The train split less the questions whose naive dense top-``BUDGET`` already holds every supporting passage
+    (nothing for a searcher to add there), as verl parquet; written once."""
+    from s3_agents.qa import QAExample
+    from s3_agents.retrievers import load_retriever
+    from s3_agents.training.data import prepare_dataset
+
+    path = args.out / "data" / "train-headroom.parquet"
+    if path.is_file():
+        return path
+    train = world.split("train")
+    found = load_retriever(index).search([q["question"] for q in train], k=BUDGET)
+    items = [QAExample(q["question"], tuple(q["answers"]), q["id"], q.get("source", "s3_world"),
+                       metadata={"supporting_ids": q["supporting_ids"]})
+             for q, passages in zip(train, found)
+             if not set(q["supporting_ids"]) <= {p.id for p in passages}]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report = prepare_dataset(items, path, show_progress=False)
+    print(f"headroom: {report.written} of {len(train)} train questions lack a supporting passage in naive top-{BUDGET}")
+    return path
 
 
 def _policies(args: argparse.Namespace, names: list[str]) -> dict[str, Path | None]:
@@ -247,6 +273,7 @@ def main() -> None:
             # Wikipedia paragraphs: 725 tokens for 5 documents on average, so no cap on an observation (the
             # world's 600 would cut most) and room for three searches; evaluation cuts nothing either.
             ppo_stage(args, world, index, adapter, server.url, run_dir=_rl_dir(args),
+                      parquet=headroom_parquet(args, world, index) if args.headroom_only else None,
                       max_seconds=60 * args.rl_minutes, response_length=4096, max_obs_tokens=None)
         if args.stage in ("dev", "all"):
             names = [n.strip() for n in args.policies.split(",") if n.strip()]
