@@ -84,6 +84,11 @@ def index_stage(args: argparse.Namespace, world: Any) -> Path:
     return path
 
 
+def warmstart_dir(args: argparse.Namespace) -> Path:
+    """Where the warm start's trajectories, checkpoints and adapter go: ``--warmstart-dir`` or ``<out>/warmstart``."""
+    return getattr(args, "warmstart_dir", None) or args.out / "warmstart"
+
+
 def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
     from s3_agents.config import SearchConfig
     from s3_agents.retrievers import load_retriever
@@ -91,7 +96,7 @@ def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
     from s3_agents.training.local_server import load_policy_model
     from s3_agents.training.warmstart import WarmstartSettings, warmstart
 
-    out = args.out / "warmstart"
+    out = warmstart_dir(args)
     if args.warmstart_adapter:
         return args.warmstart_adapter
     summary_file = out / "summary.json"
@@ -109,7 +114,8 @@ def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
         tj.write_trajectories(found, saved)
     summary = warmstart(model, tokenizer, tj.read_trajectories(saved), out,
                         settings=WarmstartSettings(grad_accum=1 if args.quick else 4,
-                                                   max_steps=None if args.quick else args.warmstart_steps))
+                                                   epochs=getattr(args, "warmstart_epochs", 1.0),
+                                                   max_steps=None if args.quick else args.warmstart_steps or None))
     print(f"warm start: masked loss {summary['loss_before']:.3f} -> {summary['loss_after']:.3f}")
     return out / "adapter"
 

@@ -36,7 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from train_local import BUDGET, SEARCH, TURN_TOKENS, _Memo, ppo_stage, warmstart_stage  # noqa: E402
+from train_local import BUDGET, SEARCH, TURN_TOKENS, _Memo, ppo_stage, warmstart_dir, warmstart_stage  # noqa: E402
 
 DOCS = REPO / "docs" / "train-real"
 ORDER = ("naive-rag", "naive-rag-bm25", "untrained", "world", "warmstart", "trained")
@@ -50,6 +50,11 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--stage", choices=["warmstart", "rl", "dev", "test", "all"], default="all")
     parser.add_argument("--warmstart-questions", type=int, default=400)
     parser.add_argument("--warmstart-steps", type=int, default=60, help="Optimiser steps (4 trajectories each).")
+    parser.add_argument("--warmstart-dir", type=Path, default=None,
+                        help="The warm start's folder (default <out>/warmstart): a second warm start (other "
+                             "--warmstart-questions or --warmstart-epochs) goes in its own.")
+    parser.add_argument("--warmstart-epochs", type=float, default=1.0,
+                        help="Passes over the trajectories (--warmstart-steps, if not 0, stops it sooner).")
     parser.add_argument("--warmstart-adapter", type=Path, default=None, help="Skip the warm start: use this adapter.")
     parser.add_argument("--variant", default="gbr", help="RL reward: gbr (the paper's), context or support.")
     parser.add_argument("--algorithm", default="ppo", choices=["ppo", "grpo"])
@@ -116,7 +121,7 @@ def _policies(args: argparse.Namespace, names: list[str]) -> dict[str, Path | No
     from s3_agents.trained import trained_searcher_dir
 
     known: dict[str, Path | None] = {"untrained": None, "world": trained_searcher_dir("world"),
-                                     "warmstart": args.warmstart_adapter or args.out / "warmstart" / "adapter",
+                                     "warmstart": args.warmstart_adapter or warmstart_dir(args) / "adapter",
                                      "trained": args.trained_adapter or _rl_dir(args) / "adapter"}
     out: dict[str, Path | None] = {}
     for name in names:
@@ -269,7 +274,7 @@ def main() -> None:
 
     with LocalLlamaServer(n_ctx=8192) as server:
         if args.stage in ("rl", "all"):
-            adapter = args.warmstart_adapter or args.out / "warmstart" / "adapter"
+            adapter = args.warmstart_adapter or warmstart_dir(args) / "adapter"
             # Wikipedia paragraphs: 725 tokens for 5 documents on average, so no cap on an observation (the
             # world's 600 would cut most) and room for three searches; evaluation cuts nothing either.
             ppo_stage(args, world, index, adapter, server.url, run_dir=_rl_dir(args),
