@@ -66,6 +66,8 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, default=0.6,
                         help="Rollout sampling temperature (s3: 0.6); a warm start that samples almost "
                              "deterministically gives GRPO groups that all score the same.")
+    parser.add_argument("--drop-uniform-groups", action="store_true",
+                        help="GRPO: no update from groups whose samples all scored the same.")
     parser.add_argument("--ppo-steps", type=int, default=1000, help="RL steps at most (--rl-minutes bounds a run).")
     parser.add_argument("--rl-minutes", type=float, default=60.0, help="Wall-clock budget of one `rl` invocation.")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -96,7 +98,8 @@ def _args() -> argparse.Namespace:
 def _rl_dir(args: argparse.Namespace) -> Path:
     return args.out / (f"rl-{args.variant}-{args.algorithm}{'-fill' if args.fill_context else ''}"
                        f"{'-headroom' if args.headroom_only else ''}"
-                       f"{f'-t{args.temperature:g}' if args.temperature != 0.6 else ''}")
+                       f"{f'-t{args.temperature:g}' if args.temperature != 0.6 else ''}"
+                       f"{'-dropuniform' if args.drop_uniform_groups else ''}")
 
 
 def headroom_parquet(args: argparse.Namespace, world: Any, index: Path) -> Path:
@@ -284,7 +287,7 @@ def main() -> None:
             ppo_stage(args, world, index, adapter, server.url, run_dir=_rl_dir(args),
                       parquet=headroom_parquet(args, world, index) if args.headroom_only else None,
                       max_seconds=60 * args.rl_minutes, response_length=4096, max_obs_tokens=None,
-                      temperature=args.temperature)
+                      temperature=args.temperature, drop_uniform_groups=args.drop_uniform_groups)
         if args.stage in ("dev", "all"):
             names = [n.strip() for n in args.policies.split(",") if n.strip()]
             rules = tuple(r.strip() for r in args.dev_rules.split(",") if r.strip())

@@ -371,6 +371,9 @@ def local_command(
              "weights as --model.")] = None,
     algorithm: Annotated[str, typer.Option(help="ppo (GAE critic, in-reward KL: the paper's) or grpo.")] = "ppo",
     group_size: Annotated[int, typer.Option(min=2, help="GRPO: samples per question (divides --batch-size).")] = 4,
+    drop_uniform_groups: Annotated[bool, typer.Option(
+        help="GRPO: leave out of the update every group whose samples all scored the same (advantage 0).")
+    ] = False,
     bf16: Annotated[bool | None, typer.Option(
         "--bf16/--no-bf16", help="bfloat16 autocast in the update (default: where the CPU/GPU supports it).")
     ] = None,
@@ -389,7 +392,7 @@ def local_command(
                              judge=judge, max_context_docs=max_context_docs, fill_context=fill_context, seed=seed,
                              engine=engine, contexts=contexts,
                              reward_concurrency=reward_concurrency, algorithm=algorithm, group_size=group_size,
-                             bf16=bf16)
+                             drop_uniform_groups=drop_uniform_groups, bf16=bf16)
     reward_kwargs = {"generator_url": generator_url, "generator_model": generator_model,
                      "rag_cache": str(rag_cache), "retriever": retriever, "timeout": timeout}
     from s3_agents.errors import DataError

@@ -40,7 +40,7 @@ __all__ = ["LocalSettings", "LocalRun", "read_rows", "plot_metrics", "METRIC_COL
 METRIC_COLUMNS = ["step", "reward", "acc", "acc_rag", "in_context", "support_recall", "valid_action_rate", "searches",
                   "context_docs", "kl",
                   "pg_loss", "vf_loss", "entropy", "clipfrac", "grad_norm", "tokens", "generated_tokens",
-                  "rollout_seconds", "reward_seconds", "update_seconds", "seconds"]
+                  "rollout_seconds", "reward_seconds", "update_seconds", "seconds", "trained_episodes"]
 """Columns of ``metrics.csv`` (and TensorBoard scalars, as ``train/<name>``)."""
 
 
@@ -79,6 +79,9 @@ class LocalSettings:
             as soon as it ends, while the next episodes roll out; match the generator server's parallel slots.
         algorithm: ``"ppo"`` (GAE with the value head, the paper's) or ``"grpo"``.
         group_size: GRPO's samples per question (``batch_size`` must be a multiple of it).
+        drop_uniform_groups: GRPO only: leave out of the update every group whose samples all scored the same
+            (advantage 0, only a KL term; DAPO's dynamic-sampling filter without resampling). A step where no
+            group disagrees makes no update. A warm start that samples almost deterministically gives many.
         bf16: bfloat16 autocast in the update (``None``: where the CPU or GPU supports it).
         micro_batch_tokens: Padded tokens per micro-batch of the update (rollouts sorted by length).
     """
@@ -108,6 +111,7 @@ class LocalSettings:
     reward_concurrency: int = 4
     algorithm: str = "ppo"
     group_size: int = 4
+    drop_uniform_groups: bool = False
     bf16: bool | None = None
     micro_batch_tokens: int = 2048
 
@@ -189,6 +193,8 @@ class LocalRun:
         if s.algorithm == "grpo" and (s.group_size < 2 or s.batch_size % s.group_size):
             raise ValueError(f"GRPO needs a group size of 2 or more dividing the batch size ({s.batch_size}), "
                              f"got {s.group_size}")
+        if s.drop_uniform_groups and s.algorithm != "grpo":
+            raise ValueError("drop_uniform_groups compares the samples of a GRPO group: use algorithm grpo")
         if self.engine == "llama.cpp" and device != "cpu":
             raise ValueError("the llama.cpp rollout engine runs on the CPU: use engine transformers with --device cuda")
         if self.engine == "llama.cpp" and self._base_gguf() is None:
@@ -322,6 +328,16 @@ class LocalRun:
 
         return await gather_bounded(one(i, row) for i, row in rows)
 
+    def _trainable(self, episodes: list[tuple[Any, dict[str, Any]]], grammar: str | None) -> list[Any]:
+        """The step's episodes as :class:`Rollout` s for the update (with ``drop_uniform_groups``, only the GRPO
+        groups whose rewards differ)."""
+        from s3_agents.training.ppo import Rollout, disagreeing_groups
+
+        rollouts = [Rollout.from_output(o, score["score"], grammar, score["group"]) for o, score in episodes]
+        if self.settings.algorithm == "grpo" and self.settings.drop_uniform_groups:
+            return disagreeing_groups(rollouts)
+        return rollouts
+
     def _rollout_server(self, model: Any, tokenizer: Any, step: int) -> Any:
         seed = self.settings.seed + 1000 * step
         if self.engine == "transformers":
@@ -355,7 +371,6 @@ class LocalRun:
 
         from s3_agents.grammar import action_grammar
         from s3_agents.training.agent_loop import S3AgentLoop
-        from s3_agents.training.ppo import Rollout
 
         s = self.settings
         model, tokenizer, ppo, step = self._load()
@@ -379,12 +394,12 @@ class LocalRun:
                 model.eval()
                 episodes = await self._episodes(loop, self._batch(step), concurrency)
                 rollout_done = time.perf_counter()
-                rollouts = [Rollout.from_output(o, score["score"], grammar, score["group"]) for o, score in episodes]
-                update = ppo.step(rollouts)
-                if hasattr(server, "load_adapter"):
+                rollouts = self._trainable(episodes, grammar)
+                update = ppo.step(rollouts) if rollouts else {}
+                if rollouts and hasattr(server, "load_adapter"):
                     server.load_adapter(model)             # the next step samples from the updated policy
                 step += 1
-                last = _metrics(step, episodes, update, started, rollout_done)
+                last = _metrics(step, episodes, update, started, rollout_done) | {"trained_episodes": len(rollouts)}
                 self._append(last)
                 if writer is not None:
                     for name, value in last.items():

@@ -33,7 +33,7 @@ from verl.workers.config import ActorConfig
 
 from s3_agents.errors import DataError
 
-__all__ = ["Rollout", "PPOSettings", "CpuPPO"]
+__all__ = ["Rollout", "PPOSettings", "CpuPPO", "disagreeing_groups"]
 
 
 @dataclass
@@ -81,6 +81,23 @@ def _spans(mask: Sequence[int]) -> Iterator[tuple[int, int]]:
         elif not m and start is not None:
             yield start, i
             start = None
+
+
+def disagreeing_groups(rollouts: Sequence[Rollout]) -> list[Rollout]:
+    """The rollouts of the GRPO groups whose rewards are not all the same, in their order.
+
+    A group whose samples all scored the same has a GRPO advantage of 0 for every token: in an update it adds only
+    its KL term. Leaving such groups out is DAPO's dynamic-sampling filter without its resampling.
+
+    Example:
+        >>> rows = [Rollout([1], [2], [1], r, group=g) for r, g in ((1.0, "a"), (0.0, "a"), (0.5, "b"), (0.5, "b"))]
+        >>> [r.group for r in disagreeing_groups(rows)]
+        ['a', 'a']
+    """
+    rewards: dict[Any, set[float]] = {}
+    for r in rollouts:
+        rewards.setdefault(r.group, set()).add(r.reward)
+    return [r for r in rollouts if len(rewards[r.group]) > 1]
 
 
 @dataclass(frozen=True)

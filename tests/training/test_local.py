@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -93,6 +94,21 @@ def test_other_settings_do_not_resume_a_run(setup, tmp_path) -> None:
         LocalRun(tmp_path / "h", [{"q": 1}], object(), {}, LocalSettings(engine="llama.cpp"), model="some/hf-model")
     assert LocalRun(tmp_path / "a", [{"q": 1}], object(), {}, model="some/hf-model").engine == "transformers"
     assert LocalRun(tmp_path / "b", [{"q": 1}], object(), {}).engine == "llama.cpp"
+
+
+def test_grpo_groups_that_all_scored_the_same_are_left_out_of_the_update(tmp_path) -> None:
+    output = SimpleNamespace(prompt_ids=[1, 2], response_ids=[3, 4], response_mask=[1, 1])
+    episodes = [(output, {"score": score, "group": group}) for score, group in ((1.0, 0), (0.0, 0), (0.5, 1),
+                                                                               (0.5, 1), (0.0, 2), (0.5, 2))]
+    dropping = LocalRun(tmp_path / "d", [{"q": 1}], object(), {},
+                        LocalSettings(algorithm="grpo", group_size=2, batch_size=6, drop_uniform_groups=True))
+    kept = dropping._trainable(episodes, None)
+    assert [(r.group, r.reward) for r in kept] == [(0, 1.0), (0, 0.0), (2, 0.0), (2, 0.5)]
+    everything = LocalRun(tmp_path / "e", [{"q": 1}], object(), {},
+                          LocalSettings(algorithm="grpo", group_size=2, batch_size=6))
+    assert [r.group for r in everything._trainable(episodes, None)] == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="drop_uniform_groups"):
+        LocalRun(tmp_path / "p", [{"q": 1}], object(), {}, LocalSettings(drop_uniform_groups=True))
 
 
 def test_plot_from_metrics(tmp_path) -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from s3_agents.training.agent_loop import S3AgentLoop
-from s3_agents.training.ppo import CpuPPO, PPOSettings, Rollout
+from s3_agents.training.ppo import CpuPPO, PPOSettings, Rollout, disagreeing_groups
 
 GOOD = ['<query>{"query": "Gritia founded"}</query>', "<important_info>[1]</important_info>"
         "<search_complete>True</search_complete>"]
@@ -198,3 +198,10 @@ def test_grpo_compares_the_samples_of_one_question(policy_model, rollouts):
     assert metrics["critic/vf_loss"] == 0.0 and metrics["actor/kl_loss"] >= 0.0
     with pytest.raises(ValueError, match="algorithm"):
         CpuPPO(model, PPOSettings(algorithm="dpo"))
+
+
+def test_only_groups_whose_rewards_differ_are_kept() -> None:
+    rows = [Rollout([1], [2], [1], reward, group=group)
+            for reward, group in ((1.0, "a"), (1.0, "b"), (0.0, "a"), (1.0, "b"), (0.2, "c"), (0.2, "c"))]
+    assert [(r.group, r.reward) for r in disagreeing_groups(rows)] == [("a", 1.0), ("a", 0.0)]
+    assert disagreeing_groups(rows[1::2][:2]) == [] and disagreeing_groups([]) == []
