@@ -106,6 +106,10 @@ def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, max_context_docs=BUDGET)
     model, tokenizer = load_policy_model(args.model)
+    if getattr(args, "warmstart_init", None):           # keep training an earlier warm start's adapter
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(args.warmstart_init), is_trainable=True)
     saved = out / "trajectories.jsonl"
     if not saved.is_file():
         found = asyncio.run(tj.chain_trajectories(tokenizer, load_retriever(index),

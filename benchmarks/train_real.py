@@ -55,6 +55,9 @@ def _args() -> argparse.Namespace:
                              "--warmstart-questions or --warmstart-epochs) goes in its own.")
     parser.add_argument("--warmstart-epochs", type=float, default=1.0,
                         help="Passes over the trajectories (--warmstart-steps, if not 0, stops it sooner).")
+    parser.add_argument("--warmstart-init", type=Path, default=None,
+                        help="Start the warm start from this adapter (a second pass, on more questions, over an "
+                             "earlier one) instead of a fresh LoRA.")
     parser.add_argument("--warmstart-adapter", type=Path, default=None, help="Skip the warm start: use this adapter.")
     parser.add_argument("--variant", default="gbr", help="RL reward: gbr (the paper's), context or support.")
     parser.add_argument("--algorithm", default="ppo", choices=["ppo", "grpo"])
