@@ -46,7 +46,8 @@ TEST_POLICIES = ("untrained", "world", "warmstart", "trained")
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=REPO / "runs" / "realqa", help="Folder of `s3 data hotpotqa`.")
-    parser.add_argument("--out", type=Path, default=REPO / "runs" / "train-real")
+    parser.add_argument("--out", type=Path, default=None, help="Run folder (default runs/train-real; "
+                        "runs/train-real-quick with --quick, so a check never mixes into the real run's rows).")
     parser.add_argument("--stage", choices=["warmstart", "rl", "dev", "test", "all"], default="all")
     parser.add_argument("--warmstart-questions", type=int, default=400)
     parser.add_argument("--warmstart-steps", type=int, default=60, help="Optimiser steps (4 trajectories each).")
@@ -92,6 +93,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="Tiny sizes, to check the script runs; writes no docs.")
     parser.add_argument("--no-write", action="store_true", help="Do not write docs/.")
     args = parser.parse_args()
+    args.out = args.out or REPO / "runs" / ("train-real-quick" if args.quick else "train-real")
     if args.quick:
         args.warmstart_questions, args.warmstart_steps, args.ppo_steps, args.batch_size = 2, 1, 1, 2
         args.dev_limit, args.test_limit, args.rl_minutes, args.no_write = 2, 2, 0.0, True
