@@ -124,13 +124,20 @@ def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
     return out / "adapter"
 
 
+def train_examples(world: Any) -> list[Any]:
+    """The world's train split as :class:`QAExample` s carrying their ``supporting_ids``."""
+    from s3_agents.qa import QAExample
+
+    return [QAExample(q["question"], tuple(q["answers"]), q["id"], q.get("source", "s3_world"),
+                      metadata={"supporting_ids": q["supporting_ids"]}) for q in world.split("train")]
+
+
 def ppo_stage(args: argparse.Namespace, world: Any, index: Path, adapter: Path, generator_url: str, *,
               run_dir: Path | None = None, max_seconds: float | None = None, parquet: Path | None = None,
               **overrides: Any) -> Path:
     """PPO (or GRPO) from ``adapter`` on the world's train split (or the rows of ``parquet``), in ``run_dir``
     (default ``<out>/ppo``); resumes. ``overrides`` are :class:`LocalSettings` fields."""
     from s3_agents.llm import smollm2_gguf_path
-    from s3_agents.qa import QAExample
     from s3_agents.retrievers import load_retriever
     from s3_agents.training.data import prepare_dataset
     from s3_agents.training.local import LocalRun, LocalSettings, read_rows
@@ -138,9 +145,7 @@ def ppo_stage(args: argparse.Namespace, world: Any, index: Path, adapter: Path, 
     parquet = parquet or args.out / "data" / "train.parquet"
     if not parquet.is_file():
         parquet.parent.mkdir(parents=True, exist_ok=True)
-        items = [QAExample(q["question"], tuple(q["answers"]), q["id"], q.get("source", "s3_world"),
-                           metadata={"supporting_ids": q["supporting_ids"]}) for q in world.split("train")]
-        prepare_dataset(items, parquet)
+        prepare_dataset(train_examples(world), parquet)
     run_dir = run_dir or args.out / "ppo"
     settings = LocalSettings(steps=args.ppo_steps, batch_size=args.batch_size, search=SEARCH,
                              max_turn_tokens=TURN_TOKENS, max_context_docs=BUDGET, fill_context=args.fill_context,

@@ -36,7 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from train_local import BUDGET, SEARCH, TURN_TOKENS, _Memo, ppo_stage, warmstart_dir, warmstart_stage  # noqa: E402
+from train_local import BUDGET, SEARCH, TURN_TOKENS, _Memo, ppo_stage, train_examples, warmstart_dir, warmstart_stage  # noqa: E402
 
 DOCS = REPO / "docs" / "train-real"
 ORDER = ("naive-rag", "naive-rag-bm25", "untrained", "world", "warmstart", "trained")
@@ -110,19 +110,16 @@ def _rl_dir(args: argparse.Namespace) -> Path:
 def headroom_parquet(args: argparse.Namespace, world: Any, index: Path) -> Path:
     """The train split less the questions whose naive dense top-``BUDGET`` already holds every supporting passage
     (nothing for a searcher to add there), as verl parquet; written once."""
-    from s3_agents.qa import QAExample
     from s3_agents.retrievers import load_retriever
     from s3_agents.training.data import prepare_dataset
 
     path = args.out / "data" / "train-headroom.parquet"
     if path.is_file():
         return path
-    train = world.split("train")
-    found = load_retriever(index).search([q["question"] for q in train], k=BUDGET)
-    items = [QAExample(q["question"], tuple(q["answers"]), q["id"], q.get("source", "s3_world"),
-                       metadata={"supporting_ids": q["supporting_ids"]})
-             for q, passages in zip(train, found)
-             if not set(q["supporting_ids"]) <= {p.id for p in passages}]
+    train = train_examples(world)
+    found = load_retriever(index).search([q.question for q in train], k=BUDGET)
+    items = [q for q, passages in zip(train, found)
+             if not set(q.metadata["supporting_ids"]) <= {p.id for p in passages}]
     path.parent.mkdir(parents=True, exist_ok=True)
     report = prepare_dataset(items, path, show_progress=False)
     print(f"headroom: {report.written} of {len(train)} train questions lack a supporting passage in naive top-{BUDGET}")
