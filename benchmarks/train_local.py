@@ -114,7 +114,8 @@ def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
     if not saved.is_file():
         found = asyncio.run(tj.chain_trajectories(tokenizer, load_retriever(index),
                                                   world.sample("train", args.warmstart_questions),
-                                                  {p.id: p for p in world.passages}, config, budget=BUDGET))
+                                                  {p.id: p for p in world.passages}, config, budget=BUDGET,
+                                                  observable=getattr(args, "observable_chain", False)))
         tj.write_trajectories(found, saved)
     summary = warmstart(model, tokenizer, tj.read_trajectories(saved), out,
                         settings=WarmstartSettings(grad_accum=1 if args.quick else 4,

@@ -59,6 +59,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--warmstart-init", type=Path, default=None,
                         help="Start the warm start from this adapter (a second pass, on more questions, over an "
                              "earlier one) instead of a fresh LoRA.")
+    parser.add_argument("--observable-chain", action="store_true",
+                        help="The oracle teacher asks only what it has read (ChainTeacher(observable=True)): never "
+                             "a hop's entity before a document has named it. Use its own --warmstart-dir.")
     parser.add_argument("--warmstart-adapter", type=Path, default=None, help="Skip the warm start: use this adapter.")
     parser.add_argument("--variant", default="gbr", help="RL reward: gbr (the paper's), context or support.")
     parser.add_argument("--algorithm", default="ppo", choices=["ppo", "grpo"])

@@ -232,6 +232,9 @@ def warmstart(
     limit: Annotated[int | None, typer.Option(min=1, help="Only N questions: a seeded sample of the world's train "
                                                           "split (chain), the first N of --questions (teacher, self)."
                                               )] = None,
+    observable: Annotated[bool, typer.Option(help="--source chain: the teacher asks only queries whose words it has "
+                                                  "read (question, documents shown), never an entity it has not "
+                                                  "seen yet.")] = False,
     model: BaseModel = None,
     search: Search = "5-3-3",
     turn_tokens: TurnTokens = 100,
@@ -273,7 +276,7 @@ def warmstart(
     else:
         found = asyncio.run(_collect(source, tokenizer, load_retriever(retriever), retriever, config, world,
                                      questions, limit, teacher_url, teacher_model, k, generator_url,
-                                     generator_model, rag_cache, base, timeout))
+                                     generator_model, rag_cache, base, timeout, observable))
         tj.write_trajectories(found, saved)
         typer.echo(f"wrote {len(found)} trajectories ({source}) to {saved}")
     summary = run_warmstart(base, tokenizer, found, out, device=device, lora=LoraSettings(r=lora_r, alpha=2 * lora_r),
@@ -284,7 +287,7 @@ def warmstart(
 
 
 async def _collect(source, tokenizer, retriever, location, config, world, questions, limit, teacher_url,
-                   teacher_model, k, generator_url, generator_model, rag_cache, base, timeout):
+                   teacher_model, k, generator_url, generator_model, rag_cache, base, timeout, observable=False):
     from s3_agents.qa import load_qa
     from s3_agents.training import trajectories as tj
     from s3_agents.world import default_world_dir, load_world
@@ -293,7 +296,7 @@ async def _collect(source, tokenizer, retriever, location, config, world, questi
         w = load_world(world or default_world_dir())
         items = w.sample("train", limit)                  # a seeded sample: the split lists its types in turn
         return await tj.chain_trajectories(tokenizer, retriever, items, {p.id: p for p in w.passages}, config,
-                                           budget=config.max_context_docs or 3)
+                                           budget=config.max_context_docs or 3, observable=observable)
     if source == "teacher":
         from s3_agents.llm import OpenAICompatClient
 

@@ -26,16 +26,20 @@ from verl.workers.rollout.replica import TokenOutput
 from s3_agents.config import SearchConfig
 from s3_agents.errors import DataFileError
 from s3_agents.llm.base import Message
-from s3_agents.metrics import answer_in_context
+from s3_agents.metrics import answer_in_context, normalize_answer
 from s3_agents.retrievers.base import Retriever
 from s3_agents.training.agent_loop import S3AgentLoop
 from s3_agents.training.policy import turn_closing_ids
 from s3_agents.types import Passage
 
-__all__ = ["Trajectory", "ChainTeacher", "ReplayServer", "replay", "chain_trajectories", "teacher_trajectories",
-           "best_of_k_trajectories", "write_trajectories", "read_trajectories"]
+__all__ = ["Trajectory", "ChainTeacher", "seen_words", "is_observable", "ReplayServer", "replay", "chain_trajectories",
+           "teacher_trajectories", "best_of_k_trajectories", "write_trajectories", "read_trajectories"]
 
 _DOC = re.compile(r'^Doc (\d+) \(Title: "(.*?)"\) (.*)$')
+_QUESTION = re.compile(r"<question>\s*(.*?)\s*</question>", re.S)
+# Words a searcher may write without having read them: question words, auxiliaries, prepositions, articles.
+_FREE_WORDS = frozenset("a an the of in on at to for by with from and or is are was were be been did does do has "
+                        "have had there what who whom whose where when which why how many much".split())
 
 
 @dataclass
@@ -74,6 +78,31 @@ def _blocks(messages: Sequence[Message]) -> list[str]:
     return []
 
 
+def _words(text: str) -> set[str]:
+    return set(normalize_answer(text).split())
+
+
+def seen_words(messages: Sequence[Message]) -> set[str]:
+    """The words a searcher has read so far: the question and every document shown to it (titles and texts)."""
+    seen: set[str] = set()
+    for message in messages:
+        if message["role"] != "user":
+            continue
+        if match := _QUESTION.search(message["content"]):
+            seen |= _words(match.group(1))
+        for line in message["content"].splitlines():
+            if doc := _DOC.match(line):
+                seen |= _words(doc.group(2)) | _words(doc.group(3))
+    return seen
+
+
+def is_observable(query: str, seen: set[str]) -> bool:
+    """Whether ``query`` could be written from what was read: each of its words, but question words and the like,
+    is in ``seen``. An oracle query naming an entity the searcher has not yet seen (the answer of the hop it has not
+    searched) is not."""
+    return _words(query) - _FREE_WORDS <= seen
+
+
 class ChainTeacher:
     """An oracle searcher for a world question: follows the question's hop chain.
 
@@ -82,11 +111,17 @@ class ChainTeacher:
     and otherwise asks the first missing hop's sub-question. Use it as the reply function of a
     :class:`~s3_agents.testing.ScriptedClient`.
 
+    With ``observable=True`` it asks only what a searcher could write from what it has read
+    (:func:`is_observable`): the first missing hop whose query's words are all in the question or the documents
+    shown so far, and stops when there is none. A chain written from the gold passages can name the second hop's
+    entity before any document has mentioned it; a student imitating that learns to guess entities.
+
     Args:
         question: A world question (``chain`` of ``{"query", "passage_id"}``).
         passages: The world's passages by id.
         config: The loop's settings (``max_select``).
         budget: Context documents the teacher aims to fill (naive RAG's k).
+        observable: Ask only queries written from what was read.
 
     Example:
         >>> q = world.questions[0]
@@ -95,8 +130,9 @@ class ChainTeacher:
     """
 
     def __init__(self, question: dict[str, Any], passages: dict[str, Passage], config: SearchConfig, *,
-                 budget: int = 3) -> None:
+                 budget: int = 3, observable: bool = False) -> None:
         self.chain = list(question["chain"])
+        self.observable = observable
         self.texts = {hop["passage_id"]: passages[hop["passage_id"]].text for hop in self.chain}
         self.keep = {hop["passage_id"] for hop in self.chain[-budget:]}
         self.config = config
@@ -115,6 +151,9 @@ class ChainTeacher:
                         picked.append(int(match.group(1)))
         select = f"<important_info>[{', '.join(map(str, picked))}]</important_info>\n" if picked else ""
         missing = [hop for hop in self.chain if hop["passage_id"] not in self.found]
+        if missing and self.observable:
+            seen = seen_words(messages)
+            missing = [hop for hop in missing if is_observable(hop["query"], seen)]
         if not missing:
             return select + "<search_complete>True</search_complete>"
         query = missing[0]["query"].replace('"', "'")
@@ -164,8 +203,10 @@ async def replay(tokenizer: Any, retriever: Retriever, question: str, outputs: S
 
 async def chain_trajectories(tokenizer: Any, retriever: Retriever, questions: Sequence[dict[str, Any]],
                              passages: dict[str, Passage], config: SearchConfig, *, budget: int = 3,
-                             keep_failed: bool = False, progress: bool = True) -> list[Trajectory]:
-    """Trajectories of :class:`ChainTeacher` on world questions (kept when the final context holds the answer)."""
+                             observable: bool = False, keep_failed: bool = False,
+                             progress: bool = True) -> list[Trajectory]:
+    """Trajectories of :class:`ChainTeacher` on world questions (kept when the final context holds the answer;
+    ``observable``: the teacher asks only what it has read)."""
     from tqdm.auto import tqdm
 
     from s3_agents.searcher import S3Searcher
@@ -173,7 +214,8 @@ async def chain_trajectories(tokenizer: Any, retriever: Retriever, questions: Se
 
     out = []
     for q in tqdm(questions, desc="chain trajectories", disable=not progress):
-        searcher = S3Searcher(ScriptedClient(ChainTeacher(q, passages, config, budget=budget)), retriever, config)
+        searcher = S3Searcher(ScriptedClient(ChainTeacher(q, passages, config, budget=budget,
+                                                                        observable=observable)), retriever, config)
         state = await searcher.asearch(q["question"])
         found = answer_in_context(state["context"], q["answers"])
         if found or keep_failed:

@@ -154,3 +154,38 @@ def test_teacher_and_rejection_sampling_sources(world, world_retriever, policy_m
     loop = S3AgentLoop.standalone(scripted_server(tokenizer, replies[:1] * 2), tokenizer, retriever=world_retriever,
                                   search="3-2-1", response_length=1024)
     assert asyncio.run(best_of_k_trajectories(loop, [row], score, k=2, progress=False)) == []
+
+
+def test_observable_chain_teacher_asks_only_what_it_has_read() -> None:
+    """On real records, the plain oracle names an entity no document has shown yet ("Tantallon Castle" for "In what
+    part of Scotland is Bass Rock located?"); the observable teacher never does, and still asks what it has read."""
+    from s3_agents.metrics import normalize_answer
+    from s3_agents.realqa import pool_records
+    from s3_agents.retrievers import BM25Retriever
+    from s3_agents.searcher import S3Searcher
+    from s3_agents.testing import ScriptedClient
+    from s3_agents.training.trajectories import ChainTeacher, is_observable
+    from tests.s3_agents.test_realqa import _all_records
+
+    assert is_observable("Raoul Walsh spouse", {"raoul", "walsh", "spouse", "jump"})
+    assert is_observable("Who is the mother of Raoul Walsh?", {"raoul", "walsh", "mother"})   # question words free
+    assert not is_observable("Tantallon Castle", {"bass", "rock", "castle"})
+
+    world = pool_records(_all_records(), shares=(0, 0, 1))
+    retriever, passages = BM25Retriever.from_passages(world.passages), {p.id: p for p in world.passages}
+    config = SearchConfig.from_name("5-3-3", max_new_tokens=100, max_context_docs=3)
+    unread = {True: 0, False: 0}
+    asked = {True: 0, False: 0}
+    for q in world.questions:
+        for observable in (False, True):
+            teacher = ChainTeacher(q, passages, config, observable=observable)
+            state = asyncio.run(S3Searcher(ScriptedClient(teacher), retriever, config).asearch(q["question"]))
+            read = set(normalize_answer(q["question"]).split())
+            for i, query in enumerate(state["queries"]):       # block i was shown before query i was written
+                shown = " ".join(f"{p.title} {p.text}" for p in state["blocks"][i]["passages"])
+                read |= set(normalize_answer(shown).split())
+                new = set(normalize_answer(query).split()) - read - {"who", "what", "is", "of", "in", "the", "when"}
+                unread[observable] += bool(new)
+                asked[observable] += 1
+    assert unread[False] >= 1 and unread[True] == 0, unread
+    assert asked[True] >= 8, asked
