@@ -16,7 +16,9 @@ Stages (each resumes; run the script again after an interruption):
 3. ``dev``: searchers (``--policies``) and naive RAG on the dev split, with and without the budget fill: the
    evidence for the defaults (budget fill, reward). Never the test split;
 4. ``test``: naive RAG (dense, BM25), the untrained, world-trained, warm-start and trained searchers on the test
-   split; writes ``docs/train-real/summary.json`` and the ``train-real`` section of docs/benchmarks.md.
+   split; writes ``docs/train-real/summary.json`` and the ``train-real`` section of docs/benchmarks.md;
+5. ``world`` (on its own): searchers (``--world-policies``) on the benchmark world's test split, what a searcher
+   trained on real questions kept of the world; writes ``docs/train-real/world-test.json``.
 
 Every searcher is SmolLM2-135M-Instruct (+ its LoRA adapter) on llama.cpp, constrained, 5-3-3, greedy; SmolLM2 on
 llama.cpp answers; GenAcc by span match; 95% bootstrap intervals and paired differences.
@@ -36,7 +38,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from train_local import BUDGET, SEARCH, TURN_TOKENS, _Memo, ppo_stage, train_examples, warmstart_dir, warmstart_stage  # noqa: E402
+from train_local import (  # noqa: E402
+    BUDGET,
+    SEARCH,
+    TURN_TOKENS,
+    _Memo,
+    index_stage,
+    ppo_stage,
+    train_examples,
+    warmstart_dir,
+    warmstart_stage,
+)
 
 DOCS = REPO / "docs" / "train-real"
 ORDER = ("naive-rag", "naive-rag-bm25", "untrained", "world", "warmstart", "trained")
@@ -48,7 +60,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=REPO / "runs" / "realqa", help="Folder of `s3 data hotpotqa`.")
     parser.add_argument("--out", type=Path, default=None, help="Run folder (default runs/train-real; "
                         "runs/train-real-quick with --quick, so a check never mixes into the real run's rows).")
-    parser.add_argument("--stage", choices=["warmstart", "rl", "dev", "test", "all"], default="all")
+    parser.add_argument("--stage", choices=["warmstart", "rl", "dev", "test", "world", "all"], default="all",
+                        help="all: warmstart, rl, dev, test; world (on its own): searchers on the benchmark world's "
+                             "test split, to see what a real-trained searcher kept of the world.")
     parser.add_argument("--warmstart-questions", type=int, default=400)
     parser.add_argument("--warmstart-steps", type=int, default=60, help="Optimiser steps (4 trajectories each).")
     parser.add_argument("--warmstart-dir", type=Path, default=None,
@@ -91,6 +105,10 @@ def _args() -> argparse.Namespace:
                         help="Searchers of this test-stage invocation (rows are kept, so the stage can run in parts: "
                              "the baselines first, the trained searcher once dev has chosen it); the summary and "
                              "docs are written when all of untrained, world, warmstart and trained have rows.")
+    parser.add_argument("--world-policies", default="world,trained",
+                        help="Searchers of the world stage (names as --policies).")
+    parser.add_argument("--world-limit", type=int, default=100,
+                        help="World test questions (the world benchmark's sample: benchmarks/train_local.py).")
     parser.add_argument("--model", default=None, help="Base model folder (default: SmolLM2 from its wheel).")
     parser.add_argument("--engine", default="llama.cpp", choices=["auto", "llama.cpp", "transformers"])
     parser.add_argument("--quick", action="store_true", help="Tiny sizes, to check the script runs; writes no docs.")
@@ -99,8 +117,13 @@ def _args() -> argparse.Namespace:
     args.out = args.out or REPO / "runs" / ("train-real-quick" if args.quick else "train-real")
     if args.quick:
         args.warmstart_questions, args.warmstart_steps, args.ppo_steps, args.batch_size = 2, 1, 1, 2
-        args.dev_limit, args.test_limit, args.rl_minutes, args.no_write = 2, 2, 0.0, True
+        args.dev_limit, args.test_limit, args.world_limit, args.rl_minutes, args.no_write = 2, 2, 2, 0.0, True
     return args
+
+
+def _names(text: str) -> list[str]:
+    """The items of a comma-separated option, blanks dropped."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _rl_dir(args: argparse.Namespace) -> Path:
@@ -151,10 +174,13 @@ def _policies(args: argparse.Namespace, names: list[str]) -> dict[str, Path | No
 
 
 def evaluate_split(args: argparse.Namespace, world: Any, split: str, limit: int, policies: dict[str, Path | None],
-                   generator_url: str, rules: tuple[str, ...]) -> dict[str, list[Any]]:
-    """Naive RAG (dense, BM25) and each searcher on ``limit`` questions of ``split``, per budget rule (``plain``:
-    what the searcher keeps; ``fill``: topped up from the initial documents), resumable. The rules share the
-    searchers' episodes (replies remembered), so a second rule costs only the generator's answers."""
+                   generator_url: str, rules: tuple[str, ...], *, index: Path | None = None,
+                   dataset: str | None = None) -> dict[str, list[Any]]:
+    """Naive RAG (dense, and BM25 where the data has its index) and each searcher on ``limit`` questions of
+    ``split``, per budget rule (``plain``: what the searcher keeps; ``fill``: topped up from the initial documents),
+    resumable, in ``<out>/eval-<split>/<rule>`` (``<out>/eval-<dataset>/<rule>`` for another world: ``index``
+    its dense index, ``dataset`` its name). The rules share the searchers' episodes (replies remembered), so a
+    second rule costs only the generator's answers."""
     from s3_agents.config import SearchConfig
     from s3_agents.evaluation import NaiveRAG, S3Method, evaluate
     from s3_agents.generator import Generator
@@ -162,7 +188,8 @@ def evaluate_split(args: argparse.Namespace, world: Any, split: str, limit: int,
     from s3_agents.qa import QAExample
     from s3_agents.retrievers import load_retriever
 
-    dense, bm25 = load_retriever(args.data / "index-dense"), load_retriever(args.data / "index-bm25")
+    dense = load_retriever(index or args.data / "index-dense")
+    bm25 = None if index else load_retriever(args.data / "index-bm25")
     generator = Generator(OpenAICompatClient(generator_url, "smollm2"))
     # 8,192 tokens (SmolLM2's window): three 5-document blocks of Wikipedia paragraphs outgrow the default 4,096.
     clients = {name: LlamaCppClient(smollm2_gguf_path(), adapter=path, n_ctx=8192) for name, path in policies.items()}
@@ -174,11 +201,12 @@ def evaluate_split(args: argparse.Namespace, world: Any, split: str, limit: int,
         for rule in rules:
             config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, constrained=True,
                                             max_context_docs=BUDGET, fill_context=rule == "fill")
-            methods = [NaiveRAG(dense, generator, k=BUDGET), NaiveRAG(bm25, generator, k=BUDGET, name="naive-rag-bm25")]
+            methods = [NaiveRAG(dense, generator, k=BUDGET)]
+            methods += [NaiveRAG(bm25, generator, k=BUDGET, name="naive-rag-bm25")] if bm25 else []
             methods += [S3Method(memo, dense, generator, config, name=name) for name, memo in memos.items()]
-            out[rule] = asyncio.run(evaluate(methods, {f"real-{split}": questions},
-                                             args.out / f"eval-{split}" / rule / "results.jsonl", judge=None,
-                                             concurrency=1))
+            folder = args.out / (f"eval-{dataset}" if dataset else f"eval-{split}") / rule
+            out[rule] = asyncio.run(evaluate(methods, {dataset or f"real-{split}": questions},
+                                             folder / "results.jsonl", judge=None, concurrency=1))
     finally:
         for client in clients.values():
             client.close()
@@ -207,13 +235,14 @@ def generator_ceiling(args: argparse.Namespace, world: Any, split: str, limit: i
     return out
 
 
-def summarize_rows(rows: list[Any], split: str) -> dict[str, Any]:
+def summarize_rows(rows: list[Any], dataset: str) -> dict[str, Any]:
     """``methods`` (GenAcc, answer-in-context, support recall with intervals; docs, searches, world-template share of
-    the queries) and ``paired`` (each searcher minus naive RAG, and trained minus each other method)."""
+    the queries) and ``paired`` (each searcher minus naive RAG, and trained minus each other method) of the rows of
+    ``dataset`` (``real-dev``, ``real-test``, ``world-test``)."""
     from s3_agents.evaluation.report import paired_difference, summarize
     from s3_agents.world import uses_world_template
 
-    per = {m: v[f"real-{split}"] for m, v in summarize(rows).items()}
+    per = {m: v[dataset] for m, v in summarize(rows).items()}
     queries: dict[str, list[str]] = {}
     for row in rows:
         queries.setdefault(row.method, []).extend(row.extra.get("queries") or [])
@@ -271,6 +300,22 @@ def _table(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def world_stage(args: argparse.Namespace, generator_url: str) -> None:
+    """Searchers on the benchmark world's test split (its dense index built in ``<out>/world-index``), what each keeps
+    and budget filled; writes ``docs/train-real/world-test.json``."""
+    from s3_agents.world import default_world_dir, load_world
+
+    toy = load_world(default_world_dir())
+    by_rule = evaluate_split(args, toy, "test", args.world_limit, _policies(args, _names(args.world_policies)),
+                             generator_url, ("plain", "fill"), index=index_stage(args, toy), dataset="world-test")
+    summary = {rule: summarize_rows(rows, "world-test") for rule, rows in by_rule.items()}
+    for rule, entry in summary.items():
+        print(f"## world test, {rule}", *_table(entry), sep="\n")
+    if not args.no_write:
+        DOCS.mkdir(parents=True, exist_ok=True)
+        (DOCS / "world-test.json").write_text(json.dumps(summary, indent=1) + "\n")
+
+
 def main() -> None:
     from s3_agents.world import load_world
 
@@ -285,6 +330,8 @@ def main() -> None:
     from s3_agents.llm.llama_server import LocalLlamaServer
 
     with LocalLlamaServer(n_ctx=8192) as server:
+        if args.stage == "world":
+            return world_stage(args, server.url)
         if args.stage in ("rl", "all"):
             adapter = args.warmstart_adapter or warmstart_dir(args) / "adapter"
             # Wikipedia paragraphs: 725 tokens for 5 documents on average, so no cap on an observation (the
@@ -294,22 +341,21 @@ def main() -> None:
                       max_seconds=60 * args.rl_minutes, response_length=4096, max_obs_tokens=None,
                       temperature=args.temperature, drop_uniform_groups=args.drop_uniform_groups)
         if args.stage in ("dev", "all"):
-            names = [n.strip() for n in args.policies.split(",") if n.strip()]
-            rules = tuple(r.strip() for r in args.dev_rules.split(",") if r.strip())
+            names, rules = _names(args.policies), tuple(_names(args.dev_rules))
             if not rules or set(rules) - {"plain", "fill"}:
                 raise SystemExit(f"--dev-rules: plain, fill or both, got {args.dev_rules!r}")
             by_rule = evaluate_split(args, world, "dev", args.dev_limit, _policies(args, names), server.url, rules)
             ceiling = generator_ceiling(args, world, "dev", args.dev_limit, server.url)
             print(f"generator ceiling (the supporting passages alone), dev: {ceiling}")
             for rule, rows in by_rule.items():
-                summary = summarize_rows(rows, "dev") | {"generator_ceiling": ceiling}
+                summary = summarize_rows(rows, "real-dev") | {"generator_ceiling": ceiling}
                 (args.out / f"eval-dev/{rule}/summary.json").write_text(json.dumps(summary, indent=1) + "\n")
                 print(f"## dev, {rule}", *_table(summary), sep="\n")
         if args.stage not in ("test", "all"):
             return
         rule = "fill" if args.fill_context else "plain"
-        names = [n.strip() for n in args.test_policies.split(",") if n.strip()]
-        evaluate_split(args, world, "test", args.test_limit, _policies(args, names), server.url, (rule,))
+        evaluate_split(args, world, "test", args.test_limit, _policies(args, _names(args.test_policies)), server.url,
+                       (rule,))
         ceiling = generator_ceiling(args, world, "test", args.test_limit, server.url)
     from s3_agents.evaluation.runner import ResultsFile
 
@@ -318,7 +364,7 @@ def main() -> None:
             if row.method in wanted]
     missing = [m for m in sorted(wanted, key=ORDER.index)
                if sum(row.method == m for row in rows) < args.test_limit]
-    summary = summarize_rows(rows, "test") | {"generator_ceiling": ceiling}
+    summary = summarize_rows(rows, "real-test") | {"generator_ceiling": ceiling}
     summary["settings"] = {"search": SEARCH, "turn_tokens": TURN_TOKENS, "budget": BUDGET, "constrained": True,
                            "fill_context": args.fill_context, "variant": args.variant, "algorithm": args.algorithm,
                            "generator": "SmolLM2-135M-Instruct (llama.cpp)", "genacc": "span match",
