@@ -51,6 +51,7 @@ from train_local import (  # noqa: E402
 )
 
 DOCS = REPO / "docs" / "train-real"
+KEPT = DOCS / "rows"     # the evaluations' rows, committed: what a fresh machine resumes from
 ORDER = ("naive-rag", "naive-rag-bm25", "untrained", "world", "warmstart", "trained")
 TEST_POLICIES = ("untrained", "world", "warmstart", "trained")
 
@@ -126,6 +127,36 @@ def _names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
+def keep_rows(results: Path, kept: Path) -> int:
+    """Copy the finished rows of ``results`` (a ``results.jsonl`` being written or done) to ``kept``, atomically,
+    without the passages' text (``extra.passages``, which the corpus holds): the committed record of an evaluation,
+    small enough for git. Returns the number of rows kept."""
+    from s3_agents.locks import write_atomic
+
+    rows = []
+    for line in results.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:     # the line a running evaluation is writing
+            continue
+        row.get("extra", {}).pop("passages", None)
+        rows.append(json.dumps(row, ensure_ascii=False))
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(kept, "".join(f"{row}\n" for row in rows).encode())
+    return len(rows)
+
+
+def _results(args: argparse.Namespace, folder: str) -> Path:
+    """``<out>/<folder>/results.jsonl``, seeded from its kept copy (:func:`keep_rows`) when a fresh machine lacks
+    it: a re-run then redoes only the questions no commit recorded."""
+    path = args.out / folder / "results.jsonl"
+    kept = KEPT / f"{folder.replace('/', '-')}.jsonl"
+    if not args.quick and not path.exists() and kept.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(kept.read_bytes())
+    return path
+
+
 def _rl_dir(args: argparse.Namespace) -> Path:
     return args.out / (f"rl-{args.variant}-{args.algorithm}{'-fill' if args.fill_context else ''}"
                        f"{'-headroom' if args.headroom_only else ''}"
@@ -179,8 +210,8 @@ def evaluate_split(args: argparse.Namespace, world: Any, split: str, limit: int,
     """Naive RAG (dense, and BM25 where the data has its index) and each searcher on ``limit`` questions of
     ``split``, per budget rule (``plain``: what the searcher keeps; ``fill``: topped up from the initial documents),
     resumable, in ``<out>/eval-<split>/<rule>`` (``<out>/eval-<dataset>/<rule>`` for another world: ``index``
-    its dense index, ``dataset`` its name). The rules share the searchers' episodes (replies remembered), so a
-    second rule costs only the generator's answers."""
+    its dense index, ``dataset`` its name), the rows kept in ``docs/train-real/rows`` (:func:`keep_rows`). The
+    rules share the searchers' episodes (replies remembered), so a second rule costs only the generator's answers."""
     from s3_agents.config import SearchConfig
     from s3_agents.evaluation import NaiveRAG, S3Method, evaluate
     from s3_agents.generator import Generator
@@ -204,9 +235,14 @@ def evaluate_split(args: argparse.Namespace, world: Any, split: str, limit: int,
             methods = [NaiveRAG(dense, generator, k=BUDGET)]
             methods += [NaiveRAG(bm25, generator, k=BUDGET, name="naive-rag-bm25")] if bm25 else []
             methods += [S3Method(memo, dense, generator, config, name=name) for name, memo in memos.items()]
-            folder = args.out / (f"eval-{dataset}" if dataset else f"eval-{split}") / rule
-            out[rule] = asyncio.run(evaluate(methods, {dataset or f"real-{split}": questions},
-                                             folder / "results.jsonl", judge=None, concurrency=1))
+            folder = f"eval-{dataset or split}/{rule}"
+            results = _results(args, folder)
+            try:
+                out[rule] = asyncio.run(evaluate(methods, {dataset or f"real-{split}": questions}, results,
+                                                 judge=None, concurrency=1))
+            finally:
+                if not args.quick:
+                    keep_rows(results, KEPT / f"{folder.replace('/', '-')}.jsonl")
     finally:
         for client in clients.values():
             client.close()
@@ -360,7 +396,7 @@ def main() -> None:
     from s3_agents.evaluation.runner import ResultsFile
 
     wanted = {"naive-rag", "naive-rag-bm25", *TEST_POLICIES}     # every part's rows, not only this invocation's
-    rows = [row for row in ResultsFile(args.out / "eval-test" / rule / "results.jsonl").finalize()
+    rows = [row for row in ResultsFile(_results(args, f"eval-test/{rule}")).finalize()
             if row.method in wanted]
     missing = [m for m in sorted(wanted, key=ORDER.index)
                if sum(row.method == m for row in rows) < args.test_limit]
