@@ -54,6 +54,9 @@ DOCS = REPO / "docs" / "train-real"
 KEPT = DOCS / "rows"     # the evaluations' rows, committed: what a fresh machine resumes from
 ORDER = ("naive-rag", "naive-rag-bm25", "untrained", "world", "warmstart", "trained")
 TEST_POLICIES = ("untrained", "world", "warmstart", "trained")
+# Budget rules: what the searcher keeps; topped up from the initial documents; and, topped up, with searches that
+# show only documents not shown before (SearchConfig.new_results).
+RULES = ("plain", "fill", "fill-new")
 
 
 def _args() -> argparse.Namespace:
@@ -100,7 +103,8 @@ def _args() -> argparse.Namespace:
                         help="The test stage's trained searcher (default: the flags' RL run).")
     parser.add_argument("--dev-limit", type=int, default=120, help="Dev questions (a seeded sample).")
     parser.add_argument("--dev-rules", default="plain,fill",
-                        help="Budget rules of the dev stage: plain (what the searcher keeps), fill, or both.")
+                        help="Budget rules of the dev stage: plain (what the searcher keeps), fill (topped up from the "
+                             "initial documents), fill-new (topped up; searches show only unseen documents).")
     parser.add_argument("--test-limit", type=int, default=243, help="Test questions (a seeded sample).")
     parser.add_argument("--test-policies", default=",".join(TEST_POLICIES),
                         help="Searchers of this test-stage invocation (rows are kept, so the stage can run in parts: "
@@ -231,7 +235,8 @@ def evaluate_split(args: argparse.Namespace, world: Any, split: str, limit: int,
     try:
         for rule in rules:
             config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, constrained=True,
-                                            max_context_docs=BUDGET, fill_context=rule == "fill")
+                                            max_context_docs=BUDGET, fill_context=rule.startswith("fill"),
+                                            new_results=rule.endswith("new"))
             methods = [NaiveRAG(dense, generator, k=BUDGET)]
             methods += [NaiveRAG(bm25, generator, k=BUDGET, name="naive-rag-bm25")] if bm25 else []
             methods += [S3Method(memo, dense, generator, config, name=name) for name, memo in memos.items()]
@@ -378,8 +383,8 @@ def main() -> None:
                       temperature=args.temperature, drop_uniform_groups=args.drop_uniform_groups)
         if args.stage in ("dev", "all"):
             names, rules = _names(args.policies), tuple(_names(args.dev_rules))
-            if not rules or set(rules) - {"plain", "fill"}:
-                raise SystemExit(f"--dev-rules: plain, fill or both, got {args.dev_rules!r}")
+            if not rules or set(rules) - set(RULES):
+                raise SystemExit(f"--dev-rules: some of {', '.join(RULES)}, got {args.dev_rules!r}")
             by_rule = evaluate_split(args, world, "dev", args.dev_limit, _policies(args, names), server.url, rules)
             ceiling = generator_ceiling(args, world, "dev", args.dev_limit, server.url)
             print(f"generator ceiling (the supporting passages alone), dev: {ceiling}")

@@ -38,6 +38,9 @@ class SearchConfig:
         max_context_docs: Cap on documents in the final context (``None``: no cap).
         fill_context: Fill what the searcher leaves of ``max_context_docs`` with the initial naive-RAG
             documents, in rank order (without a cap: add every initial document not already in).
+        new_results: Each search shows only documents the episode has not shown yet (the next ``search_k``
+            in rank order), so a query that finds the same passages again still brings new ones. Not in s3,
+            whose searches may return the initial documents again.
         max_new_tokens: Token budget of one searcher generation (s3: 500).
         temperature: Sampling temperature of the searcher (0 = greedy, as s3 evaluation).
         bm25_hint: Tell the searcher the engine is BM25 (Boolean operators help).
@@ -52,8 +55,8 @@ class SearchConfig:
     Example:
         >>> SearchConfig.from_name("5-3-4")
         SearchConfig(search_k=5, max_select=3, max_turns=4, initial_k=3, keep_initial=True, \
-keep_unselected=True, max_context_docs=None, fill_context=False, max_new_tokens=500, temperature=0.0, bm25_hint=False, \
-constrained=False, prompt_format='chat')
+keep_unselected=True, max_context_docs=None, fill_context=False, new_results=False, max_new_tokens=500, \
+temperature=0.0, bm25_hint=False, constrained=False, prompt_format='chat')
     """
 
     search_k: int = 8
@@ -64,6 +67,7 @@ constrained=False, prompt_format='chat')
     keep_unselected: bool = True
     max_context_docs: int | None = None
     fill_context: bool = False
+    new_results: bool = False
     max_new_tokens: int = 500
     temperature: float = 0.0
     bm25_hint: bool = False

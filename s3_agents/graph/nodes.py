@@ -184,15 +184,27 @@ def _observe(state: SearchState, query: str, passages: list[Passage]) -> dict[st
     }
 
 
+def _shown(state: SearchState) -> set[str]:
+    """Ids of the documents the episode has shown, when ``config.new_results`` hides them from later searches."""
+    return {p.id for block in state["blocks"] for p in block["passages"]} if _ctx().config.new_results else set()
+
+
+def _new(passages: list[Passage], shown: set[str], k: int) -> list[Passage]:
+    return [p for p in passages if p.id not in shown][:k]
+
+
 def retrieve(state: SearchState) -> dict[str, Any]:
-    """Run the searcher's query and insert the numbered results."""
-    ctx, query = _ctx(), state["pending"].query or ""
-    return _observe(state, query, ctx.retriever.search([query], ctx.config.search_k)[0])
+    """Run the searcher's query and insert the numbered results (with ``config.new_results``, only documents not
+    shown before: ``search_k`` plus the number shown are retrieved, the shown ones dropped)."""
+    ctx, query, shown = _ctx(), state["pending"].query or "", _shown(state)
+    passages = ctx.retriever.search([query], ctx.config.search_k + len(shown))[0]
+    return _observe(state, query, _new(passages, shown, ctx.config.search_k))
 
 
 async def aretrieve(state: SearchState) -> dict[str, Any]:
-    ctx, query = _ctx(), state["pending"].query or ""
-    return _observe(state, query, (await ctx.retriever.asearch([query], ctx.config.search_k))[0])
+    ctx, query, shown = _ctx(), state["pending"].query or "", _shown(state)
+    passages = (await ctx.retriever.asearch([query], ctx.config.search_k + len(shown)))[0]
+    return _observe(state, query, _new(passages, shown, ctx.config.search_k))
 
 
 # -- stop ------------------------------------------------------------------------------------

@@ -111,6 +111,23 @@ def test_fill_context_tops_up_the_budget_from_the_initial_documents_in_rank_orde
     assert set(initial) <= {p.id for p in uncapped["context"]} and len(uncapped["context"]) == 4
 
 
+def test_new_results_shows_each_document_once_in_rank_order(retriever) -> None:
+    def run(**options):
+        config = SearchConfig(search_k=4, max_turns=2, **options)
+        def searcher():
+            return S3Searcher(ScriptedClient([query(Q), query(Q), done()]), retriever, config)
+        return searcher().search(Q), asyncio.run(searcher().asearch(Q)), config
+
+    ranked = [p.id for p in retriever.search([Q], 20)[0]]
+    for state in run()[:2]:                          # s3's searches: the same query finds the same documents
+        assert [p.id for p in state["blocks"][1]["passages"]] == ranked[:4]
+        assert [p.id for p in state["blocks"][2]["passages"]] == ranked[:4]
+    *states, config = run(new_results=True)
+    for state in states:                             # sync and async: each search brings the next unseen ones
+        assert [[p.id for p in b["passages"]] for b in state["blocks"]] == [ranked[:3], ranked[3:7], ranked[7:11]]
+        check_invariants(state, config)
+
+
 def test_an_episode_that_outgrows_the_window_ends_with_what_it_selected(retriever) -> None:
     def replies(messages):
         if len(messages) > 1:                                   # the first search's documents filled the window
