@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import subprocess
 import sys
 
@@ -70,3 +72,23 @@ def test_train_throughput_benchmark_runs(tmp_path) -> None:
     for row in ("| today | transformers |", "| llama.cpp | llama.cpp |", "| llama.cpp-grpo | llama.cpp |"):
         assert row in result.stdout
     assert "Episodes per hour, llama.cpp / today" in result.stdout and "s/question" in result.stdout
+
+
+def test_train_real_keeps_rows_without_passage_text_and_seeds_a_fresh_machine(tmp_path, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import train_real
+
+    row = {"method": "naive-rag", "id": "q1", "extra": {"trace": [{"passages": ["7"]}], "passages": {"7": ["T", "x"]}}}
+    results = tmp_path / "run" / "eval-test" / "fill" / "results.jsonl"
+    results.parent.mkdir(parents=True)
+    results.write_text(json.dumps(row) + '\n{"method": "s3", "id": "q1", "ext')      # a row still being written
+    monkeypatch.setattr(train_real, "KEPT", tmp_path / "kept")
+    kept = tmp_path / "kept" / "eval-test-fill.jsonl"
+    assert train_real.keep_rows(results, kept) == 1
+    assert json.loads(kept.read_text()) == {"method": "naive-rag", "id": "q1",
+                                            "extra": {"trace": [{"passages": ["7"]}]}}
+    fresh = argparse.Namespace(out=tmp_path / "fresh", quick=False)
+    seeded = train_real._results(fresh, "eval-test/fill")
+    assert seeded == tmp_path / "fresh" / "eval-test" / "fill" / "results.jsonl"
+    assert seeded.read_text() == kept.read_text()
+    assert not train_real._results(argparse.Namespace(out=tmp_path / "quick", quick=True), "eval-test/fill").exists()
