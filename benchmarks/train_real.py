@@ -54,9 +54,10 @@ DOCS = REPO / "docs" / "train-real"
 KEPT = DOCS / "rows"     # the evaluations' rows, committed: what a fresh machine resumes from
 ORDER = ("naive-rag", "naive-rag-bm25", "untrained", "world", "warmstart", "trained")
 TEST_POLICIES = ("untrained", "world", "warmstart", "trained")
-# Budget rules: what the searcher keeps; topped up from the initial documents; and, topped up, with searches that
-# show only documents not shown before (SearchConfig.new_results).
-RULES = ("plain", "fill", "fill-new")
+# Budget rules: what the searcher keeps; topped up from the initial documents; topped up, with searches that show
+# only documents not shown before (SearchConfig.new_results); topped up, the first prompt showing naive top-5
+# instead of top-3 (SearchConfig.initial_k), so the searcher can keep the 4th or 5th within the 3-document budget.
+RULES = ("plain", "fill", "fill-new", "fill-init5")
 
 
 def _args() -> argparse.Namespace:
@@ -104,7 +105,8 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--dev-limit", type=int, default=120, help="Dev questions (a seeded sample).")
     parser.add_argument("--dev-rules", default="plain,fill",
                         help="Budget rules of the dev stage: plain (what the searcher keeps), fill (topped up from the "
-                             "initial documents), fill-new (topped up; searches show only unseen documents).")
+                             "initial documents), fill-new (topped up; searches show only unseen documents), "
+                             "fill-init5 (topped up; the first prompt shows naive top-5).")
     parser.add_argument("--test-limit", type=int, default=243, help="Test questions (a seeded sample).")
     parser.add_argument("--test-policies", default=",".join(TEST_POLICIES),
                         help="Searchers of this test-stage invocation (rows are kept, so the stage can run in parts: "
@@ -235,8 +237,9 @@ def evaluate_split(args: argparse.Namespace, world: Any, split: str, limit: int,
     try:
         for rule in rules:
             config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, constrained=True,
-                                            max_context_docs=BUDGET, fill_context=rule.startswith("fill"),
-                                            new_results=rule.endswith("new"))
+                                            max_context_docs=BUDGET, fill_context="fill" in rule.split("-"),
+                                            new_results="new" in rule.split("-"),
+                                            initial_k=5 if "init5" in rule.split("-") else 3)
             methods = [NaiveRAG(dense, generator, k=BUDGET)]
             methods += [NaiveRAG(bm25, generator, k=BUDGET, name="naive-rag-bm25")] if bm25 else []
             methods += [S3Method(memo, dense, generator, config, name=name) for name, memo in memos.items()]
