@@ -104,7 +104,8 @@ def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
             json.loads(summary_file.read_text()).get("steps", 0) >= (args.warmstart_steps or 0):
         return out / "adapter"                  # done; a larger --warmstart-steps goes on from the last checkpoint
     out.mkdir(parents=True, exist_ok=True)
-    config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, max_context_docs=BUDGET)
+    config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, max_context_docs=BUDGET,
+                                    initial_k=getattr(args, "initial_k", 3))
     model, tokenizer = load_policy_model(args.model)
     if getattr(args, "warmstart_init", None):           # keep training an earlier warm start's adapter
         from peft import PeftModel

@@ -81,6 +81,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--observable-chain", action="store_true",
                         help="The oracle teacher asks only what it has read (ChainTeacher(observable=True)): never "
                              "a hop's entity before a document has named it. Use its own --warmstart-dir.")
+    parser.add_argument("--initial-k", type=int, default=3,
+                        help="Warm start and RL: naive-RAG documents in the first prompt (SearchConfig.initial_k; 5 "
+                             "pairs with the rules fill-init5). Give the warm start its own --warmstart-dir.")
     parser.add_argument("--warmstart-adapter", type=Path, default=None, help="Skip the warm start: use this adapter.")
     parser.add_argument("--variant", default="gbr", help="RL reward: gbr (the paper's), context or support.")
     parser.add_argument("--algorithm", default="ppo", choices=["ppo", "grpo"])
@@ -107,6 +110,8 @@ def _args() -> argparse.Namespace:
                         help="Budget rules of the dev stage: plain (what the searcher keeps), fill (topped up from the "
                              "initial documents), fill-new (topped up; searches show only unseen documents), "
                              "fill-init5 (topped up; the first prompt shows naive top-5).")
+    parser.add_argument("--test-rule", default=None, choices=RULES,
+                        help="Budget rule of the test stage (default fill with --fill-context, else plain).")
     parser.add_argument("--test-limit", type=int, default=243, help="Test questions (a seeded sample).")
     parser.add_argument("--test-policies", default=",".join(TEST_POLICIES),
                         help="Searchers of this test-stage invocation (rows are kept, so the stage can run in parts: "
@@ -167,7 +172,8 @@ def _rl_dir(args: argparse.Namespace) -> Path:
     return args.out / (f"rl-{args.variant}-{args.algorithm}{'-fill' if args.fill_context else ''}"
                        f"{'-headroom' if args.headroom_only else ''}"
                        f"{f'-t{args.temperature:g}' if args.temperature != 0.6 else ''}"
-                       f"{'-dropuniform' if args.drop_uniform_groups else ''}")
+                       f"{'-dropuniform' if args.drop_uniform_groups else ''}"
+                       f"{f'-init{args.initial_k}' if args.initial_k != 3 else ''}")
 
 
 def headroom_parquet(args: argparse.Namespace, world: Any, index: Path) -> Path:
@@ -383,7 +389,8 @@ def main() -> None:
             ppo_stage(args, world, index, adapter, server.url, run_dir=_rl_dir(args),
                       parquet=headroom_parquet(args, world, index) if args.headroom_only else None,
                       max_seconds=60 * args.rl_minutes, response_length=4096, max_obs_tokens=None,
-                      temperature=args.temperature, drop_uniform_groups=args.drop_uniform_groups)
+                      temperature=args.temperature, drop_uniform_groups=args.drop_uniform_groups,
+                      initial_k=args.initial_k)
         if args.stage in ("dev", "all"):
             names, rules = _names(args.policies), tuple(_names(args.dev_rules))
             if not rules or set(rules) - set(RULES):
@@ -397,7 +404,7 @@ def main() -> None:
                 print(f"## dev, {rule}", *_table(summary), sep="\n")
         if args.stage not in ("test", "all"):
             return
-        rule = "fill" if args.fill_context else "plain"
+        rule = args.test_rule or ("fill" if args.fill_context else "plain")
         evaluate_split(args, world, "test", args.test_limit, _policies(args, _names(args.test_policies)), server.url,
                        (rule,))
         ceiling = generator_ceiling(args, world, "test", args.test_limit, server.url)
@@ -410,7 +417,8 @@ def main() -> None:
                if sum(row.method == m for row in rows) < args.test_limit]
     summary = summarize_rows(rows, "real-test") | {"generator_ceiling": ceiling}
     summary["settings"] = {"search": SEARCH, "turn_tokens": TURN_TOKENS, "budget": BUDGET, "constrained": True,
-                           "fill_context": args.fill_context, "variant": args.variant, "algorithm": args.algorithm,
+                           "rule": rule, "fill_context": "fill" in rule.split("-"), "variant": args.variant,
+                           "algorithm": args.algorithm,
                            "generator": "SmolLM2-135M-Instruct (llama.cpp)", "genacc": "span match",
                            "split": "test", "sample": "World.sample('test', --test-limit, seed=0)",
                            "data": json.loads((args.data / "world.json").read_text())["sources"]}

@@ -70,9 +70,11 @@ def trained_config(name: SearcherName | None = None, **overrides: Any) -> Search
         True
     """
     c = trained_searcher_info(name)["config"]
-    return SearchConfig.from_name(c["search"], max_new_tokens=c["max_new_tokens"], constrained=c["constrained"],
-                                  max_context_docs=c.get("max_context_docs"),
-                                  fill_context=bool(c.get("fill_context", False)), **overrides)
+    settings: dict[str, Any] = {"max_new_tokens": c["max_new_tokens"], "constrained": c["constrained"],
+                                "max_context_docs": c.get("max_context_docs"),
+                                "fill_context": bool(c.get("fill_context", False)),
+                                "initial_k": int(c.get("initial_k", 3))}
+    return SearchConfig.from_name(c["search"], **(settings | overrides))
 
 
 Engine = Literal["llama.cpp", "transformers"]

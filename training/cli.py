@@ -360,6 +360,9 @@ def local_command(
     fill_context: Annotated[bool, typer.Option(
         help="Fill what the searcher leaves of --max-context-docs with the initial documents, in rank order.")
     ] = False,
+    initial_k: Annotated[int, typer.Option(
+        min=1, help="Naive-RAG documents in the first prompt (s3: 3); more lets the searcher keep a lower-ranked "
+                    "one within --max-context-docs.")] = 3,
     device: Device = "cpu",
     seed: Annotated[int, typer.Option(help="Data order and sampling.")] = 0,
     engine: Annotated[str, typer.Option(
@@ -392,8 +395,8 @@ def local_command(
     settings = LocalSettings(steps=steps, batch_size=batch_size, save_every=save_every, search=search,
                              max_turn_tokens=turn_tokens, constrained=constrained, temperature=temperature,
                              actor_lr=actor_lr, kl_coef=kl_coef, kl_reference=kl_reference, variant=variant,
-                             judge=judge, max_context_docs=max_context_docs, fill_context=fill_context, seed=seed,
-                             engine=engine, contexts=contexts,
+                             judge=judge, max_context_docs=max_context_docs, fill_context=fill_context,
+                             initial_k=initial_k, seed=seed, engine=engine, contexts=contexts,
                              reward_concurrency=reward_concurrency, algorithm=algorithm, group_size=group_size,
                              drop_uniform_groups=drop_uniform_groups, bf16=bf16)
     reward_kwargs = {"generator_url": generator_url, "generator_model": generator_model,

@@ -28,12 +28,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from s3_agents._tasks import gather_bounded, run_sync
 from s3_agents.errors import DataError, NoGPUError
+
+if TYPE_CHECKING:
+    from s3_agents.training.agent_loop import S3AgentLoop
 
 __all__ = ["LocalSettings", "LocalRun", "read_rows", "plot_metrics", "METRIC_COLUMNS"]
 
@@ -71,6 +74,8 @@ class LocalSettings:
         judge: Use the generator as yes/no judge when span match fails.
         max_context_docs: Cap on the generator's context in training episodes (``None``: reference rule).
         fill_context: Fill what the searcher leaves of the cap with the initial documents, in rank order.
+        initial_k: Naive-RAG documents in the first prompt (s3: 3; 5 lets a searcher keep the 4th or 5th within
+            a 3-document cap).
         seed: Data order and sampling.
         engine: Rollout engine: ``"llama.cpp"``, ``"transformers"`` or ``"auto"`` (llama.cpp on a CPU when the
             base model's GGUF is known, else transformers).
@@ -105,6 +110,7 @@ class LocalSettings:
     judge: bool = False
     max_context_docs: int | None = 3
     fill_context: bool = False
+    initial_k: int = 3
     seed: int = 0
     engine: str = "auto"
     contexts: int = 2
@@ -228,6 +234,18 @@ class LocalRun:
                 raise DataError(f"{self.out} holds a run with other settings ({', '.join(sorted(changed))}): "
                                  "use another --out or the same settings to resume it")
         saved.write_text(json.dumps(current, indent=1))
+
+    def agent_loop(self, server: Any, tokenizer: Any) -> S3AgentLoop:
+        """The ``s3_searcher`` loop of this run's episodes (its search, caps, budget rule and first prompt), on
+        ``server`` (verl's ``generate``)."""
+        from s3_agents.training.agent_loop import S3AgentLoop
+
+        s = self.settings
+        return S3AgentLoop.standalone(server, tokenizer, retriever=self.retriever, response_length=s.response_length,
+                                      search=s.search, max_turn_tokens=s.max_turn_tokens,
+                                      max_obs_tokens=s.max_obs_tokens, constrained=s.constrained,
+                                      max_context_docs=s.max_context_docs, fill_context=s.fill_context,
+                                      initial_k=s.initial_k)
 
     # -- model, checkpoint -----------------------------------------------------------------------
     def _load(self) -> tuple[Any, Any, Any, int]:
@@ -370,7 +388,6 @@ class LocalRun:
         from tqdm.auto import tqdm
 
         from s3_agents.grammar import action_grammar
-        from s3_agents.training.agent_loop import S3AgentLoop
 
         s = self.settings
         model, tokenizer, ppo, step = self._load()
@@ -379,11 +396,7 @@ class LocalRun:
         torch.manual_seed(s.seed + step)
         server = self._rollout_server(model, tokenizer, step)
         concurrency = s.contexts if self.engine == "llama.cpp" else 1
-        loop = S3AgentLoop.standalone(server, tokenizer,
-                                      retriever=self.retriever, response_length=s.response_length, search=s.search,
-                                      max_turn_tokens=s.max_turn_tokens, max_obs_tokens=s.max_obs_tokens,
-                                      constrained=s.constrained, max_context_docs=s.max_context_docs,
-                                      fill_context=s.fill_context)
+        loop = self.agent_loop(server, tokenizer)
         grammar = action_grammar(loop.search_config) if s.constrained else None
         writer = _tensorboard(self.out / "tensorboard")
         last: dict[str, Any] = {}

@@ -129,3 +129,20 @@ def test_plot_from_metrics(tmp_path) -> None:
             for step in range(1, 4):
                 writer.writerow({k: step if k == "step" else acc if k in ("acc", "acc_rag") else 0.1 for k in columns})
         assert plot_metrics(tmp_path / name, tmp_path / f"{name}.png").stat().st_size > 10_000
+
+
+def test_the_run_episodes_follow_its_budget_rule_and_first_prompt(tmp_path, policy_model, hashing_retriever,
+                                                                  scripted_server) -> None:
+    """``initial_k=5``: the first prompt shows naive top-5 while the context stays capped at 3, filled in rank order
+    behind what the searcher kept."""
+    import asyncio
+
+    tokenizer = policy_model[1]
+    run = LocalRun(tmp_path, [{"q": 1}], hashing_retriever, {},
+                   LocalSettings(search="5-3-3", initial_k=5, fill_context=True, max_context_docs=3, constrained=False))
+    loop = run.agent_loop(scripted_server(tokenizer, ["<important_info>[5]</important_info>\n"
+                                                      "<search_complete>True</search_complete>"]), tokenizer)
+    out = asyncio.run(loop.run({}, raw_prompt=[{"role": "user", "content": "Who founded the Hanseatic League?"}]))
+    shown = [p.id for p in loop.last_state["blocks"][0]["passages"]]
+    context = [d["id"] for d in out.extra_fields["s3_context"]]
+    assert len(shown) == 5 and context == [shown[4], shown[0], shown[1]]
