@@ -56,8 +56,9 @@ ORDER = ("naive-rag", "naive-rag-bm25", "untrained", "world", "warmstart", "trai
 TEST_POLICIES = ("untrained", "world", "warmstart", "trained")
 # Budget rules: what the searcher keeps; topped up from the initial documents; topped up, with searches that show
 # only documents not shown before (SearchConfig.new_results); topped up, the first prompt showing naive top-5
-# instead of top-3 (SearchConfig.initial_k), so the searcher can keep the 4th or 5th within the 3-document budget.
-RULES = ("plain", "fill", "fill-new", "fill-init5")
+# instead of top-3 (SearchConfig.initial_k), so the searcher can keep the 4th or 5th within the 3-document budget;
+# that first prompt, not topped up.
+RULES = ("plain", "fill", "fill-new", "fill-init5", "init5")
 
 
 def _args() -> argparse.Namespace:
@@ -83,7 +84,7 @@ def _args() -> argparse.Namespace:
                              "a hop's entity before a document has named it. Use its own --warmstart-dir.")
     parser.add_argument("--initial-k", type=int, default=3,
                         help="Warm start and RL: naive-RAG documents in the first prompt (SearchConfig.initial_k; 5 "
-                             "pairs with the rules fill-init5). Give the warm start its own --warmstart-dir.")
+                             "pairs with the rules fill-init5 and init5). Give the warm start its own --warmstart-dir.")
     parser.add_argument("--warmstart-adapter", type=Path, default=None, help="Skip the warm start: use this adapter.")
     parser.add_argument("--variant", default="gbr", help="RL reward: gbr (the paper's), context or support.")
     parser.add_argument("--algorithm", default="ppo", choices=["ppo", "grpo"])
@@ -109,7 +110,8 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--dev-rules", default="plain,fill",
                         help="Budget rules of the dev stage: plain (what the searcher keeps), fill (topped up from the "
                              "initial documents), fill-new (topped up; searches show only unseen documents), "
-                             "fill-init5 (topped up; the first prompt shows naive top-5).")
+                             "fill-init5 (topped up; the first prompt shows naive top-5), init5 (that prompt, not "
+                             "topped up).")
     parser.add_argument("--test-rule", default=None, choices=RULES,
                         help="Budget rule of the test stage (default fill with --fill-context, else plain).")
     parser.add_argument("--test-limit", type=int, default=243, help="Test questions (a seeded sample).")
