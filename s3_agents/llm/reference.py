@@ -67,10 +67,6 @@ class ReferenceFormatClient:
             ids += self.tokenizer.encode(message["content"], add_special_tokens=False)
         return ids
 
-    def prompt_text(self, messages: Sequence[Message]) -> str:
-        """:meth:`prompt_ids` decoded (special tokens kept): what the model reads."""
-        return self.tokenizer.decode(self.prompt_ids(messages), skip_special_tokens=False)
-
     @staticmethod
     def _no_grammar(grammar: str | None) -> None:
         if grammar is not None:
