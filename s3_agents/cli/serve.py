@@ -49,6 +49,7 @@ def serve(
     log_level: Annotated[str, typer.Option(help="debug, info (one line per request), warning or error.")] = "info",
 ) -> None:
     """Serve POST /retrieve (s3 / Search-R1 compatible) and GET /health."""
+    from s3_agents.retrievers.remote import public_url
     from s3_agents.server import ServerLimits
     from s3_agents.server import serve as run_server
 
@@ -62,10 +63,17 @@ def serve(
                               max_request_chars=max_request_chars, max_batch=max_batch,
                               max_batch_chars=max_batch_chars, body_timeout=body_timeout,
                               request_timeout=request_timeout)
-    info(f"serving {index or 'the demo corpus'} on http://{host}:{port}/retrieve")
+    # /health is open and logs travel: a directory's name, not its path; an upstream's scheme, host and port,
+    # never its credentials or query string.
+    if not index:
+        shown, logged = "demo", "the demo corpus"
+    elif index.startswith(("http://", "https://")):
+        shown = logged = public_url(index, path=False)
+    else:
+        shown, logged = Path(index).name, index
+    info(f"serving {logged} on http://{host}:{port}/retrieve")
     run_server(retriever, host=host, port=port, api_key=api_key, limits=limits, docs=docs,
-               allowed_hosts=allowed_host or (), log_level=log_level,
-               info={"index": Path(index).name if index else "demo"})   # /health is open: a name, not a path
+               allowed_hosts=allowed_host or (), log_level=log_level, info={"index": shown})
 
 
 def retrieve(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Sequence
+import weakref
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any, Literal
 
 import httpx
@@ -63,6 +64,9 @@ class OpenAICompatClient:
             and use vLLM's form when the server says it is vLLM (``owned_by: "vllm"``), else llama.cpp's.
         http_client: The ``httpx.Client`` of sync calls (proxies, certificates, tests); the ``openai``
             client's own by default.
+        async_transport: The ``httpx`` transport of async calls (a proxy's, ``httpx.MockTransport`` in tests);
+            each event loop gets its own async client over it, closed when that loop shuts down
+            (``asyncio.run`` ends) or by :meth:`aclose` / :meth:`close`.
 
     Example:
         >>> client = OpenAICompatClient("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-7B-Instruct")  # doctest: +SKIP
@@ -82,6 +86,7 @@ class OpenAICompatClient:
         extra_body: dict[str, Any] | None = None,
         grammar_api: Literal["auto", "llama.cpp", "vllm"] = "auto",
         http_client: httpx.Client | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
@@ -107,8 +112,12 @@ class OpenAICompatClient:
         self._options: dict[str, Any] = {"base_url": self.base_url, "api_key": key or "none",
                                          "timeout": self._timeouts, "max_retries": retries}
         self._sync = openai.OpenAI(**self._options, http_client=http_client)
-        # httpx's async pool belongs to one event loop: a new loop (asyncio.run again) gets a new client.
-        self._async: tuple[asyncio.AbstractEventLoop, openai.AsyncOpenAI] | None = None
+        # httpx's async pool belongs to one event loop: each loop gets its own client (asyncio.run again: a new
+        # one), with an async generator parked on it that the loop's shutdown_asyncgens() closes, closing it.
+        self._async_transport = async_transport
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[openai.AsyncOpenAI, AsyncGenerator[None, None]]] = (
+            weakref.WeakKeyDictionary())
 
     def __repr__(self) -> str:
         return f"OpenAICompatClient({self.base_url!r}, model={self.model!r})"
@@ -248,16 +257,27 @@ class OpenAICompatClient:
                                  f"{', '.join(map(str, served)) or 'nothing'}", url=url, model=self.model)
 
     # -- async -------------------------------------------------------------------------------
-    def _aclient(self) -> openai.AsyncOpenAI:
+    async def _aclient(self) -> openai.AsyncOpenAI:
+        """The async client of the running event loop, made on first use and closed when the loop shuts down."""
         loop = asyncio.get_running_loop()
-        if self._async is None or self._async[0] is not loop:
+        if loop not in self._async:
             # Our own httpx client: the SDK's default one, dropped after its loop closed, schedules its close on
             # the next loop, where it fails ("Event loop is closed", logged as a never-retrieved task).
-            self._async = (loop, openai.AsyncOpenAI(**self._options, http_client=openai.DefaultAsyncHttpxClient()))
-        return self._async[1]
+            transport = {"transport": self._async_transport} if self._async_transport is not None else {}
+            client = openai.AsyncOpenAI(**self._options, http_client=openai.DefaultAsyncHttpxClient(**transport))
+            guard = _closed_with_the_loop(client)
+            await anext(guard)          # parked at its yield: the loop's shutdown_asyncgens() will close it
+            self._async[loop] = (client, guard)
+        return self._async[loop][0]
+
+    async def aclose(self) -> None:
+        """Close the running event loop's async client (the next async call opens a new one)."""
+        _, guard = self._async.pop(asyncio.get_running_loop(), (None, None))
+        if guard is not None:
+            await guard.aclose()
 
     async def _acreate(self, request: dict[str, Any], chat: bool) -> Completion:
-        url, client = self.base_url + ("/chat/completions" if chat else "/completions"), self._aclient()
+        url, client = self.base_url + ("/chat/completions" if chat else "/completions"), await self._aclient()
         try:
             reply = await (client.chat.completions if chat else client.completions).create(**request)
         except openai.OpenAIError as err:
@@ -278,6 +298,36 @@ class OpenAICompatClient:
         return await self._acreate(self._request("prompt", prompt, max_tokens, temperature, stop, seed), chat=False)
 
     def close(self) -> None:
-        """Close the HTTP connections (an async client is dropped with its event loop)."""
+        """Close the HTTP connections: the sync client's, and each open event loop's async client (on the loop
+        itself: now when it is idle, as a task when it is this thread's running loop, else through its thread)."""
         self._sync.close()
-        self._async = None
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        for loop, (_, guard) in list(self._async.items()):
+            closing = guard.aclose()
+            if loop.is_closed():
+                closing.close()         # its connections went with the loop
+            elif loop is running:
+                task = loop.create_task(closing)
+                _CLOSING.add(task)
+                task.add_done_callback(_CLOSING.discard)
+            elif loop.is_running():
+                asyncio.run_coroutine_threadsafe(closing, loop)
+            else:
+                loop.run_until_complete(closing)
+        self._async.clear()
+
+
+_CLOSING: set[asyncio.Task[None]] = set()
+"""Closing tasks started by :meth:`OpenAICompatClient.close` on a running loop (a task needs a strong reference)."""
+
+
+async def _closed_with_the_loop(client: openai.AsyncOpenAI) -> AsyncGenerator[None, None]:
+    """Yield once, then close ``client`` when closed: by the loop's ``shutdown_asyncgens()`` (``asyncio.run``'s
+    end), by :meth:`OpenAICompatClient.aclose` or :meth:`OpenAICompatClient.close`."""
+    try:
+        yield
+    finally:
+        await client.close()

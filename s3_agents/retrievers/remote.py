@@ -22,7 +22,7 @@ from s3_agents.errors import RetrieverError, RetrieverRefusedError, RetrieverUna
 from s3_agents.retrievers.base import Retriever, check_queries
 from s3_agents.types import Passage
 
-__all__ = ["RemoteRetriever", "build_request", "parse_response", "RETRIEVER_KEY_ENV"]
+__all__ = ["RemoteRetriever", "build_request", "parse_response", "public_url", "RETRIEVER_KEY_ENV"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +72,27 @@ def parse_response(payload: Any, n_queries: int) -> list[list[Passage]]:
     return out
 
 
-def _endpoint(url: str) -> str:
-    url = url.rstrip("/")
-    return url if url.endswith("/retrieve") else url + "/retrieve"
+def public_url(url: str, *, path: bool = True) -> str:
+    """``url`` as it may be shown in a message, a log or ``/health``: without credentials (``user:pw@``), query
+    string or fragment, which may hold a token; ``path=False`` keeps only scheme, host and port.
+
+    Example:
+        >>> public_url("http://user:pw@10.0.0.5:3000/retrieve?token=x")
+        'http://10.0.0.5:3000/retrieve'
+        >>> public_url("https://user@search.example/v1/retrieve", path=False)
+        'https://search.example'
+    """
+    parts = httpx.URL(url)
+    host = f"[{parts.host}]" if ":" in parts.host else parts.host
+    port = f":{parts.port}" if parts.port is not None else ""
+    return f"{parts.scheme}://{host}{port}{parts.path.rstrip('/') if path else ''}"
+
+
+def _with_path(url: str, last: str) -> str:
+    """``url`` with its path ending in ``last`` (``/retrieve`` or ``/health``); its query string kept."""
+    parts = httpx.URL(url)
+    path = parts.path.rstrip("/").removesuffix("/retrieve")
+    return str(parts.copy_with(path=path + last))
 
 
 class _Retry(Exception):
@@ -115,7 +133,8 @@ class RemoteRetriever(Retriever):
             raise ValueError(f"url must start with http:// or https://, got {url!r}")
         if retries < 0 or timeout <= 0:
             raise ValueError("retries must be >= 0 and timeout > 0")
-        self.url = _endpoint(url)
+        self.url = _with_path(url, "/retrieve")
+        self.shown_url = public_url(self.url)   # in messages: no credentials, no query string
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
@@ -125,8 +144,8 @@ class RemoteRetriever(Retriever):
 
     def _unavailable(self, err: str) -> RetrieverUnavailableError:
         return RetrieverUnavailableError(
-            self.url,
-            f"retrieval server at {self.url} did not answer after {self.retries + 1} attempt(s) "
+            self.shown_url,
+            f"retrieval server at {self.shown_url} did not answer after {self.retries + 1} attempt(s) "
             f"(timeout {self.timeout:g} s each): {err}. Is it running? Start one with `s3 serve`.",
         )
 
@@ -149,11 +168,11 @@ class RemoteRetriever(Retriever):
             except ValueError:
                 payload = None
             detail = payload.get("detail", response.text) if isinstance(payload, dict) else response.text[:500]
-            raise RetrieverRefusedError(self.url, response.status_code, str(detail))
+            raise RetrieverRefusedError(self.shown_url, response.status_code, str(detail))
         try:
             payload = response.json()
         except ValueError as err:
-            raise RetrieverError(f"retrieval server at {self.url} sent a reply that is not JSON") from err
+            raise RetrieverError(f"retrieval server at {self.shown_url} sent a reply that is not JSON") from err
         return parse_response(payload, n)
 
     def _attempt(self, body: dict[str, Any]) -> list[list[Passage]]:
@@ -188,9 +207,10 @@ class RemoteRetriever(Retriever):
 
     def health(self) -> dict[str, Any]:
         """``GET /health`` of the server (one attempt)."""
-        url = self.url.removesuffix("/retrieve") + "/health"
+        target = _with_path(self.url, "/health")
+        url = public_url(target)
         try:
-            response = self._client.get(url)
+            response = self._client.get(target)
         except httpx.TransportError as err:
             raise RetrieverUnavailableError(url, f"retrieval server at {url} is not reachable: {err}") from err
         if response.status_code >= 500:

@@ -105,7 +105,8 @@ def _http_error(err: Exception) -> HTTPException:
 
 
 def check_api_key(api_key: str | None) -> None:
-    """Refuse a key no client could send: empty, or not printable ASCII (HTTP headers carry ASCII).
+    """Refuse a key no client could send: empty, not printable ASCII (HTTP headers carry ASCII), or with
+    leading or trailing whitespace (HTTP strips it from a header's value).
 
     Raises:
         ValueError: Saying why.
@@ -116,6 +117,9 @@ def check_api_key(api_key: str | None) -> None:
     if api_key is not None and (not api_key or not api_key.isascii() or not api_key.isprintable()):
         raise ValueError("the API key must be printable ASCII: it travels in an HTTP header, which carries ASCII "
                          "only, so a key with other characters could never be matched")
+    if api_key is not None and api_key != api_key.strip():
+        raise ValueError("the API key must not start or end with whitespace: HTTP strips it from a header's value, "
+                         "so such a key could never be matched")
 
 
 def create_app(
@@ -223,9 +227,15 @@ def create_app(
 
 
 def _late(started: int, total: int, timeout: float) -> HTTPException:
+    """The answer to a request past its deadline: 503 when the server was busy (no turn at the index yet, or
+    every query under way), 504 with advice only when the request's own size left queries waiting."""
     if not started:
         return HTTPException(status_code=503, headers={"Retry-After": "5"}, detail=(
             f"server busy: the request waited {timeout:g} s without a turn at the index; try again later"))
+    if started == total:
+        return HTTPException(status_code=503, headers={"Retry-After": "5"}, detail=(
+            f"server busy: the index did not finish the request's {total} "
+            f"{'query' if total == 1 else 'queries'} within {timeout:g} s; try again later"))
     return HTTPException(status_code=504, detail=(
         f"the request was not served within {timeout:g} s ({started} of {total} queries had started); "
         "send fewer or shorter queries per request"))

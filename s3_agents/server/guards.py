@@ -54,16 +54,28 @@ def served_hosts(host: str, allowed_hosts: Sequence[str] = ()) -> list[str]:
 
 
 def host_name(header: str) -> str:
-    """The name in a ``Host`` header, without port or IPv6 brackets, lower case.
+    """The name in a ``Host`` header, without port or IPv6 brackets, lower case; ``""`` (no name a server
+    answers to) when the port part is not a port number.
 
     Example:
         >>> host_name("[::1]:3000"), host_name("LocalHost:80"), host_name("127.0.0.1")
         ('::1', 'localhost', '127.0.0.1')
+        >>> host_name("127.0.0.1:3000, evil.com"), host_name("localhost:abc"), host_name("localhost:")
+        ('', '', '')
     """
     header = header.strip().lower()
-    if header.startswith("["):
-        return header[1:header.find("]")] if "]" in header else header
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+    if header.startswith("[") and "]" in header:
+        name, _, rest = header[1:].partition("]")
+        if not rest:
+            return name
+        if not rest.startswith(":"):
+            return ""
+        port = rest[1:]
+    elif header.count(":") == 1:
+        name, _, port = header.partition(":")
+    else:
+        return header
+    return name if port.isascii() and port.isdigit() and len(port) <= 5 else ""
 
 
 KEY_HELP = "send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"

@@ -119,6 +119,10 @@ RAW: dict[str, tuple[bytes, int]] = {
     "loopback-looking Host": (b"GET /health HTTP/1.1\r\nHost: 127.0.0.1.evil.example\r\n\r\n", 400),
     "no Host (HTTP/1.0)": (b"GET /health HTTP/1.0\r\n\r\n", 400),
     "control bytes in Host": (b"GET /health HTTP/1.1\r\nHost: \x01\x02\r\n\r\n", 400),
+    "a second name after the port": (b"GET /health HTTP/1.1\r\nHost: 127.0.0.1:3000, evil.com\r\n\r\n", 400),
+    "port not a number": (b"GET /health HTTP/1.1\r\nHost: localhost:abc\r\n\r\n", 400),
+    "empty port": (b"GET /health HTTP/1.1\r\nHost: localhost:\r\n\r\n", 400),
+    "IPv6 with junk after the bracket": (b"GET /health HTTP/1.1\r\nHost: [::1]evil\r\n\r\n", 400),
 }
 
 AUTH: dict[str, dict[str, str | None]] = {
@@ -197,8 +201,10 @@ def test_a_proxy_passes_each_request_on_its_own(start_server, monkeypatch) -> No
     """Upstream allows topk <= 5; one client asking topk 50 through the proxy fails alone, with the upstream's 422."""
     upstream = start_server("--embedder", "hashing", "--max-topk", "5", "--api-key", KEY)
     monkeypatch.setenv("S3_RETRIEVER_KEY", KEY)  # the proxy's key for its upstream (environment path)
-    proxy = start_server("--index", upstream.url, "--max-topk", "100")
+    # A token in the upstream's query string must not reach /health (open to anyone) or the log.
+    proxy = start_server("--index", upstream.url + "/retrieve?token=t0ken", "--max-topk", "100")
     monkeypatch.delenv("S3_RETRIEVER_KEY")
+    assert httpx.get(proxy.url + "/health").json()["index"] == upstream.url     # scheme, host and port
 
     async def main() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=proxy.url, timeout=60) as client:
@@ -213,6 +219,7 @@ def test_a_proxy_passes_each_request_on_its_own(start_server, monkeypatch) -> No
     assert {r.status_code for r in wide} == {422}
     assert all("upstream retrieval server refused the request (HTTP 422)" in r.json()["detail"]
                and "between 1 and 5" in r.json()["detail"] for r in wide)
+    assert "t0ken" not in proxy.output()
 
 
 def test_keyed_server_through_every_client_path(start_server, monkeypatch, tmp_path) -> None:

@@ -127,6 +127,14 @@ def test_deadline_answers_504_for_a_request_too_large_and_503_for_one_never_serv
     assert searched < 12
 
 
+def test_a_one_query_request_past_its_deadline_is_told_the_server_was_busy() -> None:
+    app = create_app(Recording(delay=1.0), limits=ServerLimits(request_timeout=0.3))
+    (reply,) = asyncio.run(_post(app, {"queries": ["slow"]}))
+    detail = reply.json()["detail"]
+    assert reply.status_code == 503 and reply.headers["Retry-After"] == "5"
+    assert "server busy" in detail and "1 query within 0.3 s" in detail and "fewer" not in detail
+
+
 def test_a_request_over_the_character_cap_is_refused_before_any_search() -> None:
     retriever = Recording()
     app = create_app(retriever, limits=ServerLimits(max_request_chars=1000))
@@ -141,6 +149,9 @@ def test_a_request_over_the_character_cap_is_refused_before_any_search() -> None
     ("[::1]:3000", None, 200),
     ("evil.example:3000", None, 400),
     ("127.0.0.1.evil.example", None, 400),
+    ("127.0.0.1:3000, evil.example", None, 400),
+    ("localhost:abc", None, 400),
+    ("localhost:", None, 400),
     ("", None, 400),
     ("my-box:3000", ["my-box"], 200),
     ("evil.example", ["*"], 200),

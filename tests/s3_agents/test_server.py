@@ -93,6 +93,11 @@ def test_api_description_when_asked_and_key_rules() -> None:
     for bad in ("clé-ключ", "", "tab\tkey"):
         with pytest.raises(ValueError, match="printable ASCII"):
             create_app(retriever, api_key=bad)
+    for bad in (" s3cret", "s3cret ", "s3cret\t"):      # HTTP strips a header value's outer whitespace
+        with pytest.raises(ValueError, match="whitespace|printable ASCII"):
+            create_app(retriever, api_key=bad)
+    with pytest.raises(ValueError, match="whitespace"):
+        create_app(retriever, api_key="s3cret ")
 
 
 def test_serve_refuses_a_key_no_client_could_send() -> None:

@@ -109,12 +109,9 @@ def test_async_chat_uses_the_same_protocol() -> None:
         calls.append(json.loads(request.content))
         return httpx.Response(503) if len(calls) == 1 else httpx.Response(200, json=REPLY)
 
-    client = OpenAICompatClient("http://llm.test", "m", retries=1)
+    client = OpenAICompatClient("http://llm.test", "m", retries=1, async_transport=httpx.MockTransport(handler))
 
     async def run():
-        client._aclient()                                                    # the client of this event loop...
-        client._async = (asyncio.get_running_loop(), openai.AsyncOpenAI(     # ...on a mock transport
-            **client._options, http_client=httpx.AsyncClient(transport=httpx.MockTransport(handler))))
         replies = await asyncio.gather(*(client.achat([{"role": "user", "content": str(i)}]) for i in range(5)))
         done = await client.acomplete("The capital", stop=["."])
         return replies, done
@@ -126,18 +123,47 @@ def test_async_chat_uses_the_same_protocol() -> None:
 
 
 def test_async_errors_name_url_and_model() -> None:
-    client = OpenAICompatClient("http://llm.test", "m", retries=0)
+    status = 0
+    client = OpenAICompatClient("http://llm.test", "m", retries=0, async_transport=httpx.MockTransport(
+        lambda r: httpx.Response(status, json={"error": {"message": "nope"}})))
 
-    async def run(status):
-        transport = httpx.MockTransport(lambda r: httpx.Response(status, json={"error": {"message": "nope"}}))
-        async_client = openai.AsyncOpenAI(**client._options, http_client=httpx.AsyncClient(transport=transport))
-        client._async = (asyncio.get_running_loop(), async_client)
+    async def run(code):
+        nonlocal status
+        status = code
         return await client.achat([{"role": "user", "content": "x"}])
 
     with pytest.raises(LLMUnavailableError, match=r"http://llm.test/v1/chat/completions \(model 'm'\).*HTTP 502"):
         asyncio.run(run(502))
     with pytest.raises(LLMClientError, match=r"HTTP 400 for model 'm': nope"):
         asyncio.run(run(400))
+
+
+def test_each_event_loop_gets_its_own_async_client_closed_with_the_loop() -> None:
+    client = OpenAICompatClient("http://llm.test", "m",
+                                async_transport=httpx.MockTransport(lambda r: httpx.Response(200, json=REPLY)))
+
+    async def used() -> openai.AsyncOpenAI:
+        assert (await client.achat([{"role": "user", "content": "x"}])).text == "Paris"
+        return await client._aclient()
+
+    first, second = asyncio.run(used()), asyncio.run(used())
+    assert first is not second and first.is_closed() and second.is_closed()     # closed as asyncio.run ended
+    loop = asyncio.new_event_loop()
+    try:
+        idle = loop.run_until_complete(used())
+        assert not idle.is_closed()
+        client.close()                                                            # on its (idle) loop
+        assert idle.is_closed()
+    finally:
+        loop.close()
+
+    async def reopened() -> tuple[openai.AsyncOpenAI, openai.AsyncOpenAI]:
+        before = await client._aclient()
+        await client.aclose()
+        return before, await used()
+
+    before, after = asyncio.run(reopened())
+    assert before.is_closed() and before is not after
 
 
 def test_bad_arguments() -> None:

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from s3_agents.errors import RetrieverError, RetrieverUnavailableError
-from s3_agents.retrievers.remote import RemoteRetriever, build_request, parse_response
+from s3_agents.retrievers.remote import RemoteRetriever, build_request, parse_response, public_url
 from s3_agents.types import Passage
 
 
@@ -21,6 +21,18 @@ def test_parse_both_reply_shapes() -> None:
     without = {"result": [[{"id": "1", "title": "T", "text": "body", "contents": '"T"\nbody'}]]}
     assert parse_response(with_scores, 1) == [[Passage("1", "T", "body", 0.5)]]
     assert parse_response(without, 1) == [[Passage("1", "T", "body")]]
+
+
+def test_messages_name_the_server_without_its_credentials() -> None:
+    url = "http://user:pw@10.0.0.5:3000/retrieve?token=t0ken"
+    assert public_url(url) == "http://10.0.0.5:3000/retrieve"
+    assert public_url("https://[::1]/x/", path=False) == "https://[::1]"
+    retriever = RemoteRetriever(url, retries=0)
+    retriever._client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(503)))
+    with pytest.raises(RetrieverUnavailableError) as info:
+        retriever.search(["x"], 1)
+    assert info.value.url == "http://10.0.0.5:3000/retrieve" and "pw" not in str(info.value)
+    assert "t0ken" not in str(info.value) and retriever.url == url       # the request itself keeps both
 
 
 @pytest.mark.parametrize(("payload", "n", "words"), [
