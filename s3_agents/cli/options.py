@@ -3,6 +3,7 @@ client or a search configuration."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +12,8 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 __all__ = [
-    "fail", "info", "usage", "check_server_options", "open_embedder", "open_retriever", "open_llm", "check_engine",
+    "fail", "info", "usage", "quiet_loading",
+    "check_server_options", "open_embedder", "open_retriever", "open_llm", "check_engine",
     "endpoint_or",
     "search_config",
     "FormatOpt", "PolicyTokenizer", "reference_policy", "EmbedderOpt", "IndexOpt", "NprobeOpt", "EfSearchOpt",
@@ -30,6 +32,30 @@ def fail(message: str) -> NoReturn:
 def info(message: str) -> None:
     """A dim note on stderr (stdout stays the command's output)."""
     typer.secho(message, err=True, fg=typer.colors.BRIGHT_BLACK)
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Around model loading in a command whose output is the point (``s3 demo``): the libraries' progress bars
+    (transformers' weights loaded and GGUF tensors de-quantised, the Hub's downloads; some of them tqdm bars no
+    setting turns off) are dropped from stderr, and whatever else was written there is passed on when loading ends.
+    """
+    import io
+    import sys
+    from contextlib import redirect_stderr
+
+    caught = io.StringIO()
+    try:
+        with redirect_stderr(caught):
+            yield
+    finally:
+        kept = [part for part in re.split(r"[\r\n]", caught.getvalue())
+                if part.strip() and not _PROGRESS_BAR.search(part)]
+        if kept:
+            sys.stderr.write("\n".join(kept) + "\n")
+
+
+_PROGRESS_BAR = re.compile(r"\|\s*\d+/\d+ \[")     # tqdm's "| 36/272 [00:01<00:05, 45.42it/s]"
 
 
 @contextmanager

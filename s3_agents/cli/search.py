@@ -44,6 +44,7 @@ from s3_agents.cli.options import (
     open_llm,
     open_retriever,
     open_trained,
+    quiet_loading,
     reference_policy,
     search_config,
     trained_name,
@@ -218,25 +219,26 @@ def demo(
 
         world = trained_world(name)
     question, gold = _demo_question(question, question_id, seed, world)
-    llm = LlamaCppClient()
-    if trained:
-        from s3_agents.trained import DEFAULT_SEARCHER, trained_config, trained_searcher, trained_searcher_info
-        from s3_agents.world import default_world_retriever
+    with quiet_loading():        # the episode is the demo's output, not the libraries' loading bars
+        llm = LlamaCppClient()
+        if trained:
+            from s3_agents.trained import DEFAULT_SEARCHER, trained_config, trained_searcher, trained_searcher_info
+            from s3_agents.world import default_world_retriever
 
-        info = trained_searcher_info(name)
-        corpus = ("real HotpotQA questions over 293 Wikipedia paragraphs (CC BY-SA)" if world == "realqa"
-                  else "benchmark world (2,000 passages)")
-        console.print(f"[dim]demo: {corpus}, MiniLM + FAISS, the shipped {name or DEFAULT_SEARCHER} searcher "
-                      f"(SmolLM2-135M-Instruct + LoRA, {info['stage']}, constrained, {engine}) and SmolLM2 as "
-                      "generator (llama.cpp); no network[/]")
-        check_engine(engine)
-        retriever = default_world_retriever(name=world)  # type: ignore[arg-type]
-        policy, cfg = trained_searcher(name, engine=engine), trained_config(name)  # type: ignore[arg-type]
-    else:
-        console.print("[dim]demo: fictional-archipelago corpus (270 passages), MiniLM + FAISS retrieval, "
-                      "SmolLM2-135M-Instruct (llama.cpp, in-process) as searcher and generator; no network[/]")
-        retriever, policy = open_retriever(None, None), llm
-        cfg = replace(search_config(config), max_new_tokens=max_new_tokens)
+            info = trained_searcher_info(name)
+            corpus = ("real HotpotQA questions over 293 Wikipedia paragraphs (CC BY-SA)" if world == "realqa"
+                      else "benchmark world (2,000 passages)")
+            console.print(f"[dim]demo: {corpus}, MiniLM + FAISS, the shipped {name or DEFAULT_SEARCHER} searcher "
+                          f"(SmolLM2-135M-Instruct + LoRA, {info['stage']}, constrained, {engine}) and SmolLM2 as "
+                          "generator (llama.cpp); no network[/]")
+            check_engine(engine)
+            retriever = default_world_retriever(name=world)  # type: ignore[arg-type]
+            policy, cfg = trained_searcher(name, engine=engine), trained_config(name)  # type: ignore[arg-type]
+        else:
+            console.print("[dim]demo: fictional-archipelago corpus (270 passages), MiniLM + FAISS retrieval, "
+                          "SmolLM2-135M-Instruct (llama.cpp, in-process) as searcher and generator; no network[/]")
+            retriever, policy = open_retriever(None, None), llm
+            cfg = replace(search_config(config), max_new_tokens=max_new_tokens)
     steps, final = asyncio.run(_run(S3Searcher(policy, retriever, cfg), question))
     print_trace(steps, final)
     generator = Generator(llm)

@@ -76,6 +76,7 @@ def test_s3_demo_trained_searches_with_the_shipped_searcher(tmp_path) -> None:
     out = result.stdout
     assert f"the shipped {DEFAULT_SEARCHER} searcher" in out and "searcher, generation 1" in out
     assert "invalid action" not in out and "gold:" in out
+    assert "Loading weights" not in result.stderr and "it/s]" not in result.stderr    # no library loading bars
     assert os.path.isdir(tmp_path / f"{trained_world()}-index")          # the corpus's index, built once
 
 
