@@ -399,9 +399,9 @@ def main() -> None:
             shutil.rmtree(work / name, ignore_errors=True)
         if not args.no_write:
             saved.parent.mkdir(parents=True, exist_ok=True)
-            tmp = saved.with_suffix(".tmp")
-            tmp.write_text(json.dumps(results, indent=1))
-            os.replace(tmp, saved)
+            from s3_agents.locks import write_atomic
+
+            write_atomic(saved, json.dumps(results, indent=1).encode())
     command = "python benchmarks/scale.py" + ("" if (args.n, args.dim) == (1_000_000, 384) else
                                               f" --n {args.n} --dim {args.dim}")
     text = report({k: results[k] for k in TYPES if k in results}, args.n, args.dim, command)

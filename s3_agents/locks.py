@@ -17,7 +17,7 @@ from typing import TextIO
 
 from s3_agents.errors import BusyError
 
-__all__ = ["hold_lock", "locked", "write_atomic", "fsync_dir"]
+__all__ = ["hold_lock", "locked", "atomic_path", "write_atomic", "fsync_dir"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -29,15 +29,38 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` all at once: readers, and a crash, see the old file or the new one, never half."""
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary file beside ``path`` to write; when the block succeeds, publish it as ``path``.
+
+    The file is flushed to disk, renamed onto ``path`` and the rename flushed, so readers, and a crash, see the
+    old file or the new one, never half of it. If the block raises, the temporary file is removed and ``path``
+    is left as it was.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp()) / "rows.jsonl"
+        >>> with atomic_path(out) as tmp:
+        ...     _ = tmp.write_text('{"n": 1}\\n')
+        >>> out.read_text()
+        '{"n": 1}\\n'
+    """
+    path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` all at once (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def hold_lock(path: str | Path, busy: str, advice: str = "") -> TextIO:

@@ -34,6 +34,7 @@ from typing import Any, Literal
 from s3_agents.corpus import write_corpus
 from s3_agents.demo_world import _LANDMARKS, _PRODUCTS, _PROFESSIONS, _SEAS, _WORK_KINDS, _article, _Names
 from s3_agents.errors import DataError
+from s3_agents.locks import atomic_path
 from s3_agents.types import Passage
 
 __all__ = ["World", "build_world", "write_world", "load_world", "measure_world", "default_world_dir",
@@ -362,11 +363,9 @@ def _count(rows: Sequence[dict[str, Any]], key: str) -> dict[str, int]:
 
 def _write_lines(path: Path, rows: Sequence[dict[str, Any]], indent: int | None = None) -> None:
     """Write JSON lines (or one indented document) atomically: a temporary file, then rename."""
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False, indent=indent) + "\n")
-    tmp.replace(path)
 
 
 def load_world(directory: str | Path) -> World:

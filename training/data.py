@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from s3_agents.locks import atomic_path
 from s3_agents.prompts import normalize_question
 from s3_agents.qa import QAExample, is_yes_no
 from s3_agents.rag_cache import RagCache
@@ -68,9 +69,8 @@ def write_parquet(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    pd.DataFrame(list(rows)).to_parquet(partial, index=False)
-    partial.replace(path)
+    with atomic_path(path) as tmp:
+        pd.DataFrame(list(rows)).to_parquet(tmp, index=False)
     return path
 
 

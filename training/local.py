@@ -21,7 +21,6 @@ import asyncio
 import csv
 import json
 import math
-import os
 import random
 import shutil
 import time
@@ -34,6 +33,7 @@ import torch
 
 from s3_agents._tasks import gather_bounded, run_sync
 from s3_agents.errors import DataError, NoGPUError
+from s3_agents.locks import atomic_path, fsync_dir, write_atomic
 
 if TYPE_CHECKING:
     from s3_agents.training.agent_loop import S3AgentLoop
@@ -299,9 +299,8 @@ class LocalRun:
                     "torch_rng": torch.get_rng_state()}, tmp / "trainer.pt")
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
-        pointer_tmp = root / "latest.tmp"
-        pointer_tmp.write_text(final.name)
-        os.replace(pointer_tmp, root / "latest")
+        fsync_dir(root)
+        write_atomic(root / "latest", final.name.encode())
         for old in sorted(root.glob("step_*"), key=lambda p: int(p.name.split("_")[1]))[:-2]:
             shutil.rmtree(old, ignore_errors=True)
         return final
@@ -442,15 +441,11 @@ class LocalRun:
         path = self.out / "metrics.csv"
         rows = _read_csv(path) if path.is_file() else []
         rows = [r for r in rows if int(r["step"]) < row["step"]] + [row]   # a resumed step replaces its old row
-        tmp = path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as handle:
+        with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS)
             writer.writeheader()
             for r in rows:
                 writer.writerow({k: r.get(k, "") for k in METRIC_COLUMNS})
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
 
 
 def _metrics(step: int, episodes: list[tuple[Any, dict[str, Any]]], update: dict[str, float], started: float,

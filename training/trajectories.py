@@ -26,6 +26,7 @@ from verl.workers.rollout.replica import TokenOutput
 from s3_agents.config import SearchConfig
 from s3_agents.errors import DataFileError
 from s3_agents.llm.base import Message
+from s3_agents.locks import atomic_path
 from s3_agents.metrics import answer_in_context, normalize_answer
 from s3_agents.retrievers.base import Retriever
 from s3_agents.training.agent_loop import S3AgentLoop
@@ -284,11 +285,9 @@ def _qa(item: Any) -> tuple[str, list[str]]:
 def write_trajectories(trajectories: Sequence[Trajectory], path: str | Path) -> Path:
     """Save trajectories as JSONL (atomically)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as handle:
         for t in trajectories:
             handle.write(json.dumps(t.to_record(), ensure_ascii=False) + "\n")
-    tmp.replace(path)
     return path
 
 

@@ -17,7 +17,7 @@ from s3_agents._tasks import gather_bounded
 from s3_agents.errors import DataError
 from s3_agents.evaluation.methods import Method
 from s3_agents.llm.base import ChatClient
-from s3_agents.locks import hold_lock
+from s3_agents.locks import atomic_path, hold_lock
 from s3_agents.metrics import agen_acc, answer_in_context, exact_match, f1_score, support_recall
 from s3_agents.qa import QAExample
 
@@ -120,13 +120,9 @@ class ResultsFile:
         os.fsync(self._handle.fileno())
 
     def _rewrite(self) -> None:
-        partial = self.path.with_name(self.path.name + ".partial")
-        with partial.open("w", encoding="utf-8") as handle:
+        with atomic_path(self.path) as tmp, tmp.open("w", encoding="utf-8") as handle:
             for key in sorted(self.rows):
                 handle.write(json.dumps(self.rows[key].__dict__, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        partial.replace(self.path)
 
     def finalize(self) -> list[EvalRow]:
         """Close, rewrite sorted, release the lock, and return the rows."""

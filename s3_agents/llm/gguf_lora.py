@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ import numpy as np
 
 from s3_agents.config import cache_root
 from s3_agents.errors import DataError
+from s3_agents.locks import atomic_path
 
 __all__ = ["write_gguf_lora", "write_gguf_lora_tensors", "gguf_lora_for", "check_lora_config"]
 
@@ -162,9 +161,7 @@ def write_gguf_lora_tensors(tensors: dict[str, Any], alpha: float, base_gguf: st
     if not factors:
         raise DataError(f"{source}: the adapter holds no LoRA factor")
     out.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(handle)
-    try:
+    with atomic_path(out) as tmp:
         writer = gguf.GGUFWriter(tmp, info["arch"])
         writer.add_type(gguf.GGUFType.ADAPTER)
         writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
@@ -179,10 +176,6 @@ def write_gguf_lora_tensors(tensors: dict[str, Any], alpha: float, base_gguf: st
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        os.chmod(tmp, 0o644)                 # mkstemp makes it private; an exported model is for others to read
-        os.replace(tmp, out)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return out
 
 

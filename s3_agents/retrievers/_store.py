@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from s3_agents.corpus import corpus_fingerprint, load_corpus
 from s3_agents.embedders import Embedder
 from s3_agents.errors import IndexFormatError, IndexNotFoundError
-from s3_agents.locks import fsync_dir, locked, write_atomic
+from s3_agents.locks import atomic_path, fsync_dir, locked, write_atomic
 from s3_agents.types import Passage
 
 __all__ = ["IndexStore", "EmbeddedChunks", "ChunkEmbedding", "PassageFile", "write_passage_file", "feeding",
@@ -393,12 +393,8 @@ class IndexStore:
                 block = np.ascontiguousarray(block, dtype=np.float32)
                 if block.shape[0] != hi - lo:
                     raise RuntimeError(f"embedding returned {block.shape[0]} vectors for chunk {i} of {hi - lo} texts")
-                tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-                with open(tmp, "wb") as handle:
+                with atomic_path(path) as tmp, open(tmp, "wb") as handle:
                     np.save(handle, block)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(tmp, path)
             if feed is not None:
                 feed(np.asarray(block, dtype=np.float32))
             del block

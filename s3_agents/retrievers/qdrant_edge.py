@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import tarfile
 import uuid
 from collections.abc import Iterable, Sequence
@@ -29,6 +28,7 @@ from tqdm.auto import tqdm
 
 from s3_agents.embedders import Embedder, load_embedder
 from s3_agents.errors import BusyError, DataError, IndexFormatError, RetrieverUnavailableError
+from s3_agents.locks import atomic_path
 from s3_agents.retrievers._store import ChunkEmbedding, IndexStore, feeding
 from s3_agents.retrievers.base import DenseRetriever
 from s3_agents.types import Passage
@@ -311,26 +311,19 @@ def write_shard_snapshot(shard_dir: str | Path, out: str | Path) -> Path:
     if not segments.is_dir():
         raise IndexFormatError(f"{shard_dir} is not a Qdrant Edge shard (no segments/ folder)")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with tarfile.open(tmp, "w") as tar:
-            for segment in sorted(p for p in segments.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                inner = tmp.with_name(f".{segment.name}.{uuid.uuid4().hex}.tar")
-                try:
-                    _segment_archive(segment, inner)
-                    tar.add(inner, arcname=f"segments/{segment.name}.tar")
-                finally:
-                    inner.unlink(missing_ok=True)
-            wal = shard_dir / "wal"
-            if wal.is_dir():
-                tar.add(wal, arcname="wal")
-            _add_json(tar, "shard_config.json", {"type": "ReplicaSet"})
-            _add_json(tar, "replica_state.json", {"is_local": True, "this_peer_id": 0, "peers": {"0": "Active"}})
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(out) as tmp, tarfile.open(tmp, "w") as tar:
+        for segment in sorted(p for p in segments.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            inner = tmp.with_name(f".{segment.name}.{uuid.uuid4().hex}.tar")
+            try:
+                _segment_archive(segment, inner)
+                tar.add(inner, arcname=f"segments/{segment.name}.tar")
+            finally:
+                inner.unlink(missing_ok=True)
+        wal = shard_dir / "wal"
+        if wal.is_dir():
+            tar.add(wal, arcname="wal")
+        _add_json(tar, "shard_config.json", {"type": "ReplicaSet"})
+        _add_json(tar, "replica_state.json", {"is_local": True, "this_peer_id": 0, "peers": {"0": "Active"}})
     return out
 
 

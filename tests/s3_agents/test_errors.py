@@ -14,7 +14,7 @@ from s3_agents.errors import (
     RetrieverUnavailableError,
     S3Error,
 )
-from s3_agents.locks import hold_lock
+from s3_agents.locks import atomic_path, hold_lock, write_atomic
 from s3_agents.retrievers import FaissRetriever, RemoteRetriever
 
 
@@ -27,6 +27,19 @@ def test_a_held_lock_is_a_busy_error_naming_the_holder(tmp_path) -> None:
     finally:
         first.close()
     hold_lock(tmp_path / "x.lock", "busy").close()  # released with its handle
+
+
+def test_an_atomic_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path) -> None:
+    out = tmp_path / "rows.jsonl"
+    write_atomic(out, b"old\n")
+    with pytest.raises(ValueError, match="half way"), atomic_path(out) as tmp:
+        tmp.write_text("new, half")
+        raise ValueError("half way")
+    assert out.read_bytes() == b"old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rows.jsonl"]
+    with atomic_path(out) as tmp:
+        tmp.write_text("new\n")
+    assert out.read_text() == "new\n" and sorted(p.name for p in tmp_path.iterdir()) == ["rows.jsonl"]
 
 
 def test_an_index_of_another_kind_is_an_index_format_error(tmp_path) -> None:
