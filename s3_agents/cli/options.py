@@ -3,9 +3,11 @@ client or a search configuration."""
 
 from __future__ import annotations
 
+import io
 import re
+import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -40,10 +42,6 @@ def quiet_loading() -> Iterator[None]:
     (transformers' weights loaded and GGUF tensors de-quantised, the Hub's downloads; some of them tqdm bars no
     setting turns off) are dropped from stderr, and whatever else was written there is passed on when loading ends.
     """
-    import io
-    import sys
-    from contextlib import redirect_stderr
-
     caught = io.StringIO()
     try:
         with redirect_stderr(caught):
