@@ -24,16 +24,13 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _report import write_section  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks._report import write_section  # noqa: E402
 from s3_agents.corpus import load_demo_corpus  # noqa: E402
 from s3_agents.embedders import SentenceTransformerEmbedder  # noqa: E402
 from s3_agents.retrievers.faiss import build_faiss_index  # noqa: E402

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 from train_throughput import BUDGET, SEARCH, TURN_TOKENS, setup_world  # noqa: E402
 

@@ -15,13 +15,10 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
+from _report import write_section  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks._report import write_section  # noqa: E402
 from s3_agents.embedders import HashingEmbedder  # noqa: E402
 from s3_agents.retrievers import BM25Retriever, FaissRetriever, QdrantRetriever  # noqa: E402
 from s3_agents.retrievers.faiss import make_faiss_index  # noqa: E402

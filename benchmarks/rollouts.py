@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-from benchmarks._report import write_section  # noqa: E402
-from benchmarks._servers import free_port, wait_healthy  # noqa: E402
+from _report import write_section  # noqa: E402
+
 from s3_agents import FaissRetriever, OpenAICompatClient, S3Searcher, SearchConfig  # noqa: E402
 from s3_agents.corpus import load_demo_corpus  # noqa: E402
 from s3_agents.embedders import load_embedder  # noqa: E402
 from s3_agents.llm import Completion, LocalLlamaServer, smollm2_gguf_path  # noqa: E402
+from s3_agents.processes import free_port, wait_healthy  # noqa: E402
 from s3_agents.qa import load_demo_qa  # noqa: E402
 from s3_agents.retrievers.base import Retriever  # noqa: E402
 from s3_agents.types import Passage  # noqa: E402
@@ -80,7 +80,8 @@ def start_llama_server(port: int, log: Any) -> subprocess.Popen:
          # Keep the KV state of several conversations, so interleaved episodes do not re-read their prompts.
          "--cache", "true", "--cache_type", "ram"],
         stdout=log, stderr=subprocess.STDOUT)
-    return wait_healthy(proc, f"http://127.0.0.1:{port}/v1/models")
+    wait_healthy(proc, f"http://127.0.0.1:{port}/v1/models")
+    return proc
 
 
 def main() -> int:

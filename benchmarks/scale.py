@@ -42,7 +42,6 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 K = 10
 SUBSPACE = 64
@@ -409,7 +408,7 @@ def main() -> None:
     if args.quick:
         shutil.rmtree(work, ignore_errors=True)
     if not args.no_write:
-        from benchmarks._report import write_section
+        from _report import write_section
 
         write_section(f"scale-{args.n}x{args.dim}", text)
 

@@ -35,11 +35,11 @@ import httpx
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-from benchmarks._report import write_section  # noqa: E402
-from benchmarks._servers import free_port, wait_healthy  # noqa: E402
+from _report import write_section  # noqa: E402
+
 from s3_agents.corpus import demo_corpus_path, load_demo_corpus  # noqa: E402
+from s3_agents.processes import free_port, wait_healthy  # noqa: E402
 from s3_agents.qa import load_demo_qa  # noqa: E402
 
 
@@ -48,7 +48,8 @@ def start_server(index: Path, port: int, *extra: str) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "s3_agents", "serve", "--index", str(index), "--port", str(port),
                              "--log-level", "warning", *extra],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return wait_healthy(proc, f"http://127.0.0.1:{port}/health")
+    wait_healthy(proc, f"http://127.0.0.1:{port}/health")
+    return proc
 
 
 async def run_level(url: str, clients: int, seconds: float, questions: list[str]) -> dict[str, float]:

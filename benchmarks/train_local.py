@@ -296,7 +296,6 @@ def main() -> None:
     for name in ("metrics.csv", "reward.png"):
         if (args.out / "ppo" / name).is_file():
             shutil.copy(args.out / "ppo" / name, DOCS / name)
-    sys.path.insert(0, str(REPO / "benchmarks"))
     from _report import write_section
 
     write_section("train-local", _section(summary))

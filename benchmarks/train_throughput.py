@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "benchmarks"))
 
 SEARCH, TURN_TOKENS, BUDGET = "5-3-3", 100, 3
 CONFIGS: dict[str, dict[str, Any]] = {

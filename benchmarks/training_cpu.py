@@ -15,14 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import resource
-import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
 
-from benchmarks._report import write_section  # noqa: E402
+from _report import write_section  # noqa: E402
+
 from s3_agents import FaissRetriever, S3Searcher, SearchConfig, TransformersClient  # noqa: E402
 from s3_agents.corpus import load_demo_corpus  # noqa: E402
 from s3_agents.embedders import load_embedder  # noqa: E402

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from s3_agents.corpus import Corpus, load_demo_corpus
 from s3_agents.embedders import HashingEmbedder, SentenceTransformerEmbedder
 from s3_agents.llm import LocalLlamaServer
+from s3_agents.processes import ServerStartError, free_port, stop_process, wait_healthy
 from s3_agents.qa import QAExample, load_demo_qa
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,12 +39,6 @@ def minilm() -> SentenceTransformerEmbedder:
 @pytest.fixture()
 def hashing() -> HashingEmbedder:
     return HashingEmbedder(dim=256)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def s3_command(*args: str) -> list[str]:
@@ -96,18 +88,10 @@ class BackgroundServer:
         self.log = tempfile.NamedTemporaryFile("w+", prefix=f"{self.name}-", suffix=".log")
         self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, text=True, env=cli_env(),
                                      cwd=REPO)
-        deadline = time.monotonic() + startup_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.output()}")
-            try:
-                if httpx.get(self.url + self.health_path, timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"{self.name} did not become healthy in time:\n{self.output()}")
+        try:
+            wait_healthy(self.proc, self.url + self.health_path, timeout=startup_timeout)
+        except ServerStartError as err:
+            raise RuntimeError(f"{self.name}: {err}:\n{self.output()}") from None
 
     def output(self) -> str:
         self.log.flush()
@@ -115,13 +99,7 @@ class BackgroundServer:
         return self.log.read()[-5000:]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
 
 class ServerProcess(BackgroundServer):

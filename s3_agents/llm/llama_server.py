@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from types import TracebackType
 
-import httpx
-
 from s3_agents.errors import LLMUnavailableError
+from s3_agents.processes import ServerStartError, free_port, stop_process, wait_healthy
 
 __all__ = ["LocalLlamaServer", "find_llama_server"]
 
@@ -77,11 +74,7 @@ class LocalLlamaServer:
         self.binary = Path(binary) if binary is not None else None
         if self.binary is not None and not self.binary.is_file():
             raise ValueError(f"llama-server binary {self.binary} does not exist (scripts/build_llama_server.sh)")
-        if port is None:
-            with socket.socket() as sock:
-                sock.bind(("127.0.0.1", 0))
-                port = sock.getsockname()[1]
-        self.port = port
+        self.port = port = port or free_port()
         self.url = f"http://127.0.0.1:{port}/v1"
         if self.binary is None:
             command = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.model_path), "--model_alias",
@@ -99,30 +92,15 @@ class LocalLlamaServer:
             if log_file:
                 log.close()
         hint = "is llama-cpp-python[server] installed?" if self.binary is None else str(self.binary)
-        deadline = time.monotonic() + startup_timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise LLMUnavailableError(f"llama.cpp server for {self.model_path} exited with "
-                                          f"{self._proc.returncode} ({hint})",
-                                          url=self.url, model=alias)
-            try:
-                if httpx.get(self.url + "/models", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        self.stop()
-        raise LLMUnavailableError(f"llama.cpp server at {self.url} did not start in {startup_timeout:g} s",
-                                  url=self.url, model=alias)
+        try:
+            wait_healthy(self._proc, self.url + "/models", timeout=startup_timeout)
+        except ServerStartError as err:
+            raise LLMUnavailableError(f"llama.cpp server for {self.model_path}: {err} ({hint})", url=self.url,
+                                      model=alias) from None
 
     def stop(self) -> None:
         """Terminate the server (idempotent)."""
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        stop_process(self._proc)
 
     def __enter__(self) -> LocalLlamaServer:
         return self
