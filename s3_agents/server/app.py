@@ -20,17 +20,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, StrictBool, StrictInt, StrictStr, ValidationError
 
 from s3_agents.errors import RetrieverRefusedError, RetrieverUnavailableError
 from s3_agents.retrievers.base import Retriever
-from s3_agents.server.guards import KEY_HELP, LOOPBACK_HOSTS, BodyGuard, HostGuard, key_matches, served_hosts
+from s3_agents.server.guards import LOOPBACK_HOSTS, BodyGuard, HostGuard, KeyGuard, served_hosts
 from s3_agents.server.scheduler import Scheduler
 from s3_agents.types import Passage
 
 __all__ = ["ServerLimits", "RetrieveRequest", "create_app", "serve", "check_api_key"]
+
+_OPEN_PATHS = ("/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
+"""What a server with an API key answers without it (the docs pages only where ``docs=True`` serves them)."""
 
 logger = logging.getLogger("s3_agents.server")
 
@@ -164,18 +167,14 @@ def create_app(
     app = FastAPI(title="s3-agents retrieval server", version="1", lifespan=lifespan,
                   **({} if docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}))
     app.add_middleware(BodyGuard, limit=limits.max_body_bytes, timeout=limits.body_timeout)
+    if api_key is not None:                 # only /retrieve needs it: what is open is listed, the rest is closed
+        app.add_middleware(KeyGuard, api_key=api_key, open_paths=_OPEN_PATHS)
     app.add_middleware(HostGuard, allowed=list(allowed_hosts))  # added last: runs first
     health = {"status": "ok", "retriever": type(retriever).__name__, **(info or {})}
     try:
         health["passages"] = len(retriever)  # type: ignore[arg-type]
     except TypeError:
         pass
-
-    def check_key(request: Request) -> None:
-        if api_key is None:
-            return
-        if not key_matches(request.headers.get("authorization", ""), request.headers.get("x-api-key", ""), api_key):
-            raise HTTPException(status_code=401, detail=f"missing or wrong API key ({KEY_HELP})")
 
     @app.get("/health")
     async def get_health() -> dict[str, Any]:
@@ -208,7 +207,7 @@ def create_app(
                 "(split the queries over several requests)"))
         return body, k
 
-    @app.post("/retrieve", dependencies=[Depends(check_key)])
+    @app.post("/retrieve")
     async def retrieve(request: Request) -> Response:
         # Parsed by hand so that any content type works (curl -d sends form encoding).
         body, k = parse(await request.body())

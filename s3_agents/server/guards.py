@@ -6,8 +6,13 @@
 - :class:`HostGuard` answers 400 to a ``Host`` header outside the allow-list. A server bound to
   loopback answers only to loopback names, so that a web page cannot reach it through DNS
   rebinding (a hostile name that resolves to 127.0.0.1).
-- :class:`KeyGuard` answers 401 to a request without the API key (``s3 mcp --api-key``);
-  :func:`key_matches` is the one comparison, which ``s3 serve`` uses too.
+- :class:`KeyGuard` answers 401 to a request without the API key (``s3 serve --api-key``, ``s3 mcp
+  --api-key``), comparing with :func:`key_matches`.
+
+Why not Starlette's ``TrustedHostMiddleware`` for the ``Host`` check: it answers a bare "Invalid host header",
+where an operator needs the names served and the option that adds one (``--allowed-host``); and the Starlette
+releases that ``fastapi>=0.110`` admits took the name as everything before the first ``:``, so they accepted
+``127.0.0.1:38101, evil.com`` (strict parsing came with Starlette's 2026 rework of ``Host`` parsing).
 """
 
 from __future__ import annotations

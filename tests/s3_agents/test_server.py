@@ -115,6 +115,28 @@ def test_x_api_key_header_is_accepted(server) -> None:
     assert post(server, {"queries": ["x"], "topk": 1}, headers={"X-API-Key": KEY}).status_code == 200
 
 
+def test_the_key_guards_every_path_but_health_and_docs() -> None:
+    from s3_agents.server import create_app
+
+    retriever = FaissRetriever.from_passages(list(load_demo_corpus().passages)[:5], HashingEmbedder(dim=32))
+
+    async def replies() -> dict[str, int]:
+        app = create_app(retriever, api_key=KEY, docs=True)
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+            no_key = await client.post("/retrieve", json={"queries": ["x"], "topk": 1})
+            assert no_key.headers["www-authenticate"] == "Bearer" and "API key" in no_key.json()["detail"]
+            return {"retrieve": no_key.status_code,
+                    "retrieve with key": (await client.post("/retrieve", json={"queries": ["x"], "topk": 1},
+                                                            headers=AUTH)).status_code,
+                    "health": (await client.get("/health")).status_code,
+                    "openapi": (await client.get("/openapi.json")).status_code,
+                    "unknown": (await client.get("/admin")).status_code}
+
+    assert asyncio.run(replies()) == {"retrieve": 401, "retrieve with key": 200, "health": 200, "openapi": 200,
+                                      "unknown": 401}
+
+
 @pytest.mark.parametrize(("body", "status", "words"), [
     ({"queries": ["q"] * 9, "topk": 1}, 413, "limit is 8"),
     ({"queries": ["q"], "topk": 11}, 422, "between 1 and 10"),
