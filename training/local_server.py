@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from verl.workers.rollout.replica import TokenOutput
 
+from s3_agents.llm.local import hf_generate
 from s3_agents.training.policy import turn_closing_ids
 
 __all__ = ["TransformersServer", "load_policy_model", "drop_stop_tokens"]
@@ -86,23 +87,14 @@ class TransformersServer:
         stops = list(params.get("stop") or [])
         device = next(self.model.parameters()).device
         ids = torch.tensor([prompt_ids], device=device)
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": float(params.get("top_p", 1.0) or 1.0),
-                    "top_k": top_k if top_k > 0 else None} if temperature > 0 else {"do_sample": False}
-        if params.get("grammar"):
-            from transformers import LogitsProcessorList
-
-            from s3_agents.llm.constrained import GrammarLogitsProcessor
-
-            sampling["logits_processor"] = LogitsProcessorList([GrammarLogitsProcessor(self.tokenizer,
-                                                                                       params["grammar"])])
-        with self._lock, torch.no_grad():
+        with self._lock:
             self.calls += 1
             if self.seed is not None:
                 torch.manual_seed(self.seed + self.calls)
-            out = self.model.generate(
-                ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_tokens, eos_token_id=self.eos_ids,
-                pad_token_id=self.eos_ids[0], stop_strings=stops or None, tokenizer=self.tokenizer if stops else None,
-                output_logits=True, return_dict_in_generate=True, **sampling)
+            out = hf_generate(self.model, self.tokenizer, ids, max_tokens=max_tokens, temperature=temperature,
+                              top_p=float(params.get("top_p", 1.0) or 1.0), top_k=top_k if top_k > 0 else None,
+                              stop=stops, grammar=params.get("grammar") or None, eos_token_id=self.eos_ids,
+                              output_logits=True, return_dict_in_generate=True)
         new = [int(t) for t in out.sequences[0, len(prompt_ids):]]
         logprobs = [float(torch.log_softmax(step[0].float(), -1)[token]) for step, token in zip(out.logits, new)]
         if stops and not params.get("include_stop_str_in_output", False):

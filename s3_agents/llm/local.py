@@ -12,7 +12,7 @@ from typing import Any
 from s3_agents.errors import ContextWindowError
 from s3_agents.llm.base import Completion, Message, ThreadedClient, truncate_at_stop
 
-__all__ = ["LlamaCppClient", "TransformersClient", "smollm2_gguf_path"]
+__all__ = ["LlamaCppClient", "TransformersClient", "hf_generate", "smollm2_gguf_path"]
 
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -180,21 +180,9 @@ class TransformersClient(ThreadedClient):
         if seed is not None:
             torch.manual_seed(seed)
         input_ids = input_ids.to(self.device)
-        processors = None
-        if grammar is not None:
-            from transformers import LogitsProcessorList
-
-            from s3_agents.llm.constrained import GrammarLogitsProcessor
-
-            processors = LogitsProcessorList([GrammarLogitsProcessor(self.tokenizer, grammar)])
-        with self._guard, torch.no_grad():
-            output = self._lm.generate(
-                input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_tokens,
-                do_sample=temperature > 0, temperature=temperature if temperature > 0 else None,
-                top_p=None, top_k=None, pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
-                stop_strings=list(stop) if stop else None, tokenizer=self.tokenizer if stop else None,
-                logits_processor=processors,
-            )
+        with self._guard:
+            output = hf_generate(self._lm, self.tokenizer, input_ids, max_tokens=max_tokens, temperature=temperature,
+                                 stop=stop, grammar=grammar)
         new = output[0, input_ids.shape[1]:]
         text = self.tokenizer.decode(new, skip_special_tokens=True)
         text, found = truncate_at_stop(text, stop)
@@ -225,6 +213,57 @@ class TransformersClient(ThreadedClient):
 
     def close(self) -> None:
         """Nothing to release: the model is freed with the client."""
+
+
+def hf_generate(lm: Any, tokenizer: Any, input_ids: Any, *, max_tokens: int, temperature: float = 0.0,
+                top_p: float | None = None, top_k: int | None = None, stop: Sequence[str] | None = None,
+                grammar: str | None = None, eos_token_id: int | list[int] | None = None, **kwargs: Any) -> Any:
+    """transformers' ``generate`` with the settings every in-process model here uses, without gradients.
+
+    Greedy at ``temperature`` 0, else sampled (``top_p`` / ``top_k`` only when given); ``stop`` strings end
+    generation; ``grammar`` (GBNF) lets through only the tokens it allows
+    (:class:`~s3_agents.llm.constrained.GrammarLogitsProcessor`). :class:`TransformersClient` and training's
+    rollout server (``s3_agents.training.local_server``) both generate through it.
+
+    Args:
+        lm: A transformers causal LM.
+        tokenizer: Its tokenizer.
+        input_ids: The prompt, a ``(1, n)`` tensor on the model's device.
+        max_tokens: Most new tokens.
+        temperature: 0 for greedy decoding.
+        top_p: Nucleus sampling.
+        top_k: Top-k sampling.
+        stop: Stop strings.
+        grammar: A GBNF grammar.
+        eos_token_id: Token(s) that end generation (default: the model's).
+        **kwargs: More arguments for ``generate`` (``output_logits``, ``return_dict_in_generate``).
+
+    Returns:
+        What ``generate`` returns: the prompt and new tokens, or a ``GenerateOutput`` when asked.
+
+    Example:
+        >>> ids = tokenizer("Hello", return_tensors="pt")["input_ids"]                      # doctest: +SKIP
+        >>> hf_generate(lm, tokenizer, ids, max_tokens=8, grammar='root ::= "yes" | "no"')  # doctest: +SKIP
+    """
+    import torch
+
+    processors = None
+    if grammar is not None:
+        from transformers import LogitsProcessorList
+
+        from s3_agents.llm.constrained import GrammarLogitsProcessor
+
+        processors = LogitsProcessorList([GrammarLogitsProcessor(tokenizer, grammar)])
+    sampling = ({"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": top_k} if temperature > 0
+                else {"do_sample": False, "temperature": None, "top_p": None, "top_k": None})
+    if eos_token_id is not None:
+        kwargs["eos_token_id"] = eos_token_id
+    first_eos = eos_token_id[0] if isinstance(eos_token_id, list) else eos_token_id
+    pad = first_eos if first_eos is not None else (tokenizer.pad_token_id or tokenizer.eos_token_id)
+    with torch.no_grad():
+        return lm.generate(input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_tokens,
+                           pad_token_id=pad, stop_strings=list(stop) if stop else None,
+                           tokenizer=tokenizer if stop else None, logits_processor=processors, **sampling, **kwargs)
 
 
 def _merge_adapter(model: Any, adapter: Path) -> Any:
