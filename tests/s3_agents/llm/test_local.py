@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -33,11 +36,36 @@ def test_llama_cpp_chat_completion_and_stop(llama) -> None:
     assert "," not in cut.text
 
 
-def test_llama_cpp_async_calls_are_serialised(llama) -> None:
-    async def run():
-        return await asyncio.gather(*(llama.achat([{"role": "user", "content": f"Say {i}"}], max_tokens=4)
-                                      for i in range(3)))
-    assert len(asyncio.run(run())) == 3
+def test_llama_cpp_calls_from_loops_and_threads_are_serialised(llama, monkeypatch) -> None:
+    prompts = [[{"role": "user", "content": f"Say {word}"}] for word in ("one", "two", "three")]
+    alone = [llama.chat(m, max_tokens=6).text for m in prompts]
+    inside, overlaps, count = 0, 0, threading.Lock()
+    generate = llama._llm.create_chat_completion
+
+    def spy(**kwargs):                      # counts calls that find another one inside llama.cpp
+        nonlocal inside, overlaps
+        with count:
+            inside += 1
+            overlaps += inside > 1
+        try:
+            time.sleep(0.05)                # room for a second thread to enter, were there no lock
+            if inside > 1:                  # two at once would corrupt (or hang) the shared context
+                raise RuntimeError("two calls inside one llama.cpp context")
+            return generate(**kwargs)
+        finally:
+            with count:
+                inside -= 1
+
+    monkeypatch.setattr(llama._llm, "create_chat_completion", spy)
+
+    async def run(batch):
+        return [reply.text for reply in await asyncio.gather(*(llama.achat(m, max_tokens=6) for m in batch))]
+
+    # Two event loops in two threads, two coroutines each: one loop's lock cannot order the other's calls.
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda batch: asyncio.run(run(batch)), [prompts[:2], prompts[1:]])
+    assert overlaps == 0                    # one context, one call at a time
+    assert first + second == alone[:2] + alone[1:]      # each reply is its own prompt's, as when run alone
 
 
 def test_a_prompt_over_the_window_is_a_context_window_error(llama) -> None:
