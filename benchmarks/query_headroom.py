@@ -1,0 +1,159 @@
+"""How much the searcher's query can add on real questions, and whether choosing it among read spans helps.
+
+On the real split (``runs/realqa`` from ``s3 data``), dense retrieval, a 3-document budget:
+
+* offline, no LLM: answer-in-context of naive top-3, and of the initial top-2 plus the first new document that one
+  query brings, for the oracle chain's last query (the bridge entity), the best, first and a random candidate
+  span (capitalised runs of words in the initial documents' text that the question does not contain and that
+  are not a shown title; the random one is its expectation), and two
+  similarity picks (the span closest to the question; the span whose new document is closest to it);
+* ``--adapter A``: the searcher ``A`` (llama.cpp, constrained, 5-3-3, budget filled) with its query restricted by
+  the grammar to those spans of what it has read, evaluated like ``train_real.py --stage dev`` (rows in
+  ``docs/train-real/rows/eval-<split>-spans-<name>.jsonl``, method ``--name``).
+
+Run: ``python benchmarks/query_headroom.py [--adapter s3_agents/data/searchers/real --name ws-spans]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from train_local import BUDGET, SEARCH, TURN_TOKENS
+from train_real import KEPT, keep_rows
+
+REPO = Path(__file__).resolve().parent.parent
+SPAN = re.compile(r"\b[A-Z0-9][\w'&.-]*(?:\s+(?:of|the|de|and|in|for|von|van|la|le|da|del|di)?\s*[A-Z0-9][\w'&.-]*)*")
+DOC = re.compile(r'^Doc \d+ \(Title: "(.*?)"\) (.*)$', re.M)
+QUESTION = re.compile(r"<question>\n(.*)\n</question>")
+
+
+def candidate_spans(question: str, docs: Sequence[tuple[str, str]]) -> list[str]:
+    """Capitalised runs of words in the documents' text, minus those inside the question or equal to a shown
+    title, at most 200, in reading order (no characters the query grammar refuses)."""
+    lowered, titles, out = question.lower(), {t.lower() for t, _ in docs}, []
+    for _, text in docs:
+        for span in SPAN.findall(text):
+            span = span.strip(" .,'")
+            if (len(span) >= 3 and span.lower() not in lowered and span.lower() not in titles and span not in out
+                    and not re.search(r'["\\<>{}]', span)):
+                out.append(span)
+    return out[:200]
+
+
+def span_grammar(spans: Sequence[str], n_docs: int, max_select: int) -> str:
+    """The action grammar (:func:`s3_agents.grammar.action_grammar`) with the query one of ``spans``."""
+    ids = " | ".join(f'"{i}"' for i in range(1, n_docs + 1))
+    lines = ["root ::= select? (done | more)" if spans else "root ::= select? done",
+             f'select ::= "<important_info>[" (id (", " id){{0,{max_select - 1}}})? "]</important_info>\\n"',
+             f"id ::= {ids}", 'done ::= "<search_complete>True</search_complete>"']
+    if spans:
+        lines += ['more ::= "<search_complete>False</search_complete>\\n<query>{\\"query\\": \\"" span "\\"}</query>"',
+                  "span ::= " + " | ".join(json.dumps(s, ensure_ascii=False) for s in spans)]
+    return "\n".join(lines) + "\n"
+
+
+class SpanQueries:
+    """A policy whose every turn is under :func:`span_grammar` over what its messages have shown."""
+
+    def __init__(self, client: Any, n_docs: int, max_select: int) -> None:
+        self.client, self.model, self.n_docs, self.max_select = client, client.model, n_docs, max_select
+
+    def _grammar(self, messages: Sequence[dict[str, str]]) -> str:
+        found = QUESTION.search(messages[0]["content"])
+        shown = DOC.findall("\n".join(m["content"] for m in messages if m["role"] == "user"))
+        return span_grammar(candidate_spans(found.group(1) if found else "", shown), self.n_docs, self.max_select)
+
+    def chat(self, messages: Sequence[dict[str, str]], **kwargs: Any) -> Any:
+        return self.client.chat(messages, **{**kwargs, "grammar": self._grammar(messages)})
+
+    async def achat(self, messages: Sequence[dict[str, str]], **kwargs: Any) -> Any:
+        return await self.client.achat(messages, **{**kwargs, "grammar": self._grammar(messages)})
+
+
+def headroom(questions: list[dict[str, Any]], dense: Any) -> dict[str, float]:
+    """Answer-in-context (%) of naive top-3 and of top-2 plus one query's first new document, per query choice."""
+    from s3_agents.metrics import answer_in_context
+
+    hits: dict[str, float] = dict.fromkeys(("naive top-3", "oracle bridge", "best span", "first span",
+                                            "random span", "span closest to the question",
+                                            "span whose new document is closest"), 0.0)
+    embed = dense.embedder
+    for q in questions:
+        first = dense.search([q["question"]], 3)[0]
+        seen = {p.id for p in first}
+
+        def found(results: list[Any], q: dict[str, Any] = q, first: list[Any] = first, seen: set = seen) -> bool:
+            new = next((p for p in results if p.id not in seen), None)
+            return answer_in_context(first[:2] + ([new] if new else []), q["answers"]) > 0
+
+        hits["naive top-3"] += answer_in_context(first, q["answers"]) > 0
+        hits["oracle bridge"] += found(dense.search([q["chain"][-1]["query"]], 3)[0])
+        spans = candidate_spans(q["question"], [(p.title or "", p.text) for p in first])
+        if not spans:
+            continue
+        results = dense.search(spans, 3)
+        each = [found(r) for r in results]
+        hits["best span"] += any(each)
+        hits["first span"] += each[0]
+        hits["random span"] += sum(each) / len(each)           # its expectation
+        question = embed.embed_queries([q["question"]])[0]
+        hits["span closest to the question"] += each[int(np.argmax(embed.embed_passages(spans) @ question))]
+        news = [next((p for p in r if p.id not in seen), None) for r in results]
+        texts = [f"{p.title} {p.text}" if p else "" for p in news]
+        hits["span whose new document is closest"] += each[int(np.argmax(embed.embed_passages(texts) @ question))]
+    return {name: round(100 * n / len(questions), 1) for name, n in hits.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=REPO / "runs" / "realqa")
+    parser.add_argument("--split", default="dev")
+    parser.add_argument("--limit", type=int, default=120)
+    parser.add_argument("--adapter", type=Path, help="also evaluate this searcher with span-constrained queries")
+    parser.add_argument("--name", default="ws-spans", help="the searcher's method name in the rows")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "train-real")
+    args = parser.parse_args()
+
+    from s3_agents.retrievers import load_retriever
+    from s3_agents.world import load_world
+
+    world, dense = load_world(args.data), load_retriever(args.data / "index-dense")
+    questions = world.sample(args.split, args.limit)
+    print(f"| {args.split}, {len(questions)} questions | answer in context |\n|---|---:|")
+    for name, value in headroom(questions, dense).items():
+        print(f"| {name} | {value} |")
+    if args.adapter is None:
+        return
+    from s3_agents.config import SearchConfig
+    from s3_agents.evaluation import S3Method, evaluate
+    from s3_agents.generator import Generator
+    from s3_agents.llm import LlamaCppClient, LocalLlamaServer, OpenAICompatClient, smollm2_gguf_path
+    from s3_agents.qa import QAExample
+
+    config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, constrained=True, max_context_docs=BUDGET,
+                                    fill_context=True)
+    policy = SpanQueries(LlamaCppClient(smollm2_gguf_path(), adapter=args.adapter, n_ctx=8192),
+                         max(config.search_k, config.initial_k), config.max_select)
+    examples = [QAExample(q["question"], tuple(q["answers"]), q["id"], metadata={"supporting_ids": q["supporting_ids"]})
+                for q in questions]
+    results = args.out / f"eval-{args.split}-spans" / args.name / "results.jsonl"
+    results.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with LocalLlamaServer(n_ctx=8192) as server:
+            generator = Generator(OpenAICompatClient(server.url, "smollm2"))
+            asyncio.run(evaluate([S3Method(policy, dense, generator, config, name=args.name)],
+                                 {f"real-{args.split}": examples}, results, judge=None, concurrency=1))
+    finally:
+        policy.client.close()
+        keep_rows(results, KEPT / f"eval-{args.split}-spans-{args.name}.jsonl")
+
+
+if __name__ == "__main__":
+    main()
