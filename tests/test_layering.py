@@ -3,6 +3,7 @@ light to import."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -15,17 +16,36 @@ BLOCKED = ["verl", "vllm", "ray", "s3_agents.training", "llama_index", "langchai
 
 
 def run_blocked(blocked: set[str] | list[str], body: str) -> subprocess.CompletedProcess[str]:
-    """Run ``body`` in a fresh interpreter where importing any of the ``blocked`` packages (or their modules) fails."""
+    """Run ``body`` in a fresh interpreter where importing any of the ``blocked`` packages (or their modules) fails.
+
+    The interpreter's last line of stdout lists the blocked imports that were attempted (:func:`attempted`): an
+    import inside ``try: ... except ImportError`` fails quietly, so an exit code of 0 alone would miss it.
+    """
     guard = textwrap.dedent(f"""
-        import sys
+        import atexit, json, sys
+        attempted = []
         class Block:
             def find_spec(self, name, path=None, target=None):
                 if any(name == b or name.startswith(b + ".") for b in {sorted(blocked)!r}):
+                    attempted.append(name)
                     raise ImportError("blocked: " + name)
         sys.meta_path.insert(0, Block())
+        atexit.register(lambda: print("blocked imports attempted: " + json.dumps(sorted(set(attempted)))))
     """)
     return subprocess.run([sys.executable, "-c", guard + textwrap.dedent(body)], capture_output=True, text=True,
                           cwd=REPO)
+
+
+def attempted(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The blocked modules that :func:`run_blocked`'s interpreter tried to import."""
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("blocked imports attempted: "), result.stdout + result.stderr
+    return json.loads(last.split(": ", 1)[1])
+
+
+def printed(result: subprocess.CompletedProcess[str]) -> str:
+    """What the body printed (the guard's last line left out)."""
+    return "\n".join(result.stdout.strip().splitlines()[:-1])
 
 
 def test_core_imports_with_heavy_and_upper_layers_blocked() -> None:
@@ -36,9 +56,11 @@ def test_core_imports_with_heavy_and_upper_layers_blocked() -> None:
                  if m in sys.modules]
         print(",".join(heavy))
     """)
-    assert result.returncode == 0, result.stderr
+    # The one blocked import tried is the CLI's plugin loader asking for the `train` entry point (which becomes a
+    # command saying what to install): nothing of the core reaches for verl, vllm, ray or the integrations.
+    assert result.returncode == 0 and attempted(result) == ["s3_agents.training"], result.stderr
     # Backends load lazily: importing the package pulls in no model or index library.
-    assert result.stdout.strip() == ""
+    assert printed(result) == ""
 
 
 def test_public_api_is_explicit() -> None:
@@ -50,8 +72,10 @@ def test_public_api_is_explicit() -> None:
 def test_integrations_import_without_verl() -> None:
     result = run_blocked({"verl", "vllm", "ray", "s3_agents.training"}, """
         import llama_index.retrievers.s3, langchain_s3, s3_agents.rag_graph
+        print(all(m in sys.modules for m in ("llama_index.retrievers.s3", "langchain_s3", "s3_agents.rag_graph")))
     """)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0 and attempted(result) == [], result.stderr
+    assert printed(result) == "True"
 
 
 def test_training_depends_on_the_core_only() -> None:
@@ -59,7 +83,7 @@ def test_training_depends_on_the_core_only() -> None:
         import s3_agents.training.agent_loop, training.policy, training.reward, training.data, training.ppo
         import s3_agents.training.launch, training.export, training.cli, training.local_server
     """)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0 and attempted(result) == [], result.stderr
 
 
 def test_s3_train_without_the_training_package_says_what_to_install() -> None:
@@ -67,7 +91,7 @@ def test_s3_train_without_the_training_package_says_what_to_install() -> None:
         from s3_agents.cli import main
         main(["train", "run", "--model", "x"])
     """)
-    assert result.returncode == 1
+    assert result.returncode == 1 and attempted(result) == ["s3_agents.training"]
     assert "`s3 train` is unavailable" in result.stderr and "s3-agents[train]" in result.stderr
 
 
