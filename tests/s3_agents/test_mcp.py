@@ -18,7 +18,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from s3_agents import FaissRetriever, S3Searcher, load_demo_corpus
+from s3_agents import FaissRetriever, OpenAICompatClient, S3Searcher, SearchConfig, load_demo_corpus
 from s3_agents.server.mcp_server import create_mcp_server
 from s3_agents.testing import ScriptedClient
 from tests.conftest import BackgroundServer, cli_env, free_port, s3_command
@@ -99,15 +99,24 @@ def check_search(result, demo_ids: dict[str, str]) -> None:
 
 
 @pytest.mark.slow
-def test_stdio_transport_with_a_llama_cpp_policy(llama_server, demo_ids) -> None:
+def test_stdio_transport_with_a_llama_cpp_policy(llama_server, demo_ids, demo_corpus, minilm) -> None:
     params = StdioServerParameters(command=sys.executable, args=s3_command("mcp", *policy_args(llama_server))[1:],
                                    env=cli_env())
+    # What the library gives for the same question, policy (greedy) and index (the demo corpus, MiniLM).
+    retriever = FaissRetriever.from_passages(demo_corpus.passages, minilm)
+    policy = OpenAICompatClient(llama_server.url, llama_server.model)
+    expected = S3Searcher(policy, retriever, SearchConfig.from_name("8-3-1", constrained=True)).search(QUESTION)
+    river = "Which river flows through Gritia?"
 
     async def main() -> None:
         async with Client(params, read_timeout_seconds=300) as client:
-            check_search(await client.call_tool("search", {"question": QUESTION}), demo_ids)
-            top = await client.call_tool("retrieve", {"query": "Which river flows through Gritia?", "k": 2})
-            assert len(top.structured_content["passages"]) == 2
+            found = await client.call_tool("search", {"question": QUESTION})
+            check_search(found, demo_ids)
+            assert found.structured_content["queries"] == expected["queries"]
+            assert [p["id"] for p in found.structured_content["passages"]] == [p.id for p in expected["context"]]
+            top = await client.call_tool("retrieve", {"query": river, "k": 2})
+            assert [p["id"] for p in top.structured_content["passages"]] == \
+                [p.id for p in retriever.search([river], 2)[0]]
 
     asyncio.run(main())
 
