@@ -176,8 +176,10 @@ def test_invalid_json_and_form_encoding(server) -> None:
 
 
 def test_server_survives_bad_requests(server) -> None:
-    for _ in range(3):
-        post(server, {"queries": "broken"})
+    for body, field in (({"queries": "broken"}, "queries"), ({"queries": [None]}, "queries.0"),
+                        ({"queries": ["q"], "topk": -1}, "topk")):
+        bad = post(server, body)
+        assert bad.status_code == 422 and field in bad.json()["detail"], bad.text
     assert post(server, {"queries": ["Gritia"], "topk": 1}).status_code == 200
 
 
