@@ -1,4 +1,4 @@
-"""The writer thread that overlaps index writes with embedding (``feeding``)."""
+"""The writer thread that overlaps index writes with embedding (``feeding``), and resumable embedding's chunks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from s3_agents.retrievers._store import feeding
+from s3_agents.retrievers._store import IndexStore, feeding
 
 
 def test_blocks_reach_the_consumer_in_order_in_another_thread() -> None:
@@ -51,3 +51,32 @@ def test_a_failing_producer_stops_the_consumer() -> None:
         feed(np.zeros((1, 1)))
         raise KeyboardInterrupt
     assert finished == []
+
+
+def test_distributed_chunks_must_come_back_in_order_and_whole(tmp_path, hashing) -> None:
+    """``embed_chunks`` (a Ray cluster's embedding) yields (number, vectors); a chunk out of turn or short is refused
+    before it is saved, and the chunks saved before it are reused by the next run."""
+    texts = [f"passage number {i}" for i in range(10)]
+
+    def cluster(swap: bool = False, short: bool = False):
+        def embed_chunks(missing):
+            out = [(i, hashing.embed_passages(chunk)) for i, chunk in missing]
+            if swap:
+                out[1], out[2] = out[2], out[1]
+            if short:                       # the first chunk not saved yet
+                out[0] = (out[0][0], out[0][1][:-1])
+            yield from out
+        return embed_chunks
+
+    store = IndexStore(tmp_path / "idx")
+    with pytest.raises(RuntimeError, match="returned chunk 2 where chunk 1 was due"):
+        store.embed_resumable(texts, hashing.embed_passages, fingerprint="fp", chunk_size=3, show_progress=False,
+                              embed_chunks=cluster(swap=True))
+    assert sorted(p.name for p in (tmp_path / "idx" / ".partial").glob("chunk-*")) == ["chunk-000000.npy"]
+    with pytest.raises(RuntimeError, match="returned 2 vectors for chunk 1 of 3 texts"):
+        store.embed_resumable(texts, hashing.embed_passages, fingerprint="fp", chunk_size=3, show_progress=False,
+                              embed_chunks=cluster(short=True))
+    vectors, reused = store.embed_resumable(texts, hashing.embed_passages, fingerprint="fp", chunk_size=3,
+                                            show_progress=False, embed_chunks=cluster())
+    assert reused == 1
+    np.testing.assert_array_equal(vectors.to_array(), hashing.embed_passages(texts))
