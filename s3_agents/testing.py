@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 
 from s3_agents.llm.base import Completion, Message, truncate_at_stop
 
 __all__ = ["ScriptedClient"]
+
+_QUESTION = re.compile(r"<question>\n(.*?)\n</question>", re.S)
 
 
 class ScriptedClient:
@@ -34,18 +37,29 @@ class ScriptedClient:
         """The prompt of each completion call (text, or token ids)."""
 
     @classmethod
-    def one_search(cls, query: str, keep: Sequence[int] = (1,)) -> ScriptedClient:
+    def one_search(cls, query: str | Callable[[str], str], keep: Sequence[int] = (1,)) -> ScriptedClient:
         """A searcher policy that issues ``query`` once, keeps documents ``keep`` (numbered from 1) and stops.
+
+        ``query`` may be a function of the episode's question (read from the prompt's ``<question>`` block), so
+        that concurrent episodes each search for their own question.
 
         Example:
             >>> policy = ScriptedClient.one_search("Ketroul currency")
             >>> policy.chat([{"role": "user", "content": "question"}]).text
             '<query>{"query": "Ketroul currency"}</query>'
+            >>> policy = ScriptedClient.one_search(lambda question: question.split()[-1].rstrip("?"))
+            >>> policy.chat([{"role": "user", "content": "<question>\\nWhere is Gritia?\\n</question>"}]).text
+            '<query>{"query": "Gritia"}</query>'
         """
-        query_turn = "<query>" + json.dumps({"query": query}) + "</query>"
+        def query_turn(messages: Sequence[Message]) -> str:
+            if callable(query):
+                found = _QUESTION.search(messages[0]["content"])
+                return "<query>" + json.dumps({"query": query(found.group(1) if found else "")}) + "</query>"
+            return "<query>" + json.dumps({"query": query}) + "</query>"
+
         select_turn = (f"<important_info>{list(keep)}</important_info>"
                        "<search_complete>True</search_complete>")
-        return cls(lambda messages: query_turn if len(messages) == 1 else select_turn)
+        return cls(lambda messages: query_turn(messages) if len(messages) == 1 else select_turn)
 
     def _reply(self, messages: Sequence[Message], stop: Sequence[str] | None) -> Completion:
         self.calls.append(list(messages))

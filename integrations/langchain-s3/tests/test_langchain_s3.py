@@ -50,3 +50,22 @@ def test_tool_call_returns_text_and_documents(searcher) -> None:
 def test_chat_model_points_at_the_endpoint() -> None:
     llm = openai_compatible_chat_model("http://127.0.0.1:9/v1", "smollm2", max_tokens=8)
     assert llm.openai_api_base == "http://127.0.0.1:9/v1" and llm.model_name == "smollm2" and llm.temperature == 0
+
+
+def test_concurrent_async_use_keeps_each_question_apart(faiss) -> None:
+    """One retriever and one tool shared by concurrent async calls: each gets what its question gets alone."""
+    titles = [p.title for p in load_demo_corpus().passages[:8]]
+    questions = [f"What do we know about {title}?" for title in titles]
+    searcher = S3Searcher(ScriptedClient.one_search(lambda q: q.split(" about ")[-1][:-1]), faiss)
+    retriever, tool = S3Retriever(searcher=searcher), s3_search_tool(searcher)
+    alone = [[(d.id, d.metadata["queries"]) for d in retriever.invoke(q)] for q in questions]
+
+    async def together():
+        docs = retriever.abatch(questions)
+        texts = asyncio.gather(*(tool.ainvoke({"question": q}) for q in questions))
+        return await asyncio.gather(docs, texts)
+
+    docs, texts = asyncio.run(together())
+    assert [[(d.id, d.metadata["queries"]) for d in episode] for episode in docs] == alone
+    assert [episode[0][1] for episode in alone] == [[title] for title in titles]
+    assert texts == [tool.invoke({"question": q}) for q in questions]

@@ -67,3 +67,17 @@ def test_backend_never_changes_the_users_retriever(vector_index) -> None:
 
     assert [len(hits[0]) for hits in asyncio.run(main())] == [1, 5, 3, 4]
     assert users.similarity_top_k == 2 and len(users.retrieve("Gritia river")) == 2
+
+
+def test_concurrent_async_retrievals_each_get_their_own_episode(faiss) -> None:
+    """One S3Retriever shared by concurrent aretrieve calls: each gets what its question gets alone."""
+    titles = [p.title for p in load_demo_corpus().passages[:8]]
+    questions = [f"What do we know about {title}?" for title in titles]
+    retriever = S3Retriever(S3Searcher(ScriptedClient.one_search(lambda q: q.split(" about ")[-1][:-1]), faiss))
+    alone = [[(n.node.node_id, n.node.metadata["queries"]) for n in retriever.retrieve(q)] for q in questions]
+
+    async def together():
+        return await asyncio.gather(*(retriever.aretrieve(q) for q in questions))
+
+    assert [[(n.node.node_id, n.node.metadata["queries"]) for n in nodes] for nodes in asyncio.run(together())] == alone
+    assert [episode[0][1] for episode in alone] == [[title] for title in titles]
