@@ -15,12 +15,14 @@ from s3_agents.cli.options import (
     check_server_options,
     info,
     open_retriever,
-    usage,
 )
+from s3_agents.cli.settings import settings_options
+from s3_agents.config import ServerLimits
 
 __all__ = ["serve", "retrieve"]
 
 
+@settings_options(ServerLimits, "limits", hint="the server's limits")
 def serve(
     index: Annotated[str | None, typer.Option(
         "--index", "-i", help="Index directory; default: the demo corpus.")] = None,
@@ -30,39 +32,20 @@ def serve(
     embedder: EmbedderOpt = "minilm",
     nprobe: NprobeOpt = None,
     ef_search: EfSearchOpt = None,
-    max_queries: Annotated[int, typer.Option(min=1, help="Queries per request.")] = 512,
-    max_topk: Annotated[int, typer.Option(min=1, help="Largest topk.")] = 100,
-    default_topk: Annotated[int, typer.Option(min=1, help="topk when a request sends none.")] = 3,
-    max_body_bytes: Annotated[int, typer.Option(min=1, help="Largest request body.")] = 1_000_000,
-    max_query_chars: Annotated[int, typer.Option(min=1, help="Longest query.")] = 4_000,
-    max_request_chars: Annotated[int, typer.Option(min=1, help="Query characters per request.")] = 100_000,
-    max_batch: Annotated[int, typer.Option(min=1, help="Queries per batched index call.")] = 256,
-    max_batch_chars: Annotated[int, typer.Option(
-        min=1, help="Query characters per index call: the slice of a large request run before others' turn.")] = 2_000,
-    body_timeout: Annotated[float, typer.Option(min=0.1, help="Seconds to send a request body (then 408).")] = 30.0,
-    request_timeout: Annotated[float, typer.Option(
-        min=0.1, help="Seconds to serve a request once its body is in (then 503 or 504).")] = 60.0,
     allowed_host: Annotated[list[str] | None, typer.Option(
         help="Host name to answer besides the loopback names (repeatable; '*' for any). Bound elsewhere than "
              "loopback, the default is any.")] = None,
     docs: Annotated[bool, typer.Option(help="Serve /docs, /redoc and /openapi.json (off by default).")] = False,
     log_level: Annotated[str, typer.Option(help="debug, info (one line per request), warning or error.")] = "info",
+    *,
+    limits: ServerLimits,
 ) -> None:
     """Serve POST /retrieve (s3 / Search-R1 compatible) and GET /health."""
     from s3_agents.retrievers.remote import public_url
-    from s3_agents.server import ServerLimits
     from s3_agents.server import serve as run_server
 
-    if default_topk > max_topk:
-        raise typer.BadParameter("--default-topk must not exceed --max-topk")
     check_server_options(host, api_key, log_level, "the index")
     retriever = open_retriever(index, None, embedder=embedder, nprobe=nprobe, ef_search=ef_search)
-    with usage("the server's limits"):
-        limits = ServerLimits(max_queries=max_queries, max_topk=max_topk, default_topk=default_topk,
-                              max_body_bytes=max_body_bytes, max_query_chars=max_query_chars,
-                              max_request_chars=max_request_chars, max_batch=max_batch,
-                              max_batch_chars=max_batch_chars, body_timeout=body_timeout,
-                              request_timeout=request_timeout)
     # /health is open and logs travel: a directory's name, not its path; an upstream's scheme, host and port,
     # never its credentials or query string.
     if not index:

@@ -5,7 +5,8 @@
 - :mod:`~s3_agents.server.guards`: body size and read deadline, ``Host`` allow-list.
 """
 
-from s3_agents.server.app import RetrieveRequest, ServerLimits, check_api_key, create_app, serve
+from s3_agents.config import ServerLimits
+from s3_agents.server.app import RetrieveRequest, check_api_key, create_app, serve
 from s3_agents.server.guards import LOOPBACK_HOSTS
 
 __all__ = ["LOOPBACK_HOSTS", "ServerLimits", "RetrieveRequest", "create_app", "serve", "check_api_key"]

@@ -17,63 +17,25 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, StrictBool, StrictInt, StrictStr, ValidationError
 
+from s3_agents.config import ServerLimits
 from s3_agents.errors import RetrieverRefusedError, RetrieverUnavailableError
 from s3_agents.retrievers.base import Retriever
 from s3_agents.server.guards import LOOPBACK_HOSTS, BodyGuard, HostGuard, KeyGuard, served_hosts
 from s3_agents.server.scheduler import Scheduler
 from s3_agents.types import Passage
 
-__all__ = ["ServerLimits", "RetrieveRequest", "create_app", "serve", "check_api_key"]
+__all__ = ["RetrieveRequest", "create_app", "serve", "check_api_key"]
 
 _OPEN_PATHS = ("/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 """What a server with an API key answers without it (the docs pages only where ``docs=True`` serves them)."""
 
 logger = logging.getLogger("s3_agents.server")
-
-
-@dataclass(frozen=True)
-class ServerLimits:
-    """What one request may ask for, and how the server shares its index between requests.
-
-    Attributes:
-        max_queries: Queries per request.
-        max_topk: Largest ``topk``.
-        max_body_bytes: Largest request body.
-        max_query_chars: Longest single query.
-        max_request_chars: Query characters per request, all queries together.
-        default_topk: ``topk`` used when the request sends null or omits it.
-        max_batch: Queries per index call (across concurrent requests).
-        max_batch_chars: Query characters per index call: the slice of a large request that runs
-            before smaller requests get their turn.
-        body_timeout: Seconds a client has to send its whole body (then 408).
-        request_timeout: Seconds a request may take to be served once its body is in (then 503
-            if none of its queries got a turn, 504 if it was too large to finish).
-    """
-
-    max_queries: int = 512
-    max_topk: int = 100
-    max_body_bytes: int = 1_000_000
-    max_query_chars: int = 4_000
-    max_request_chars: int = 100_000
-    default_topk: int = 3
-    max_batch: int = 256
-    max_batch_chars: int = 2_000
-    body_timeout: float = 30.0
-    request_timeout: float = 60.0
-
-    def __post_init__(self) -> None:
-        for limit in fields(self):  # every limit is a positive number
-            if getattr(self, limit.name) <= 0:
-                raise ValueError(f"{limit.name} must be positive, got {getattr(self, limit.name)}")
-        if self.default_topk > self.max_topk:
-            raise ValueError("default_topk must not exceed max_topk")
 
 
 class RetrieveRequest(BaseModel):
