@@ -23,17 +23,16 @@ from s3_agents.training.trajectories import Trajectory
 __all__ = ["LoraSettings", "WarmstartSettings", "lora_model", "sft_features", "masked_loss", "warmstart",
            "bf16_available", "drop_autocast_wrapper"]
 
-_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-
 @dataclass(frozen=True)
 class LoraSettings:
-    """The LoRA adapter: rank, scale, dropout, and which projections get one."""
+    """The LoRA adapter: rank, scale, dropout, and which layers get one (peft's ``target_modules``: module names,
+    or ``"all-linear"``: every linear layer but the output head, which for SmolLM2 and other Llama-style models
+    is the attention and MLP projections)."""
 
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
-    target_modules: tuple[str, ...] = tuple(_LORA_TARGETS)
+    target_modules: str | tuple[str, ...] = "all-linear"
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,8 @@ def lora_model(model: Any, settings: LoraSettings | None = None) -> Any:
     if isinstance(model, PeftModel):
         return model
     s = settings or LoraSettings()
-    config = LoraConfig(r=s.r, lora_alpha=s.alpha, lora_dropout=s.dropout, target_modules=list(s.target_modules),
+    targets = s.target_modules if isinstance(s.target_modules, str) else list(s.target_modules)
+    config = LoraConfig(r=s.r, lora_alpha=s.alpha, lora_dropout=s.dropout, target_modules=targets,
                         task_type="CAUSAL_LM")
     return get_peft_model(model, config)
 

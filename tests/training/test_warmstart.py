@@ -92,6 +92,9 @@ def test_one_epoch_lowers_the_masked_loss_of_real_smollm2(trajectories, smollm2_
 
     base_model, tokenizer = load_policy_model(smollm2_hf)
     model = lora_model(base_model)
+    # peft's "all-linear": every attention and MLP projection, not the output head.
+    assert sorted(model.peft_config["default"].target_modules) == sorted(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
     summary = warmstart(model, tokenizer, trajectories[:2], tmp_path, settings=WarmstartSettings(
         epochs=1, grad_accum=1, learning_rate=1e-3, max_length=1200, bf16=bf16))
     # The model handed back computes in fp32: no autocast wrapper left on its forward.
