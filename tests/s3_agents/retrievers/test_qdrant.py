@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,6 +12,7 @@ import pytest
 
 from s3_agents.retrievers import FaissRetriever, QdrantRetriever, load_retriever
 from s3_agents.retrievers.qdrant import build_qdrant_collection, make_qdrant_client
+from tests.s3_agents.retrievers.test_qdrant_edge import Recorder
 
 QUESTIONS = ["Which river flows through Gritia?", "currency of Ketroul", "Who founded Seloun Guild?"]
 
@@ -109,21 +110,14 @@ def test_server_mode_client_is_built_from_url(monkeypatch) -> None:
         make_qdrant_client(url="http://127.0.0.1:6333", path="/tmp/x")
 
 
-class QdrantRecorder(BaseHTTPRequestHandler):
+class QdrantRecorder(Recorder):
     """Just enough of Qdrant's REST API for a build and a search, over real HTTP, recording every request: what
-    qdrant-client sends in server mode is checked without a Qdrant server (none runs here) or a patched client."""
+    qdrant-client sends in server mode is checked without a Qdrant server (none runs here) or a patched client.
+    Replies as the snapshot-push test's :class:`Recorder`; keeps collections and aliases."""
 
     requests: list[dict[str, Any]] = []
     collections: dict[str, list[tuple[int, list[float], dict[str, Any]]]] = {}
     aliases: dict[str, str] = {}
-
-    def _reply(self, result: Any) -> None:
-        body = json.dumps({"result": result, "status": "ok", "time": 0.0}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def _record(self) -> tuple[str, Any]:
         parts = urlsplit(self.path)
@@ -182,10 +176,6 @@ class QdrantRecorder(BaseHTTPRequestHandler):
         path, _ = self._record()
         self.collections.pop(path.split("/")[2], None)
         self._reply(True)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
 def test_server_mode_build_and_search_over_http(demo_corpus, hashing) -> None:
