@@ -7,9 +7,12 @@ core never imports this package.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from s3_agents.cli.settings import settings_options
+from s3_agents.training.settings import LocalSettings
 
 __all__ = ["app"]
 
@@ -89,20 +92,17 @@ def _check_choices(*, preset: str | None = None, search: str | None = None, vari
         search_config(search, hint="--search")
 
 
-def _job(model: str, train: list[Path], val: list[Path] | None, retriever: str, generator_url: str,
-         generator_model: str, rag_cache: Path, preset: str, search: str, variant: str, output_dir: Path,
-         n_gpus: int | None, steps: int | None, overrides: list[str] | None, lora_rank: int | None = None,
-         init_adapter: Path | None = None):
+def _job(*, train: list[Path], val: list[Path] | None = None, rag_cache: Path, output_dir: Path = Path("runs/s3"),
+         init_adapter: Path | None = None, overrides: list[str] | None = None, **fields: Any) -> Any:
+    """The :class:`~s3_agents.training.launch.TrainJob` of ``s3 train run`` / ``check``: the file options as the
+    job's strings, ``fields`` as they are, each choice checked first."""
     from s3_agents.training.launch import TrainJob
 
-    _check_choices(preset=preset, search=search, variant=variant)
-
-    return TrainJob(model=model, train_files=[str(p) for p in train], val_files=[str(p) for p in val or []] or None,
-                    retriever=retriever, generator_url=generator_url, generator_model=generator_model,
-                    rag_cache=str(rag_cache), preset=preset, search=search, variant=variant,  # type: ignore[arg-type]
-                    output_dir=str(output_dir), n_gpus=n_gpus, steps=steps, lora_rank=lora_rank,
-                    init_adapter=str(init_adapter) if init_adapter else None,
-                    extra_overrides=list(overrides or []))
+    _check_choices(preset=fields.get("preset"), search=fields.get("search"), variant=fields.get("variant"))
+    return TrainJob(train_files=[str(p) for p in train], val_files=[str(p) for p in val or []] or None,
+                    rag_cache=str(rag_cache), output_dir=str(output_dir),
+                    init_adapter=str(init_adapter) if init_adapter else None, extra_overrides=list(overrides or []),
+                    **fields)
 
 
 @app.command()
@@ -129,8 +129,10 @@ def run(
     """Launch verl PPO on the searcher, after checking GPU, vLLM, data, retriever and generator."""
     from s3_agents.training.launch import launch
 
-    job = _job(model, train, val, retriever, generator_url, generator_model, rag_cache, preset, search, variant,
-               output_dir, n_gpus, steps, override, lora_rank, init_adapter)
+    job = _job(model=model, train=train, val=val, retriever=retriever, generator_url=generator_url,
+               generator_model=generator_model, rag_cache=rag_cache, preset=preset, search=search, variant=variant,
+               output_dir=output_dir, n_gpus=n_gpus, steps=steps, overrides=override, lora_rank=lora_rank,
+               init_adapter=init_adapter)
     raise typer.Exit(code=launch(job, dry_run=dry_run))
 
 
@@ -148,8 +150,8 @@ def check(
     """Report everything missing for `s3 train run` (exit 1 if anything is)."""
     from s3_agents.training.launch import preflight
 
-    job = _job(model, train, None, retriever, generator_url, generator_model, rag_cache, preset, "8-3-3", "gbr",
-               Path("runs/s3"), n_gpus, None, None)
+    job = _job(model=model, train=train, retriever=retriever, generator_url=generator_url,
+               generator_model=generator_model, rag_cache=rag_cache, preset=preset, n_gpus=n_gpus)
     problems = preflight(job)
     for problem in problems:
         typer.secho(f"- {problem}", fg=typer.colors.RED, err=True)
@@ -274,9 +276,18 @@ def warmstart(
         found = tj.read_trajectories(saved)
         typer.echo(f"reusing {len(found)} trajectories from {saved}")
     else:
-        found = asyncio.run(_collect(source, tokenizer, load_retriever(retriever), retriever, config, world,
-                                     questions, limit, teacher_url, teacher_model, k, generator_url,
-                                     generator_model, rag_cache, base, timeout, observable))
+        index = load_retriever(retriever)
+        if source == "chain":
+            collect = _chain_trajectories(tokenizer, index, config, world=world, limit=limit, observable=observable)
+        elif source == "teacher":
+            collect = _teacher_trajectories(tokenizer, index, config, questions=questions, limit=limit,
+                                            url=teacher_url, model=teacher_model, timeout=timeout)
+        else:
+            reward = {"generator_url": generator_url, "generator_model": generator_model,
+                      "rag_cache": str(rag_cache), "retriever": retriever, "timeout": timeout}
+            collect = _self_trajectories(tokenizer, index, config, base=base, questions=questions, limit=limit, k=k,
+                                         reward=reward)
+        found = asyncio.run(collect)
         tj.write_trajectories(found, saved)
         typer.echo(f"wrote {len(found)} trajectories ({source}) to {saved}")
     summary = run_warmstart(base, tokenizer, found, out, device=device, lora=LoraSettings(r=lora_r, alpha=2 * lora_r),
@@ -286,25 +297,38 @@ def warmstart(
                f"{summary['trajectories']} trajectories, {summary['steps']} steps; adapter: {summary['adapter']}")
 
 
-async def _collect(source, tokenizer, retriever, location, config, world, questions, limit, teacher_url,
-                   teacher_model, k, generator_url, generator_model, rag_cache, base, timeout, observable=False):
-    from s3_agents.qa import load_qa
+async def _chain_trajectories(tokenizer: Any, retriever: Any, config: Any, *, world: Path | None,
+                              limit: int | None, observable: bool) -> list[Any]:
+    """``--source chain``: the world's hop chains, on a seeded sample of its train split."""
     from s3_agents.training import trajectories as tj
     from s3_agents.world import default_world_dir, load_world
 
-    if source == "chain":
-        w = load_world(world or default_world_dir())
-        items = w.sample("train", limit)                  # a seeded sample: the split lists its types in turn
-        return await tj.chain_trajectories(tokenizer, retriever, items, {p.id: p for p in w.passages}, config,
-                                           budget=config.max_context_docs or 3, observable=observable)
-    if source == "teacher":
-        from s3_agents.llm import OpenAICompatClient
+    w = load_world(world or default_world_dir())
+    items = w.sample("train", limit)                  # a seeded sample: the split lists its types in turn
+    return await tj.chain_trajectories(tokenizer, retriever, items, {p.id: p for p in w.passages}, config,
+                                       budget=config.max_context_docs or 3, observable=observable)
 
-        if not teacher_url or not teacher_model:
-            raise typer.BadParameter("--source teacher needs --teacher-url and --teacher-model")
-        items = load_qa(questions or default_world_dir() / "train.jsonl")
-        return await tj.teacher_trajectories(tokenizer, retriever, items[:limit] if limit else items,
-                                             OpenAICompatClient(teacher_url, teacher_model, timeout=timeout), config)
+
+async def _teacher_trajectories(tokenizer: Any, retriever: Any, config: Any, *, questions: Path | None,
+                                limit: int | None, url: str | None, model: str | None, timeout: float) -> list[Any]:
+    """``--source teacher``: episodes of an OpenAI-compatible teacher."""
+    from s3_agents.llm import OpenAICompatClient
+    from s3_agents.qa import load_qa
+    from s3_agents.training import trajectories as tj
+    from s3_agents.world import default_world_dir
+
+    if not url or not model:
+        raise typer.BadParameter("--source teacher needs --teacher-url and --teacher-model")
+    items = load_qa(questions or default_world_dir() / "train.jsonl")
+    return await tj.teacher_trajectories(tokenizer, retriever, items[:limit] if limit else items,
+                                         OpenAICompatClient(url, model, timeout=timeout), config)
+
+
+async def _self_trajectories(tokenizer: Any, retriever: Any, config: Any, *, base: Any, questions: Path | None,
+                             limit: int | None, k: int, reward: dict[str, Any]) -> list[Any]:
+    """``--source self``: the best of ``k`` samples of the model per question, kept by Gain Beyond RAG
+    (``reward``: :func:`~s3_agents.training.reward.compute_score`'s endpoint options)."""
+    from s3_agents.training import trajectories as tj
     from s3_agents.training.agent_loop import S3AgentLoop
     from s3_agents.training.local import read_rows
     from s3_agents.training.local_server import TransformersServer
@@ -317,18 +341,18 @@ async def _collect(source, tokenizer, retriever, location, config, world, questi
                                   search=config.name, max_turn_tokens=config.max_new_tokens,
                                   max_context_docs=config.max_context_docs, constrained=True)
 
-    async def score(row, fields):
+    async def score(row: dict[str, Any], fields: dict[str, Any]) -> float:
         info = {**(row.get("extra_info") or {}), **fields}
         result = await compute_score(row.get("data_source", ""), "", row["reward_model"]["ground_truth"], info,
-                                     generator_url=generator_url, generator_model=generator_model,
-                                     rag_cache=str(rag_cache), retriever=location, judge=False,
-                                     timeout=timeout)
+                                     judge=False, **reward)
         return result["score"]
 
     return await tj.best_of_k_trajectories(loop, rows, score, k=k)
 
 
 @app.command("local")
+@settings_options(LocalSettings, "settings", hint="the run's settings",
+                  flags={"max_turn_tokens": ("--turn-tokens",), "bf16": ("--bf16/--no-bf16",)})
 def local_command(
     train: Annotated[Path, typer.Option("--train", help="Training parquet (s3 train prepare).")],
     retriever: Retriever,
@@ -340,65 +364,20 @@ def local_command(
     model: BaseModel = None,
     init_adapter: Annotated[Path | None, typer.Option(help="LoRA adapter to start from (s3 train warmstart).")
                             ] = None,
-    steps: Annotated[int, typer.Option(min=1, help="PPO steps in all.")] = 50,
-    batch_size: Annotated[int, typer.Option(min=1, help="Episodes per step.")] = 8,
-    save_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 5,
-    search: Search = "5-3-3",
-    turn_tokens: TurnTokens = 100,
-    constrained: Annotated[bool, typer.Option(help="Sample turns under the action grammar.")] = True,
-    temperature: Annotated[float, typer.Option(min=0.01, help="Rollout temperature (s3: 0.6).")] = 0.6,
-    actor_lr: Annotated[float, typer.Option(help="Adapter learning rate.")] = 2e-5,
-    kl_coef: Annotated[float, typer.Option(help="In-reward KL coefficient.")] = 0.001,
-    kl_reference: Annotated[str, typer.Option(
-        help="KL reference with --init-adapter: init (that adapter, frozen: the policy RL starts from) or base (the "
-             "untrained model).")] = "init",
-    variant: Annotated[str, typer.Option(
-        help="gbr (Gain Beyond RAG, the paper's), gbr+acc or acc; or, with no generator call, context (a gold answer "
-             "in the first 3 context documents) or support (their share of the supporting passages).")] = "gbr",
-    judge: Annotated[bool, typer.Option(help="Generator as yes/no judge when span match fails.")] = False,
-    max_context_docs: MaxContext = 3,
-    fill_context: Annotated[bool, typer.Option(
-        help="Fill what the searcher leaves of --max-context-docs with the initial documents, in rank order.")
-    ] = False,
-    initial_k: Annotated[int, typer.Option(
-        min=1, help="Naive-RAG documents in the first prompt (s3: 3); more lets the searcher keep a lower-ranked "
-                    "one within --max-context-docs.")] = 3,
     device: Device = "cpu",
-    seed: Annotated[int, typer.Option(help="Data order and sampling.")] = 0,
-    engine: Annotated[str, typer.Option(
-        help="Rollout engine: llama.cpp (the base GGUF + the live adapter as a GGUF LoRA), transformers (the torch "
-             "model; the path on CUDA) or auto (llama.cpp on a CPU when the base GGUF is known).")] = "auto",
-    contexts: Annotated[int, typer.Option(min=1, help="Episodes in flight at once on llama.cpp.")] = 2,
-    reward_concurrency: Annotated[int, typer.Option(
-        min=1, help="Reward requests in flight at once at --generator-url: its parallel slots (llama.cpp's "
-                    "llama-server --parallel N, vLLM); python -m llama_cpp.server answers one at a time.")] = 4,
     base_gguf: Annotated[Path | None, typer.Option(
         help="The base model's GGUF for llama.cpp rollouts (default: SmolLM2's without --model); the same "
              "weights as --model.")] = None,
-    algorithm: Annotated[str, typer.Option(help="ppo (GAE critic, in-reward KL: the paper's) or grpo.")] = "ppo",
-    group_size: Annotated[int, typer.Option(min=2, help="GRPO: samples per question (divides --batch-size).")] = 4,
-    drop_uniform_groups: Annotated[bool, typer.Option(
-        help="GRPO: leave out of the update every group whose samples all scored the same (advantage 0).")
-    ] = False,
-    bf16: Annotated[bool | None, typer.Option(
-        "--bf16/--no-bf16", help="bfloat16 autocast in the update (default: where the CPU/GPU supports it).")
-    ] = None,
     max_minutes: Annotated[float | None, typer.Option(
         min=0, help="Wall-clock budget: stop (with a checkpoint) after the first step that ends past it; "
                     "run the command again to go on.")] = None,
+    *,
+    settings: LocalSettings,
 ) -> None:
     """PPO in this process (CPU or one GPU) with checkpoints, resume, metrics CSV/TensorBoard and a reward plot."""
     from s3_agents.retrievers import load_retriever
-    from s3_agents.training.local import LocalRun, LocalSettings, read_rows
+    from s3_agents.training.local import LocalRun, read_rows
 
-    _check_choices(search=search, variant=variant)
-    settings = LocalSettings(steps=steps, batch_size=batch_size, save_every=save_every, search=search,
-                             max_turn_tokens=turn_tokens, constrained=constrained, temperature=temperature,
-                             actor_lr=actor_lr, kl_coef=kl_coef, kl_reference=kl_reference, variant=variant,
-                             judge=judge, max_context_docs=max_context_docs, fill_context=fill_context,
-                             initial_k=initial_k, seed=seed, engine=engine, contexts=contexts,
-                             reward_concurrency=reward_concurrency, algorithm=algorithm, group_size=group_size,
-                             drop_uniform_groups=drop_uniform_groups, bf16=bf16)
     reward_kwargs = {"generator_url": generator_url, "generator_model": generator_model,
                      "rag_cache": str(rag_cache), "retriever": retriever, "timeout": timeout}
     from s3_agents.errors import DataError
@@ -410,16 +389,16 @@ def local_command(
         if isinstance(err, DataError):
             raise
         raise typer.BadParameter(str(err)) from err
-    typer.echo(f"rollouts on {run.engine}" + (f" ({contexts} at once)" if run.engine == "llama.cpp" else ""))
+    typer.echo(f"rollouts on {run.engine}" + (f" ({settings.contexts} at once)" if run.engine == "llama.cpp" else ""))
     last = run.train(max_seconds=None if max_minutes is None else 60 * max_minutes)
     if not last:
-        typer.echo(f"{out} already has {steps} steps; raise --steps to train on")
+        typer.echo(f"{out} already has {settings.steps} steps; raise --steps to train on")
         return
     typer.echo(f"step {last['step']}: reward {last['reward']:.3f}, acc {last['acc']:.3f}, acc_rag "
                f"{last['acc_rag']:.3f}, answer in context {last['in_context']:.3f}, valid actions "
                f"{last['valid_action_rate']:.2f}; metrics in "
                f"{out / 'metrics.csv'}, plot {out / 'reward.png'}, adapter {out / 'adapter'}")
-    if last["step"] < steps:
-        short = steps - last["step"]
+    if last["step"] < settings.steps:
+        short = settings.steps - last["step"]
         typer.echo(f"stopped at the {max_minutes:g}-minute budget, {short} step{'s' * (short > 1)} short of --steps "
-                   f"{steps}: run the same command again to go on")
+                   f"{settings.steps}: run the same command again to go on")

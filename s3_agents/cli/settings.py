@@ -11,9 +11,10 @@ import functools
 import inspect
 import re
 import typing
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 
 from s3_agents.cli.options import usage
@@ -60,11 +61,23 @@ def field_help(cls: type) -> dict[str, str]:
 
 
 def _plain(text: str) -> str:
-    """Docstring markup out of a help text: ````topk```` -> ``topk``."""
+    """Docstring markup out of a help text: ````topk```` -> ``topk``, ``:class:`~a.b.Client``` -> ``Client``."""
+    text = re.sub(r":\w+:`~?(?:[\w.]*\.)?(\w+)`", r"\1", text)
     return re.sub(r"``([^`]+)``", r"\1", text)
 
 
-def settings_options(cls: type, param: str, *, exclude: Collection[str] = (),
+def _option(annotation: Any, help_text: str, flags: Sequence[str]) -> Any:
+    """``annotation`` with its ``typer.Option``: a ``Literal`` of strings becomes a choice of them."""
+    bare = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    choices = typing.get_args(bare[0]) if typing.get_origin(bare[0]) is typing.Literal else ()
+    if choices:
+        return Annotated[str | None if len(bare) < len(typing.get_args(annotation)) else str,
+                         typer.Option(*flags, help=help_text, click_type=click.Choice(choices))]
+    return Annotated[annotation, typer.Option(*flags, help=help_text)]
+
+
+def settings_options(cls: type, param: str, *, include: Collection[str] | None = None, exclude: Collection[str] = (),
+                     flags: Mapping[str, Sequence[str]] | None = None, defaults: Mapping[str, Any] | None = None,
                      hint: str | None = None) -> Callable[[F], F]:
     """Give a typer command one ``--option`` per field of the dataclass ``cls``, and pass it their values as one
     ``cls`` instance, the parameter ``param``.
@@ -76,7 +89,11 @@ def settings_options(cls: type, param: str, *, exclude: Collection[str] = (),
     Args:
         cls: A dataclass whose fields have defaults.
         param: The command's parameter that receives the instance (left out of the command's options).
+        include: Only these fields get an option (default: all); the others keep their defaults.
         exclude: Fields that get no option (they keep their defaults).
+        flags: A field's option names where they are not its own (``{"prompt_format": ["--format"]}``), as
+            ``typer.Option`` takes them.
+        defaults: A field's default in this command where it differs from the class's.
         hint: What a usage error names.
 
     Example:
@@ -91,7 +108,12 @@ def settings_options(cls: type, param: str, *, exclude: Collection[str] = (),
     """
     hints = typing.get_type_hints(cls)
     helps = field_help(cls)
-    chosen = [f for f in dataclasses.fields(cls) if f.init and f.name not in exclude]
+    flags, defaults = dict(flags or {}), dict(defaults or {})
+    chosen = [f for f in dataclasses.fields(cls)
+              if f.init and f.name not in exclude and (include is None or f.name in include)]
+    unknown = (set(flags) | set(defaults) | set(include or ())) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no fields {sorted(unknown)}")
     for f in chosen:
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise TypeError(f"{cls.__name__}.{f.name} has no default: it cannot become an option")
@@ -105,8 +127,9 @@ def settings_options(cls: type, param: str, *, exclude: Collection[str] = (),
                 if p.name != param]
         added = [inspect.Parameter(
             f.name, inspect.Parameter.KEYWORD_ONLY,
-            default=f.default if f.default is not dataclasses.MISSING else f.default_factory(),  # type: ignore[misc]
-            annotation=Annotated[hints[f.name], typer.Option(help=_plain(helps[f.name]))]) for f in chosen]
+            default=defaults.get(f.name, f.default if f.default is not dataclasses.MISSING
+                                 else f.default_factory()),  # type: ignore[misc]
+            annotation=_option(hints[f.name], _plain(helps[f.name]), flags.get(f.name, ()))) for f in chosen]
         clash = {p.name for p in kept} & {p.name for p in added}
         if clash:
             raise TypeError(f"{func.__name__} already has the parameters {sorted(clash)} that {cls.__name__} adds")
