@@ -49,8 +49,8 @@ class SearchConfig:
         prompt_format: ``"chat"``: observations and feedback arrive as user messages. ``"reference"``: the s3
             reference code's format, for checkpoints trained with it (``pat-jj/s3-8-3-3-20steps``): one
             growing assistant turn (the policy must be a :class:`~s3_agents.llm.ReferenceFormatClient`),
-            results as ``\n\n<information>Doc i(Title: t) text ...</information>\n\n``, the feedback ending
-            in an open ``<query>``, no stop strings (the output is cut after its first ``</query>``).
+            results as ``<information>Doc i(Title: t) text ...</information>`` between blank lines, the feedback
+            ending in an open ``<query>``, no stop strings (the output is cut after its first ``</query>``).
 
     Example:
         >>> SearchConfig.from_name("5-3-4")

@@ -50,7 +50,7 @@ class RetrieverOptions:
 
     def __post_init__(self) -> None:
         for name in ("nprobe", "ef_search"):
-            if (getattr(self, name) or 1) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
 
     def open(self, embedder: str = "minilm") -> Any:

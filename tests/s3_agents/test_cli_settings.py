@@ -115,8 +115,11 @@ def test_include_flags_defaults_and_literal_choices() -> None:
 
 
 @pytest.mark.parametrize("command", ["search", "eval", "mcp"])
-def test_searching_commands_take_the_retriever_policy_and_loop_options_declared_once(capsys, command: str) -> None:
+def test_searching_commands_take_the_retriever_policy_and_loop_options_declared_once(capsys, monkeypatch,
+                                                                                      command: str) -> None:
     from s3_agents.cli.searching import PolicyOptions, RetrieverOptions
+
+    monkeypatch.setenv("COLUMNS", "250")             # no option name cut short in the help table
 
     code, out, _ = run_main(capsys, command, "--help")
     assert code == 0
@@ -150,8 +153,10 @@ def test_trained_searcher_refuses_policy_options() -> None:
                     SearchConfig(prompt_format="reference"), "8-3-3", trained=True)
 
 
-def test_s3_train_local_takes_every_local_setting(capsys) -> None:
+def test_s3_train_local_takes_every_local_setting(capsys, monkeypatch) -> None:
     from s3_agents.training.settings import LocalSettings
+
+    monkeypatch.setenv("COLUMNS", "250")
 
     code, out, _ = run_main(capsys, "train", "local", "--help")
     assert code == 0
