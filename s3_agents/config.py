@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["SearchConfig", "ServerLimits", "PromptFormat", "cache_root"]
+__all__ = ["SearchConfig", "ConnectionLimits", "ServerLimits", "McpLimits", "PromptFormat", "cache_root"]
 
 
 def cache_root() -> Path:
@@ -107,38 +107,73 @@ temperature=0.0, bm25_hint=False, constrained=False, prompt_format='chat')
 
 
 @dataclass(frozen=True)
-class ServerLimits:
-    """What one request may ask for, and how the server shares its index between requests.
+class ConnectionLimits:
+    """How a server (``s3 serve``, ``s3 mcp``) holds its connections and bounds each request in size and time.
+
+    Attributes:
+        max_body_bytes: Largest request body.
+        body_timeout: Seconds a client has to send its whole body (then 408).
+        request_timeout: Seconds a request may take to be served once its body is in; then the client is told
+            the server was busy.
+        max_connections: Open connections; one past it is closed as soon as it is accepted (lowered to fit
+            the process's open-file limit).
+        header_timeout: Seconds a connection has to send a request's head, from when it opened or from its last
+            response; then it is closed.
+        keep_alive_timeout: Seconds an idle keep-alive connection stays open.
+    """
+
+    max_body_bytes: int = 1_000_000
+    body_timeout: float = 30.0
+    request_timeout: float = 60.0
+    max_connections: int = 1_000
+    header_timeout: float = 10.0
+    keep_alive_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        for limit in fields(self):  # every limit is a positive number
+            if getattr(self, limit.name) <= 0:
+                raise ValueError(f"{limit.name} must be positive, got {getattr(self, limit.name)}")
+
+
+@dataclass(frozen=True)
+class ServerLimits(ConnectionLimits):
+    """What one retrieval request may ask for, and how ``s3 serve`` shares its index between requests (and,
+    from :class:`ConnectionLimits`, its connections). Past ``request_timeout``, a request gets 503 if none of
+    its queries got a turn, 504 if it was too large to finish.
 
     Attributes:
         max_queries: Queries per request.
         max_topk: Largest ``topk``.
-        max_body_bytes: Largest request body.
         max_query_chars: Longest single query.
         max_request_chars: Query characters per request, all queries together.
         default_topk: ``topk`` used when the request sends null or omits it.
         max_batch: Queries per index call (across concurrent requests).
         max_batch_chars: Query characters per index call: the slice of a large request that runs
             before smaller requests get their turn.
-        body_timeout: Seconds a client has to send its whole body (then 408).
-        request_timeout: Seconds a request may take to be served once its body is in (then 503
-            if none of its queries got a turn, 504 if it was too large to finish).
     """
 
     max_queries: int = 512
     max_topk: int = 100
-    max_body_bytes: int = 1_000_000
     max_query_chars: int = 4_000
     max_request_chars: int = 100_000
     default_topk: int = 3
     max_batch: int = 256
     max_batch_chars: int = 2_000
-    body_timeout: float = 30.0
-    request_timeout: float = 60.0
 
     def __post_init__(self) -> None:
-        for limit in fields(self):  # every limit is a positive number
-            if getattr(self, limit.name) <= 0:
-                raise ValueError(f"{limit.name} must be positive, got {getattr(self, limit.name)}")
+        super().__post_init__()
         if self.default_topk > self.max_topk:
             raise ValueError("default_topk must not exceed max_topk")
+
+
+@dataclass(frozen=True)
+class McpLimits(ConnectionLimits):
+    """How ``s3 mcp`` shares its searcher between tool calls (and, from :class:`ConnectionLimits`, its HTTP
+    connections). A ``search`` call that has not finished within ``request_timeout`` (its turn waited for
+    included) ends with an error saying the server was busy.
+
+    Attributes:
+        max_searches: Search episodes run at once; further calls wait for a turn.
+    """
+
+    max_searches: int = 4

@@ -149,7 +149,7 @@ class RagCache:
             Whatever the retriever or generator raises once their retries are spent (for example
             :class:`~s3_agents.errors.LLMUnavailableError`); every row finished before stays stored.
         """
-        todo = [item for item in items if self.get(item.question) is None]
+        todo = await asyncio.to_thread(lambda: [item for item in items if self.get(item.question) is None])
         unique = {normalize_question(item.question): item for item in todo}
         bar = tqdm(total=len(unique), desc="naive RAG baseline", unit="question", disable=not show_progress)
 

@@ -6,11 +6,15 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
+from s3_agents.config import ConnectionLimits
 from s3_agents.corpus import Corpus, load_demo_corpus
 from s3_agents.embedders import HashingEmbedder, SentenceTransformerEmbedder
 from s3_agents.llm import LocalLlamaServer
@@ -60,7 +64,13 @@ def run_cli(*args: str, timeout: float = 300, env: dict[str, str] | None = None
                           cwd=REPO, timeout=timeout)
 
 
-def run_main(capsys, *args: str) -> tuple[int, str, str]:
+class CliResult(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+def run_main(capsys, *args: str) -> CliResult:
     """``s3 ARGS`` in this process (no subprocess start-up): the exit code, stdout, and stderr with rich's box
     lines and wrapping flattened into one line of words."""
     from s3_agents.cli.app import main
@@ -71,7 +81,14 @@ def run_main(capsys, *args: str) -> tuple[int, str, str]:
     except SystemExit as stop:
         code = int(stop.code or 0)
     out = capsys.readouterr()
-    return code, out.out, " ".join(out.err.replace("│", " ").split())
+    return CliResult(code, out.out, " ".join(out.err.replace("│", " ").split()))
+
+
+@pytest.fixture()
+def s3(capsys, monkeypatch):
+    """``s3(*ARGS)``: :func:`run_main` with a wide terminal, so rich wraps no message."""
+    monkeypatch.setenv("COLUMNS", "250")
+    return lambda *args: run_main(capsys, *args)
 
 
 class BackgroundServer:
@@ -110,6 +127,36 @@ class ServerProcess(BackgroundServer):
     def __init__(self, *args: str) -> None:
         self.port = free_port()
         super().__init__(s3_command("serve", "--port", str(self.port), *args), f"http://127.0.0.1:{self.port}")
+
+
+class ThreadedServer:
+    """An ASGI app under a real uvicorn in a thread of this process, on a free 127.0.0.1 port, configured as
+    ``s3 serve`` configures it (:func:`~s3_agents.server.connections.uvicorn_config`).
+
+    Real HTTP (streamed bodies, raw sockets) without a subprocess's start-up; :class:`ServerProcess` is for the
+    one test of ``s3 serve`` as a user starts it.
+    """
+
+    def __init__(self, app: Any, limits: ConnectionLimits | None = None) -> None:
+        import uvicorn
+
+        from s3_agents.server.connections import uvicorn_config
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = uvicorn.Server(uvicorn_config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                     limits=limits or ConnectionLimits()))
+        self._thread = threading.Thread(target=self._server.run, name=f"uvicorn-{self.port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 60
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn on {self.url} did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=30)
 
 
 @pytest.fixture()

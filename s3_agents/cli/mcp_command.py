@@ -22,11 +22,13 @@ from s3_agents.cli.searching import (
     policy_options,
     retriever_options,
 )
-from s3_agents.config import SearchConfig
+from s3_agents.cli.settings import settings_options
+from s3_agents.config import McpLimits, SearchConfig
 
 __all__ = ["mcp_command"]
 
 
+@settings_options(McpLimits, "limits", hint="the server's limits")
 @retriever_options()
 @policy_options
 @loop_options()
@@ -53,6 +55,7 @@ def mcp_command(
     where: RetrieverOptions,
     policy: PolicyOptions,
     loop: SearchConfig,
+    limits: McpLimits,
 ) -> None:
     """Serve the searcher to MCP clients: tools `search` (an s3 episode) and `retrieve` (top-k), and the
     passages they return as passage://{id} resources."""
@@ -67,10 +70,10 @@ def mcp_command(
 
     pieces = open_search(where, policy, loop, config, api_key=llm_key, timeout=timeout, trained=trained,
                          searcher=searcher_name)
-    server = create_mcp_server(S3Searcher(pieces.policy, pieces.retriever, pieces.config))
+    server = create_mcp_server(S3Searcher(pieces.policy, pieces.retriever, pieces.config), limits=limits)
     if transport == "http":
         info(f"MCP server (streamable HTTP) on http://{host}:{port}/mcp")
     else:
         info("MCP server on stdio")
     run_mcp_server(server, "http" if transport == "http" else "stdio", host=host, port=port, api_key=api_key,
-                   allowed_hosts=allowed_host or (), log_level=log_level)
+                   allowed_hosts=allowed_host or (), log_level=log_level, limits=limits)

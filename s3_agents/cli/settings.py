@@ -27,15 +27,24 @@ _ENTRY = re.compile(r"^(\s*)(\w+)(?: \([^)]*\))?:\s*(.*)$")
 
 
 def field_help(cls: type) -> dict[str, str]:
-    """Each field's description in ``cls``'s ``Attributes:`` / ``Args:`` docstring section, on one line.
+    """Each field's description in the ``Attributes:`` / ``Args:`` docstring section of ``cls`` or of the base
+    class that declares it, on one line.
 
     Example:
         >>> from s3_agents.config import ServerLimits
-        >>> field_help(ServerLimits)["max_topk"]
-        'Largest ``topk``.'
+        >>> field_help(ServerLimits)["max_topk"], field_help(ServerLimits)["body_timeout"]
+        ('Largest ``topk``.', 'Seconds a client has to send its whole body (then 408).')
     """
     helps: dict[str, str] = {}
-    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    for klass in reversed(cls.__mro__):
+        if "__doc__" in vars(klass) and klass is not object:
+            helps.update(_documented(klass.__doc__ or ""))
+    return helps
+
+
+def _documented(doc: str) -> dict[str, str]:
+    helps: dict[str, str] = {}
+    lines = inspect.cleandoc(doc).splitlines()
     inside, indent, name = False, None, None
     for line in lines:
         if _SECTION.match(line):

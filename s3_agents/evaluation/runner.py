@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import threading
 import warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -76,6 +78,7 @@ class ResultsFile:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.rows: dict[tuple[str, str, str], EvalRow] = {}
+        self._write_lock = threading.Lock()  # rows come from worker threads (:meth:`aadd`)
         self._lock = hold_lock(self.path.with_name(self.path.name + ".lock"), f"another run is writing {self.path}",
                                "wait for it or stop it, or give this run another results file")
         try:
@@ -114,10 +117,17 @@ class ResultsFile:
         return key in self.rows
 
     def add(self, row: EvalRow) -> None:
-        self.rows[row.key] = row
-        self._handle.write(json.dumps(row.__dict__, ensure_ascii=False) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        """Store ``row`` and append it to the file, fsynced before returning (blocking)."""
+        line = json.dumps(row.__dict__, ensure_ascii=False) + "\n"
+        with self._write_lock:
+            self.rows[row.key] = row
+            self._handle.write(line)
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+
+    async def aadd(self, row: EvalRow) -> None:
+        """:meth:`add` in a worker thread, so the fsync does not stall the event loop."""
+        await asyncio.to_thread(self.add, row)
 
     def _rewrite(self) -> None:
         with atomic_path(self.path) as tmp, tmp.open("w", encoding="utf-8") as handle:
@@ -127,8 +137,9 @@ class ResultsFile:
     def finalize(self) -> list[EvalRow]:
         """Close, rewrite sorted, release the lock, and return the rows."""
         try:
-            self._handle.close()
-            self._rewrite()
+            with self._write_lock:
+                self._handle.close()
+                self._rewrite()
         finally:
             self._lock.close()
         return [self.rows[key] for key in sorted(self.rows)]
@@ -196,20 +207,20 @@ async def evaluate(methods: Sequence[Method], datasets: Mapping[str, Sequence[QA
         if any(n > 1 for n in counts.values()):
             repeated = sorted(i for i, n in counts.items() if n > 1)[:5]
             raise DataError(f"dataset {name!r} has duplicate id(s) {repeated}: results are keyed by id")
-    store = ResultsFile(results)
+    store = await asyncio.to_thread(ResultsFile, results)
     jobs = [(m, name, ex) for name, examples in datasets.items() for ex in list(examples)[:limit] for m in methods]
     todo = [(m, name, ex) for m, name, ex in jobs if (m.name, name, ex.id) not in store]
     bar = tqdm(total=len(todo), desc="evaluating", unit="answer", disable=not show_progress or not todo)
 
     async def one(method: Method, dataset: str, example: QAExample) -> None:
         row = await _score(method, dataset, example, judge)
-        store.add(row)
+        await store.aadd(row)
         bar.update(1)
 
     try:
         await gather_bounded((one(*item) for item in todo), concurrency=max(1, concurrency))
     finally:
         bar.close()
-        rows = store.finalize()
+        rows = await asyncio.shield(asyncio.to_thread(store.finalize))
     wanted = {(m.name, name, ex.id) for m, name, ex in jobs}
     return [row for row in rows if row.key in wanted]

@@ -230,8 +230,9 @@ def serve(
     ``Host`` names answered: bound to loopback, the loopback names plus ``allowed_hosts``; bound
     elsewhere, ``allowed_hosts`` when given, else any.
     """
-    import uvicorn
+    from s3_agents.server.connections import run_uvicorn
 
     hosts = served_hosts(host, allowed_hosts)
+    limits = limits or ServerLimits()
     app = create_app(retriever, api_key=api_key, limits=limits, info=info, docs=docs, allowed_hosts=hosts)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, log_config=_log_config(log_level))
+    run_uvicorn(app, host=host, port=port, limits=limits, log_level=log_level, log_config=_log_config(log_level))

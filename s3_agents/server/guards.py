@@ -170,7 +170,13 @@ class BodyGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None and b"transfer-encoding" in headers:
+            # RFC 9112, 6.1: a request framed both ways may be smuggling another one; refuse it and close.
+            await JSONResponse({"detail": "a request may not carry both Content-Length and Transfer-Encoding"},
+                               status_code=400, headers={"Connection": "close"})(scope, receive, send)
+            return
         too_big = JSONResponse({"detail": f"request body over the server limit of {self.limit} bytes"},
                                status_code=413)
         if declared is not None and declared.isdigit() and int(declared) > self.limit:

@@ -16,22 +16,26 @@ the key, as with ``s3 serve``).
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import Annotated, Any, Literal
+from collections.abc import Awaitable, Sequence
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
 
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceNotFoundError
+from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from pydantic import BaseModel, Field
 
+from s3_agents.config import ConnectionLimits, McpLimits
+from s3_agents.graph import SearchState
 from s3_agents.retrievers.base import Retriever
 from s3_agents.searcher import S3Searcher
-from s3_agents.server.guards import HostGuard, KeyGuard, served_hosts
+from s3_agents.server.guards import BodyGuard, HostGuard, KeyGuard, served_hosts
 from s3_agents.types import Passage
 
 __all__ = ["FoundPassage", "SearchResult", "RetrieveResult", "PassageStore", "create_mcp_server", "run_mcp_server"]
 
+T = TypeVar("T")
 MAX_QUESTION_CHARS = 4_000
 MAX_TOPK = 50
 
@@ -110,7 +114,7 @@ def _version() -> str:
 
 
 def create_mcp_server(searcher: S3Searcher, retriever: Retriever | None = None, *, remember: int = 10_000,
-                      name: str = "s3-agents") -> MCPServer:
+                      name: str = "s3-agents", limits: McpLimits | None = None) -> MCPServer:
     """An MCP server with the ``search`` and ``retrieve`` tools and ``passage://{id}`` resources.
 
     Args:
@@ -118,6 +122,8 @@ def create_mcp_server(searcher: S3Searcher, retriever: Retriever | None = None, 
         retriever: The retriever behind ``retrieve`` (default: the searcher's).
         remember: How many returned passages stay readable as resources.
         name: The server name clients see.
+        limits: How many searches run at once and each tool call's deadline (defaults: :class:`McpLimits`);
+            a call past its deadline ends with a tool error saying the server was busy.
 
     Example:
         >>> server = create_mcp_server(S3Searcher(policy, retriever))        # doctest: +SKIP
@@ -125,6 +131,20 @@ def create_mcp_server(searcher: S3Searcher, retriever: Retriever | None = None, 
     """
     retriever = retriever or searcher.context.retriever
     store = PassageStore(remember)
+    limits = limits or McpLimits()
+    turns = asyncio.Semaphore(limits.max_searches)
+
+    async def in_time(work: Awaitable[T], what: str) -> T:
+        try:
+            async with asyncio.timeout(limits.request_timeout):
+                return await work
+        except TimeoutError:
+            raise ToolError(f"server busy: the {what} did not finish within {limits.request_timeout:g} s "
+                            "(its wait for a turn included); try again later") from None
+
+    async def one_search(question: str) -> SearchState:
+        async with turns:
+            return await searcher.asearch(question)
     server = MCPServer(name, version=_version(), instructions=(
         "Knowledge-base search. `search` runs a search agent that issues several queries and keeps the useful "
         "passages: give it the full question. `retrieve` is one plain top-k lookup. Passages stay readable as "
@@ -135,7 +155,7 @@ def create_mcp_server(searcher: S3Searcher, retriever: Retriever | None = None, 
                                                     description="The full question.")]) -> SearchResult:
         """Answer-oriented search: the s3 searcher issues queries, reads the results and keeps the passages
         that help answer the question. Returns them with the queries it issued."""
-        state = await searcher.asearch(question)
+        state = await in_time(one_search(question), "search")
         return SearchResult(question=question, passages=store.add(state["context"]), queries=list(state["queries"]),
                             stop_reason=str(state["stop_reason"]))
 
@@ -144,7 +164,7 @@ def create_mcp_server(searcher: S3Searcher, retriever: Retriever | None = None, 
                        k: Annotated[int, Field(ge=1, le=MAX_TOPK, description="Passages to return.")] = 3,
                        ) -> RetrieveResult:
         """Plain top-k retrieval for one query (no agent): the k passages nearest to it."""
-        (hits,) = await retriever.asearch([query], k)
+        (hits,) = await in_time(retriever.asearch([query], k), "retrieval")
         return RetrieveResult(query=query, passages=store.add(hits))
 
     @server.resource("passage://{passage_id}", name="passage", mime_type="text/plain",
@@ -180,21 +200,24 @@ def _browser_guard(hosts: Sequence[str]) -> Any:
 
 def run_mcp_server(server: MCPServer, transport: Literal["stdio", "http"] = "stdio", *, host: str = "127.0.0.1",
                    port: int = 8765, api_key: str | None = None, allowed_hosts: Sequence[str] = (),
-                   log_level: str = "info") -> None:
+                   log_level: str = "info", limits: ConnectionLimits | None = None) -> None:
     """Serve ``server`` until interrupted: over stdio, or streamable HTTP at ``http://host:port/mcp``.
 
     Over HTTP, the ``Host`` names answered follow ``s3 serve`` (loopback-bound: the loopback names plus
-    ``allowed_hosts``; bound elsewhere: ``allowed_hosts`` when given, else any), and with ``api_key`` every
-    request needs ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``.
+    ``allowed_hosts``; bound elsewhere: ``allowed_hosts`` when given, else any), with ``api_key`` every
+    request needs ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``, and bodies and connections are
+    bounded by ``limits`` as in ``s3 serve``.
     """
     if transport == "stdio":
         server.run("stdio")
         return
-    import uvicorn
+    from s3_agents.server.connections import run_uvicorn
 
+    limits = limits or ConnectionLimits()
     hosts = served_hosts(host, allowed_hosts)
     app: Any = server.streamable_http_app(host=host, transport_security=_browser_guard(hosts))
+    app = BodyGuard(app, limits.max_body_bytes, limits.body_timeout)
     if api_key is not None:
         app = KeyGuard(app, api_key, open_paths=("/health",))
     app = HostGuard(app, hosts)
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    run_uvicorn(app, host=host, port=port, limits=limits, log_level=log_level)

@@ -10,7 +10,10 @@ between which other requests get their turn:
 - a request passed over by one call goes first in the next, so a stream of small requests slows a
   large one down but never starves it;
 - queries of different ``topk`` go to separate index calls, and a failed call is retried request
-  by request, so that one request's failure (an upstream refusing its ``topk``) is its own.
+  by request, so that one request's failure (an upstream refusing its ``topk``) is its own;
+- an unreachable upstream (:class:`~s3_agents.errors.RetrieverUnavailableError`, raised once the
+  retriever's own retries are spent) is not retried: every request waiting when it is found gets
+  the error at once, so none waits longer than one retry window, however long the queue.
 
 Results are JSON-encoded in the worker thread, query by query, so a large reply never holds the
 event loop.
@@ -24,7 +27,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from s3_agents.errors import RetrieverError
+from s3_agents.errors import RetrieverError, RetrieverUnavailableError
 from s3_agents.retrievers.base import Retriever
 from s3_agents.types import Passage
 
@@ -167,8 +170,11 @@ class Scheduler:
                 await self._wake.wait()
                 continue
             outcomes = await asyncio.to_thread(self._search, slices)
+            down: RetrieverUnavailableError | None = None
             for piece, outcome in zip(slices, outcomes):
                 job = piece.job
+                if isinstance(outcome, RetrieverUnavailableError):
+                    down = outcome
                 if job.dead:
                     continue
                 if isinstance(outcome, BaseException):
@@ -177,23 +183,41 @@ class Scheduler:
                 job.parts.extend(outcome)
                 if len(job.parts) == len(job.queries):
                     job.future.set_result(job.parts)
+            if down is not None:  # the upstream is gone: whoever waited for it hears so now
+                for job in self._jobs:
+                    if not job.dead:
+                        job.future.set_exception(down)
 
     def _search(self, slices: list[_Slice]) -> list[list[bytes] | Exception]:
-        """Search every slice (one index call per ``k``); a failed call is retried slice by slice."""
+        """Search every slice (one index call per ``k``); a failed call is retried slice by slice, unless the
+        upstream is unreachable: then every slice not yet searched fails with that error, without a call."""
         outcomes: dict[int, list[bytes] | Exception] = {}
         by_k: dict[int, list[int]] = {}
         for i, piece in enumerate(slices):
             by_k.setdefault(piece.job.k, []).append(i)
+        down: RetrieverUnavailableError | None = None
         for k, members in by_k.items():
+            if down is not None:
+                outcomes.update(dict.fromkeys(members, down))
+                continue
             try:
                 hits = self._call([q for i in members for q in slices[i].queries], k)
+            except RetrieverUnavailableError as err:
+                down = err
+                outcomes.update(dict.fromkeys(members, err))
+                continue
             except Exception as err:
                 if len(members) == 1:
                     outcomes[members[0]] = err
                     continue
                 for i in members:  # isolate the request that caused it
+                    if down is not None or slices[i].job.dead:  # nobody waits for it, or nothing would answer
+                        outcomes[i] = down or err
+                        continue
                     try:
                         outcomes[i] = self._encode(slices[i], self._call(slices[i].queries, k))
+                    except RetrieverUnavailableError as gone:
+                        down = outcomes[i] = gone
                     except Exception as own:
                         outcomes[i] = own
                 continue

@@ -15,6 +15,8 @@ import httpx
 import pytest
 
 from s3_agents.errors import RetrieverRefusedError
+from s3_agents.processes import free_port
+from s3_agents.retrievers import RemoteRetriever
 from s3_agents.retrievers.base import Retriever
 from s3_agents.server import ServerLimits, create_app
 from s3_agents.server.scheduler import Scheduler
@@ -112,6 +114,34 @@ def test_each_request_succeeds_or_fails_on_its_own() -> None:
     assert poisoned.status_code == 500 and "cannot search 'boom'" in poisoned.json()["detail"]
     # Requests of different topk never shared an index call, and no call asked for more than its own topk.
     assert all(k in (3, 50) for _, k in retriever.calls)
+
+
+def test_an_unreachable_upstream_answers_every_waiting_request_after_one_retry_window() -> None:
+    """A proxy whose upstream died: one index call spends the retries, then every request that waited (any topk)
+    gets 503 at once; none is retried on its own. A request that comes later makes one fresh attempt."""
+    upstream = RemoteRetriever(f"http://127.0.0.1:{free_port()}", retries=2, backoff=0.05, timeout=2)
+    calls: list[int] = []
+    first = threading.Event()
+
+    class Proxy(Retriever):
+        def _search(self, queries: list[str], k: int) -> list[list[Passage]]:
+            first.wait(10)              # the first call waits until every request has queued behind it
+            calls.append(k)
+            return upstream.search(queries, k)
+
+    app = create_app(Proxy())
+
+    async def main() -> tuple[list[httpx.Response], list[httpx.Response]]:
+        task = asyncio.ensure_future(_post(app, *({"queries": [f"q{i}", f"r{i}"], "topk": 1 + i % 4}
+                                                  for i in range(16))))
+        await asyncio.sleep(0.3)
+        first.set()
+        return await task, await _post(app, {"queries": ["later"], "topk": 2})
+
+    waited, later = asyncio.run(main())
+    assert [r.status_code for r in waited + later] == [503] * 17
+    assert all(r.headers["Retry-After"] == "5" and "did not answer" in r.json()["detail"] for r in waited + later)
+    assert len(calls) == 2
 
 
 def test_deadline_answers_504_for_a_request_too_large_and_503_for_one_never_served() -> None:

@@ -62,7 +62,8 @@ def test_a_command_gets_one_option_per_field_and_one_instance() -> None:
         settings_options(Missing, "m")
 
 
-def test_s3_serve_takes_every_server_limit_with_its_default_and_help(capsys) -> None:
+def test_s3_serve_takes_every_server_limit_with_its_default_and_help(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
     code, out, _ = run_main(capsys, "serve", "--help")
     assert code == 0
     flat = " ".join(out.replace("│", " ").split())

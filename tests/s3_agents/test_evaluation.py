@@ -30,7 +30,7 @@ from s3_agents.qa import QAExample, load_demo_qa, load_qa
 from s3_agents.retrievers import RemoteRetriever, build_index
 from s3_agents.testing import ScriptedClient
 from s3_agents.types import Passage
-from tests.conftest import free_port, run_cli
+from tests.conftest import free_port
 
 
 @pytest.fixture(scope="module")
@@ -338,31 +338,30 @@ def test_resume_against_llama_cpp(llama_server, retriever, tmp_path):
 
 
 @pytest.mark.slow
-def test_s3_eval_cli_prints_the_table_and_writes_the_report(llama_server, tmp_path):
+def test_s3_eval_cli_prints_the_table_and_writes_the_report(s3, llama_server, tmp_path):
     args = ["eval", "--methods", "naive-rag,naive-rag-bm25,s3", "--dataset", "demo", "--limit", "1",
             "--turn-tokens", "48", "--config", "4-2-2", "--policy-url",
             llama_server.url, "--policy-model", llama_server.model, "--out",
             str(tmp_path / "eval"), "--judge-url", llama_server.url, "--judge-model", llama_server.model]
-    result = run_cli(*args)
-    assert result.returncode == 0, result.stderr
-    assert "| method | demo | Avg |" in result.stdout and "| naive-rag |" in result.stdout
-    assert "| naive-rag-bm25 |" in result.stdout
+    code, out, err = s3(*args)
+    assert code == 0, err
+    assert "| method | demo | Avg |" in out and "| naive-rag |" in out and "| naive-rag-bm25 |" in out
     for name in ("results.jsonl", "report.md", "summary.json", "accuracy.png", "cost.png"):
         assert (tmp_path / "eval" / name).is_file()
     assert len((tmp_path / "eval" / "results.jsonl").read_text().splitlines()) == 3
     assert f"judge: {llama_server.model}" in (tmp_path / "eval" / "report.md").read_text()
-    again = run_cli(*args)                       # everything is done: nothing recomputed, same table
-    assert again.returncode == 0 and again.stdout.splitlines()[:4] == result.stdout.splitlines()[:4]
+    code, again, _ = s3(*args)                       # everything is done: nothing recomputed, same table
+    assert code == 0 and again.splitlines()[:4] == out.splitlines()[:4]
 
 
-def test_s3_eval_names_a_judge_that_is_down(tmp_path):
+def test_s3_eval_names_a_judge_that_is_down(s3, tmp_path):
     dead = f"http://127.0.0.1:{free_port()}/v1"
-    result = run_cli("eval", "--methods", "naive-rag", "--judge-url", dead, "--judge-model", "judge", "--limit", "1",
-                     "--out", str(tmp_path / "eval"))
-    assert result.returncode == 1 and dead in result.stderr and "Traceback" not in result.stderr
+    code, _, err = s3("eval", "--methods", "naive-rag", "--judge-url", dead, "--judge-model", "judge", "--limit", "1",
+                      "--out", str(tmp_path / "eval"))
+    assert code == 1 and dead in err and "Traceback" not in err
     assert not (tmp_path / "eval" / "results.jsonl").exists()
-    lonely = run_cli("eval", "--judge-model", "judge", "--out", str(tmp_path / "eval"))
-    assert lonely.returncode == 2 and "--judge-url" in lonely.stderr
+    code, _, err = s3("eval", "--judge-model", "judge", "--out", str(tmp_path / "eval"))
+    assert code == 2 and "--judge-url" in err
 
 
 # -- a results file that was damaged, or is shared ----------------------------------------------------
@@ -410,3 +409,26 @@ def test_a_second_run_on_the_same_results_file_is_refused(tmp_path, retriever):
         _scripted_run(path, retriever)
     first.finalize()
     assert len(_scripted_run(path, retriever)) == 3                      # the lock goes with the first run
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def test_rows_are_fsynced_off_the_event_loop(tmp_path, retriever, monkeypatch):
+    """Each row's fsync (and the open and final rewrite) runs in a worker thread, never on the event loop."""
+    on_loop: list[bool] = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        on_loop.append(_on_event_loop())
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    (tmp_path / "results.jsonl").write_text("")
+    rows = _scripted_run(tmp_path / "results.jsonl", retriever, n=4)
+    assert len(rows) == 4 and len(on_loop) >= 4 and not any(on_loop)

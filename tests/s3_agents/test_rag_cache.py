@@ -78,3 +78,26 @@ def test_durability_is_what_the_doc_says(tmp_path: Path) -> None:
     section = doc.split("## Naive-RAG cache")[1]
     assert journal == "wal" and f"`synchronous={synchronous}`" in section.split("fsync per row")[0]
     assert "power loss" in section and "recomputes exactly the lost rows" in section
+
+
+def test_precompute_reads_the_cache_off_the_event_loop(tmp_path: Path, retriever, demo_questions, monkeypatch) -> None:
+    """The SQLite reads that find what is missing, and the writes, run in a worker thread."""
+    import asyncio
+
+    cache = RagCache(tmp_path / "c.sqlite", retriever_id="demo", generator_id="scripted", k=3)
+    on_loop: list[bool] = []
+
+    def recorded(method):
+        def call(*args, **kwargs):
+            try:
+                asyncio.get_running_loop()
+                on_loop.append(True)
+            except RuntimeError:
+                on_loop.append(False)
+            return method(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(cache, "get", recorded(cache.get))
+    monkeypatch.setattr(cache, "put", recorded(cache.put))
+    cache.precompute(demo_questions[:3], retriever, Generator(ScriptedClient(lambda m: "drilu")), show_progress=False)
+    assert len(on_loop) == 6 and not any(on_loop)

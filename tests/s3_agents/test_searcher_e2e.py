@@ -21,7 +21,7 @@ from s3_agents import (
     SearchConfig,
 )
 from s3_agents.scoring import ascore_episode
-from tests.conftest import free_port, run_cli
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -98,30 +98,30 @@ def test_a_prompt_over_the_servers_window_is_a_context_window_error(client) -> N
         client.chat([{"role": "user", "content": "ocean " * 9000}], max_tokens=4)
 
 
-def test_s3_search_cli_against_the_server(llama_server, tmp_path) -> None:
+def test_s3_search_cli_against_the_server(s3, llama_server, tmp_path) -> None:
     page = tmp_path / "episode.html"
-    result = run_cli("search", "Which river flows through Gritia?", "--policy-url", llama_server.url,
-                     "--policy-model", llama_server.model, "--config", "8-3-1", "--html", str(page))
-    assert result.returncode == 0, result.stderr
+    code, out, err = s3("search", "Which river flows through Gritia?", "--policy-url", llama_server.url,
+                        "--policy-model", llama_server.model, "--config", "8-3-1", "--html", str(page))
+    assert code == 0, err
     for heading in ("initial retrieval", "searcher, generation 1", "context for the generator", "answer (smollm2)"):
-        assert heading in result.stdout
+        assert heading in out
     # The episode as a browser page (tests/s3_agents/test_report_html.py drives the page in Chromium).
     data = json.loads(re.search(r'id="data">(.*?)</script>', page.read_text(encoding="utf-8"), re.S).group(1))
     (row,) = data["rows"]
     assert row["question"] == "Which river flows through Gritia?" and row["answer"] and row["scores"] is None
     assert row["trace"][0]["type"] == "retrieval" and row["trace"][1]["type"] == "generation"
     assert set(row["context"]) <= set(data["passages"])
-    wrong = run_cli("search", "q", "--policy-url", llama_server.url, "--policy-model", "nope")
-    assert wrong.returncode == 1 and "not served" in wrong.stderr
-    bad_config = run_cli("search", "q", "--config", "8-3")
-    assert bad_config.returncode == 2 and "8-3-3" in bad_config.stderr
+    code, _, err = s3("search", "q", "--policy-url", llama_server.url, "--policy-model", "nope")
+    assert code == 1 and "not served" in err
+    code, _, err = s3("search", "q", "--config", "8-3")
+    assert code == 2 and "8-3-3" in err
 
 
-def test_s3_demo_runs_offline() -> None:
-    result = run_cli("demo", "--question-id", "q30", "--config", "8-3-1")
-    assert result.returncode == 0, result.stderr
+def test_s3_demo_runs_offline(s3) -> None:
+    code, out, err = s3("demo", "--question-id", "q30", "--config", "8-3-1")
+    assert code == 0, err
     for text in ("initial retrieval", "context for the generator", "answer with the searcher's context",
                  "answer with naive RAG", "gold:"):
-        assert text in result.stdout
-    unknown = run_cli("demo", "--question-id", "q9999")
-    assert unknown.returncode == 2 and "no demo question" in unknown.stderr
+        assert text in out
+    code, _, err = s3("demo", "--question-id", "q9999")
+    assert code == 2 and "no demo question" in err

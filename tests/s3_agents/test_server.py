@@ -1,4 +1,5 @@
-"""The retrieval server, started with `s3 serve` in a subprocess and called over HTTP."""
+"""The retrieval server: its app under a real uvicorn in a thread, called over HTTP (`s3 serve` itself runs as a
+subprocess in test_cli.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import httpx
 import pytest
 
 from s3_agents import HashingEmbedder, load_demo_corpus
-from s3_agents.corpus import demo_corpus_path
+from s3_agents.config import ServerLimits
 from s3_agents.errors import RetrieverError, RetrieverUnavailableError
-from s3_agents.retrievers import FaissRetriever, RemoteRetriever
-from tests.conftest import ServerProcess, free_port, run_cli
+from s3_agents.retrievers import FaissRetriever, RemoteRetriever, build_index, load_retriever
+from s3_agents.server import create_app
+from tests.conftest import ThreadedServer, free_port, run_main
 
 pytestmark = pytest.mark.slow
 
@@ -22,22 +24,24 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 @pytest.fixture(scope="module")
-def index_dir(tmp_path_factory) -> Path:
+def index_dir(tmp_path_factory, minilm) -> Path:
     out = tmp_path_factory.mktemp("srv") / "idx"
-    result = run_cli("index", "build", str(demo_corpus_path()), str(out), "--quiet")
-    assert result.returncode == 0, result.stderr
+    build_index(load_demo_corpus().passages, out, embedder=minilm)
     return out
 
 
 @pytest.fixture(scope="module")
 def server(index_dir: Path):
-    proc = ServerProcess("--index", str(index_dir), "--api-key", KEY, "--max-queries", "8",
-                         "--max-topk", "10", "--max-body-bytes", "4000", "--default-topk", "2")
-    yield proc
-    proc.stop()
+    """What ``s3 serve --index idx --api-key KEY --max-queries 8 --max-topk 10 --max-body-bytes 4000
+    --default-topk 2`` serves."""
+    limits = ServerLimits(max_queries=8, max_topk=10, max_body_bytes=4000, default_topk=2)
+    running = ThreadedServer(create_app(load_retriever(index_dir), api_key=KEY, limits=limits,
+                                        info={"index": index_dir.name}), limits)
+    yield running
+    running.stop()
 
 
-def post(server: ServerProcess, body, headers=AUTH, **kwargs) -> httpx.Response:
+def post(server: ThreadedServer, body, headers=AUTH, **kwargs) -> httpx.Response:
     return httpx.post(server.url + "/retrieve", json=body, headers=headers, timeout=30, **kwargs)
 
 
@@ -100,9 +104,10 @@ def test_api_description_when_asked_and_key_rules() -> None:
         create_app(retriever, api_key="s3cret ")
 
 
-def test_serve_refuses_a_key_no_client_could_send() -> None:
-    result = run_cli("serve", "--api-key", "clé-ключ", timeout=60)
-    assert result.returncode != 0 and "printable ASCII" in result.stdout + result.stderr
+def test_serve_refuses_a_key_no_client_could_send(capsys, monkeypatch) -> None:
+    monkeypatch.setattr("s3_agents.server.serve", lambda *a, **k: pytest.fail("started with a bad key"))
+    code, out, err = run_main(capsys, "serve", "--embedder", "hashing", "--api-key", "clé-ключ")
+    assert code == 2 and "printable ASCII" in out + err
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"X-API-Key": "nope"}])
@@ -228,10 +233,18 @@ def test_remote_retriever_names_the_url_when_down() -> None:
         asyncio.run(retriever.asearch(["x"], 1))
 
 
-def test_demo_server_needs_no_index(start_server) -> None:
+def test_demo_server_needs_no_index(capsys, monkeypatch) -> None:
     """A newcomer's first step: `s3 serve` with nothing else serves the shipped demo corpus."""
-    server = start_server("--embedder", "hashing")
-    payload = httpx.post(server.url + "/retrieve", json={"queries": ["currency of Ketroul"], "topk": 1,
-                                                         "return_scores": True}).json()
-    assert "Ketroul" in payload["result"][0][0]["document"]["contents"]
-    assert httpx.get(server.url + "/health").json()["index"] == "demo"
+    served = {}
+    monkeypatch.setattr("s3_agents.server.serve", lambda retriever, **kwargs: served.update(kwargs, r=retriever))
+    code, _, err = run_main(capsys, "serve", "--embedder", "hashing")
+    assert code == 0, err
+    assert served["info"] == {"index": "demo"} and served["host"] == "127.0.0.1"
+    running = ThreadedServer(create_app(served["r"], info=served["info"]))
+    try:
+        payload = httpx.post(running.url + "/retrieve", json={"queries": ["currency of Ketroul"], "topk": 1,
+                                                              "return_scores": True}).json()
+        assert "Ketroul" in payload["result"][0][0]["document"]["contents"]
+        assert httpx.get(running.url + "/health").json()["index"] == "demo"
+    finally:
+        running.stop()

@@ -16,7 +16,6 @@ from s3_agents.trained import (
     trained_world,
 )
 from s3_agents.world import default_world_dir, load_world, uses_world_template
-from tests.conftest import REPO, cli_env
 
 pytestmark = pytest.mark.slow
 
@@ -65,18 +64,13 @@ def test_the_real_searcher_searches_real_questions_from_llamaindex(tmp_path, mon
     retriever.searcher.context.policy.close()
 
 
-def test_s3_demo_trained_searches_with_the_shipped_searcher(tmp_path) -> None:
-    import subprocess
-    import sys
-
-    env = cli_env() | {"S3_AGENTS_CACHE": str(tmp_path), "COLUMNS": "200"}
-    result = subprocess.run([sys.executable, "-m", "s3_agents", "demo", "--trained", "--seed", "1"], cwd=REPO,
-                            env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = result.stdout
+def test_s3_demo_trained_searches_with_the_shipped_searcher(s3, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("S3_AGENTS_CACHE", str(tmp_path))
+    code, out, err = s3("demo", "--trained", "--seed", "1")
+    assert code == 0, err[-3000:]
     assert f"the shipped {DEFAULT_SEARCHER} searcher" in out and "searcher, generation 1" in out
     assert "invalid action" not in out and "gold:" in out
-    assert "Loading weights" not in result.stderr and "it/s]" not in result.stderr    # no library loading bars
+    assert "Loading weights" not in err and "it/s]" not in err    # no library loading bars
     assert os.path.isdir(tmp_path / f"{trained_world()}-index")          # the corpus's index, built once
 
 

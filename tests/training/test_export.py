@@ -11,7 +11,6 @@ import torch
 from s3_agents import S3Searcher, SearchConfig, TransformersClient
 from s3_agents.rag_cache import RagCache, RagEntry
 from s3_agents.training.export import export_policy, find_actor_checkpoint, save_policy
-from tests.conftest import run_cli
 
 
 def fake_run(tmp_path, model, smollm2_hf, step: int = 20):
@@ -53,38 +52,38 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_export_of_a_saved_cpu_policy(tmp_path, policy_model):
+def test_cli_export_of_a_saved_cpu_policy(s3, tmp_path, policy_model):
     model, tokenizer = policy_model
     folder = save_policy(model, tokenizer, tmp_path / "cpu-trained")
-    result = run_cli("train", "export", str(folder), str(tmp_path / "copy"))
-    assert result.returncode == 0, result.stderr
-    assert (tmp_path / "copy" / "config.json").is_file() and "TransformersClient" in result.stdout
+    result = s3("train", "export", str(folder), str(tmp_path / "copy"))
+    assert result.code == 0, result.err
+    assert (tmp_path / "copy" / "config.json").is_file() and "TransformersClient" in result.out
     # The exported folder is a policy `s3 eval` takes as it is (searcher and, here, generator too).
-    evaluated = run_cli("eval", "--methods", "s3", "--policy-hf", str(tmp_path / "copy"), "--limit", "1",
+    evaluated = s3("eval", "--methods", "s3", "--policy-hf", str(tmp_path / "copy"), "--limit", "1",
                         "--config", "2-1-1", "--turn-tokens", "16", "--no-judge", "--out", str(tmp_path / "eval"))
-    assert evaluated.returncode == 0, evaluated.stderr
+    assert evaluated.code == 0, evaluated.err
     row = json.loads((tmp_path / "eval" / "results.jsonl").read_text())
     assert row["method"] == "s3" and row["turns"] >= 1 and row["prompt_tokens"] > 0
-    assert "| s3 |" in evaluated.stdout
+    assert "| s3 |" in evaluated.out
 
 
-def test_cli_prepare(tmp_path):
+def test_cli_prepare(s3, tmp_path):
     questions = tmp_path / "qa.jsonl"
     questions.write_text('{"question": "Who founded Gritia", "answers": ["Kaemia Tritrir"]}\n'
                          '{"question": "Is Gritia old?", "answers": ["no"]}\n')
-    result = run_cli("train", "prepare", str(questions), "--out", str(tmp_path / "train.parquet"))
-    assert result.returncode == 0, result.stderr
-    assert "1 of 2 questions written" in result.stdout and "1 yes/no" in result.stdout
-    bad = run_cli("train", "prepare", str(questions), "--rag-fails-only")
-    assert bad.returncode == 2 and "--rag-cache" in bad.stderr
+    result = s3("train", "prepare", str(questions), "--out", str(tmp_path / "train.parquet"))
+    assert result.code == 0, result.err
+    assert "1 of 2 questions written" in result.out and "1 yes/no" in result.out
+    bad = s3("train", "prepare", str(questions), "--rag-fails-only")
+    assert bad.code == 2 and "--rag-cache" in bad.err
     # With a cache whose rows name the index and generator, RAG successes are dropped.
     (tmp_path / "index").mkdir()
     cache = RagCache(tmp_path / "rag.sqlite", retriever_id=RagCache.retriever_key(tmp_path / "index"),
                      generator_id="g")
     cache.put("Who founded Gritia", RagEntry("Kaemia Tritrir", 1.0, 1.0))
     cache.close()
-    kept = run_cli("train", "prepare", str(questions), "--out", str(tmp_path / "f.parquet"), "--rag-fails-only",
+    kept = s3("train", "prepare", str(questions), "--out", str(tmp_path / "f.parquet"), "--rag-fails-only",
                    "--rag-cache", str(tmp_path / "rag.sqlite"), "--index", str(tmp_path / "index"),
                    "--generator-model", "g")
-    assert kept.returncode == 0, kept.stderr
-    assert "0 of 2 questions written" in kept.stdout and "1 answered by naive RAG" in kept.stdout
+    assert kept.code == 0, kept.err
+    assert "0 of 2 questions written" in kept.out and "1 answered by naive RAG" in kept.out

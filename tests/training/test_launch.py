@@ -16,7 +16,7 @@ from s3_agents.rag_cache import RagCache
 from s3_agents.training.data import prepare_dataset
 from s3_agents.training.launch import PRESETS, PreflightError, TrainJob, compose_config, launch, preflight
 from s3_agents.training.paths import CONFIG_DIR
-from tests.conftest import cli_env, free_port, run_cli
+from tests.conftest import cli_env, free_port
 
 
 @pytest.fixture(scope="module")
@@ -79,26 +79,26 @@ def test_preflight_names_a_retrieval_server_that_is_down(setup):
     assert any("retriever not reachable" in p and url.removesuffix("/retrieve") in p for p in problems)
 
 
-def test_run_refuses_before_anything_starts(setup):
-    result = run_cli("train", "run", "--model", setup["model"], "--train", setup["train"],
+def test_run_refuses_before_anything_starts(s3, setup):
+    result = s3("train", "run", "--model", setup["model"], "--train", setup["train"],
                      "--retriever", setup["index"], "--generator-url", f"http://127.0.0.1:{free_port()}/v1",
                      "--generator-model", "g", "--rag-cache", setup["cache"], "--output-dir",
                      str(setup["root"] / "refused"))
-    assert result.returncode == 1
-    assert "cannot start training" in result.stderr and "no CUDA GPU" in result.stderr
+    assert result.code == 1
+    assert "cannot start training" in result.err and "no CUDA GPU" in result.err
     assert not (setup["root"] / "refused").exists()
     with pytest.raises(PreflightError):
         launch(job(setup))
 
 
-def test_dry_run_writes_the_agent_loop_and_verl_accepts_the_command(setup):
+def test_dry_run_writes_the_agent_loop_and_verl_accepts_the_command(s3, setup):
     run_dir = setup["root"] / "dry"
-    result = run_cli("train", "run", "--model", setup["model"], "--train", setup["train"],
+    result = s3("train", "run", "--model", setup["model"], "--train", setup["train"],
                      "--retriever", setup["index"], "--generator-url", "http://127.0.0.1:9/v1",
                      "--generator-model", "g", "--rag-cache", setup["cache"], "--output-dir", str(run_dir),
                      "--search", "5-3-4", "--steps", "3", "--dry-run")
-    assert result.returncode == 0, result.stderr
-    assert "verl.trainer.main_ppo" in result.stderr
+    assert result.code == 0, result.err
+    assert "verl.trainer.main_ppo" in result.err
     entries = yaml.safe_load((run_dir / "agent_loop.yaml").read_text())
     assert entries[0]["retriever"] == setup["index"] and entries[0]["search"] == "5-3-4"
     # verl's own entry point composes the same config (Hydra prints it and stops before any work).

@@ -81,3 +81,54 @@ def test_concurrent_async_retrievals_each_get_their_own_episode(faiss) -> None:
 
     assert [[(n.node.node_id, n.node.metadata["queries"]) for n in nodes] for nodes in asyncio.run(together())] == alone
     assert [episode[0][1] for episode in alone] == [[title] for title in titles]
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def test_embeddings_run_off_the_event_loop_and_queries_run_together() -> None:
+    """The embedding model runs in a worker thread, and the backend's queries overlap instead of queueing."""
+    from llama_index.core.schema import NodeWithScore
+
+    from s3_agents import HashingEmbedder
+
+    class Recording(HashingEmbedder):
+        on_loop: list[bool] = []
+
+        def _embed(self, texts):
+            self.on_loop.append(_on_event_loop())
+            return super()._embed(texts)
+
+    model = llamaindex_embedding(Recording())
+
+    async def embed():
+        await model.aget_query_embedding("Gritia river")
+        await model.aget_text_embedding("Gritia is a river.")
+        await model.aget_text_embedding_batch(["a", "b", "c"])
+
+    asyncio.run(embed())
+    assert Recording.on_loop and not any(Recording.on_loop)
+
+    class Slow(BaseRetriever):
+        def __init__(self) -> None:
+            super().__init__()
+            self.active = self.peak = 0
+
+        def _retrieve(self, query_bundle):
+            raise AssertionError("the async path must not fall back to the blocking one")
+
+        async def _aretrieve(self, query_bundle):
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            await asyncio.sleep(0.05)
+            self.active -= 1
+            return [NodeWithScore(node=TextNode(id_=query_bundle.query_str, text="x"), score=1.0)]
+
+    slow = Slow()
+    hits = asyncio.run(LlamaIndexBackend(slow).asearch(["q1", "q2", "q3", "q4"], k=1))
+    assert [h[0].id for h in hits] == ["q1", "q2", "q3", "q4"] and slow.peak == 4

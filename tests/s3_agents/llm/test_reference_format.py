@@ -154,18 +154,16 @@ def test_s3_eval_method_runs_the_reference_format(tokenizer, retriever) -> None:
 
 
 @pytest.mark.slow
-def test_s3_search_format_reference_cli(tmp_path) -> None:
+def test_s3_search_format_reference_cli(s3, tmp_path) -> None:
     import json
 
-    from tests.conftest import run_cli
-
-    result = run_cli("search", "Who founded Seloun Guild?", "--format", "reference", "--config", "8-3-0",
-                     "--no-answer", "--json", "--html", str(tmp_path / "episode.html"))
-    assert result.returncode == 0, result.stderr
-    state = json.loads(result.stdout)
+    code, out, err = s3("search", "Who founded Seloun Guild?", "--format", "reference", "--config", "8-3-0",
+                        "--no-answer", "--json", "--html", str(tmp_path / "episode.html"))
+    assert code == 0, err
+    state = json.loads(out)
     assert state["outputs"] and state["transcript"][0]["text"].endswith("</information>")
     assert (tmp_path / "episode.html").stat().st_size > 1000
-    wrong = run_cli("search", "q", "--policy-tokenizer", "x")
-    assert wrong.returncode == 2 and "--policy-tokenizer goes with --format reference" in wrong.stderr
-    unknown = run_cli("search", "q", "--format", "qwen")
-    assert unknown.returncode == 2 and "expected chat or reference" in unknown.stderr
+    code, _, err = s3("search", "q", "--policy-tokenizer", "x")
+    assert code == 2 and "--policy-tokenizer goes with --format reference" in err
+    code, _, err = s3("search", "q", "--format", "qwen")
+    assert code == 2 and "'qwen' is not one of 'chat', 'reference'" in err

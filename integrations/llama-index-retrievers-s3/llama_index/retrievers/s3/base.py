@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Sequence
 from typing import Any
@@ -159,7 +160,8 @@ class LlamaIndexBackend(Retriever):
         from s3_agents.retrievers.base import check_queries
 
         retriever = self._retriever(k)
-        return [self._passages(await retriever.aretrieve(q), k) for q in check_queries(queries, k)]
+        found = await asyncio.gather(*(retriever.aretrieve(q) for q in check_queries(queries, k)))
+        return [self._passages(nodes, k) for nodes in found]
 
 
 class _S3Embedding(BaseEmbedding):
@@ -178,8 +180,15 @@ class _S3Embedding(BaseEmbedding):
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         return self._embedder.embed_passages(texts).tolist()
 
+    # The model runs in a worker thread: on the event loop it would stall every other request.
     async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
+        return await asyncio.to_thread(self._get_query_embedding, query)
+
+    async def _aget_text_embedding(self, text: str) -> list[float]:
+        return await asyncio.to_thread(self._get_text_embedding, text)
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)
 
 
 def llamaindex_embedding(embedder: Embedder | str = "minilm") -> BaseEmbedding:
