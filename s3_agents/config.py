@@ -148,8 +148,12 @@ class ServerLimits(ConnectionLimits):
         max_request_chars: Query characters per request, all queries together.
         default_topk: ``topk`` used when the request sends null or omits it.
         max_batch: Queries per index call (across concurrent requests).
-        max_batch_chars: Query characters per index call: the slice of a large request that runs
-            before smaller requests get their turn.
+        max_batch_chars: Query characters per index call: the slice of a large request that runs before
+            smaller requests get their turn.
+        max_batch_passages: Passages per index call, queries times ``topk``: bounds the slice of a request of
+            many short queries with a large ``topk``.
+        min_query_cost: Characters a query counts at least against ``max_batch_chars``: embedding even an
+            empty query has a cost.
     """
 
     max_queries: int = 512
@@ -159,6 +163,8 @@ class ServerLimits(ConnectionLimits):
     default_topk: int = 3
     max_batch: int = 256
     max_batch_chars: int = 2_000
+    max_batch_passages: int = 1_000
+    min_query_cost: int = 50
 
     def __post_init__(self) -> None:
         super().__post_init__()

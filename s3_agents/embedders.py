@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from s3_agents.errors import NoGPUError
 
@@ -79,9 +78,10 @@ class SentenceTransformerEmbedder:
             choose (a GPU when one is present).
         precision: ``"fp16"`` or ``"bf16"`` run the model in half precision (vectors are returned as float32);
             ``"auto"`` means fp16 on a CUDA device and fp32 elsewhere.
-        threads: Torch CPU threads. ``None`` keeps torch's default, one per core. Give fewer when other
-            CPU-heavy work shares the machine: two processes that each use every core can both slow
-            down several times.
+        threads: Torch CPU threads. ``None`` (the default) leaves torch alone. Given, it is set for the whole
+            process (``torch.set_num_threads``; FAISS shares the same OpenMP pool), so give it only when other
+            CPU-heavy work shares the machine: two processes that each use every core can both slow down
+            several times.
         max_length: Truncate inputs to this many tokens (s3 uses 256 for e5); ``None`` keeps the
             model's own limit.
         spec: Spec recorded in index metadata; defaults to ``"st:<model>"``.
@@ -171,28 +171,21 @@ class SentenceTransformerEmbedder:
         """The torch device the model runs on."""
         return str(self._model.device)
 
-    def _encode(self, texts: list[str], show_progress: bool, desc: str) -> np.ndarray:
-        out = np.empty((len(texts), self._dim), dtype=np.float32)
-        # Longest first, in batches of similar length: a batch is padded to its longest text, so short
-        # passages batched together cost a fraction of what they cost beside a long one.
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        starts = range(0, len(texts), self.batch_size)
-        for start in tqdm(starts, desc=desc, unit="batch", disable=not show_progress):
-            rows = order[start:start + self.batch_size]
-            vectors = self._model.encode(
-                [texts[i] for i in rows], batch_size=self.batch_size, normalize_embeddings=True,
-                convert_to_numpy=False, convert_to_tensor=True, show_progress_bar=False,
-            )
-            out[rows] = vectors.float().cpu().numpy()
-        return out
+    def _encode(self, texts: list[str], prefix: str, show_progress: bool) -> np.ndarray:
+        if not texts:
+            return np.empty((0, self._dim), dtype=np.float32)
+        # sentence-transformers sorts the texts by length and batches them (a batch is padded to its longest
+        # text), prepends ``prompt``, and returns the vectors in the input order.
+        vectors = self._model.encode(texts, prompt=prefix or None, batch_size=self.batch_size,
+                                     normalize_embeddings=True, convert_to_tensor=True,
+                                     show_progress_bar=show_progress)
+        return vectors.float().cpu().numpy()
 
     def embed_queries(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        texts = [self.query_prefix + t for t in _check_texts(texts)]
-        return self._encode(texts, show_progress, "embed queries")
+        return self._encode(_check_texts(texts), self.query_prefix, show_progress)
 
     def embed_passages(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
-        texts = [self.passage_prefix + t for t in _check_texts(texts)]
-        return self._encode(texts, show_progress, "embed passages")
+        return self._encode(_check_texts(texts), self.passage_prefix, show_progress)
 
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)

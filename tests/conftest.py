@@ -73,7 +73,7 @@ class CliResult(NamedTuple):
 def run_main(capsys, *args: str) -> CliResult:
     """``s3 ARGS`` in this process (no subprocess start-up): the exit code, stdout, and stderr with rich's box
     lines and wrapping flattened into one line of words."""
-    from s3_agents.cli.app import main
+    from s3_agents.cli.application import main
 
     try:
         main(list(args))

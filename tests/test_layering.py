@@ -51,6 +51,7 @@ def printed(result: subprocess.CompletedProcess[str]) -> str:
 def test_core_imports_with_heavy_and_upper_layers_blocked() -> None:
     result = run_blocked(BLOCKED, """
         import s3_agents, s3_agents.cli, s3_agents.server, s3_agents.retrievers, s3_agents.llm
+        from s3_agents.cli import app          # the application, with its plugin command groups
         from s3_agents.retrievers import faiss, qdrant, bm25, remote
         heavy = [m for m in ("torch", "sentence_transformers", "faiss", "qdrant_client", "bm25s", "llama_cpp")
                  if m in sys.modules]

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from s3_agents.errors import S3Error
 from s3_agents.reward import RewardVariant
 from s3_agents.training.paths import CONFIG_DIR
 
@@ -28,7 +29,7 @@ PRESETS = ("s3_ppo_1gpu", "s3_ppo")
 _REWARD_FILE = Path(__file__).resolve().parent / "reward.py"
 
 
-class PreflightError(RuntimeError):
+class PreflightError(S3Error, RuntimeError):
     """What is missing for a GPU training run (every problem found, one per line)."""
 
     def __init__(self, problems: Sequence[str]) -> None:

@@ -90,7 +90,7 @@ class LocalSettings:
 
         SearchConfig.from_name(self.search)                 # a loop shape this version can run
         for name, least in (("steps", 1), ("batch_size", 1), ("save_every", 1), ("max_turn_tokens", 8),
-                            ("initial_k", 1), ("contexts", 1), ("reward_concurrency", 1), ("micro_batch_tokens", 64)):
+                            ("initial_k", 1), ("contexts", 1), ("reward_concurrency", 1), ("micro_batch_tokens", 1)):
             if getattr(self, name) < least:
                 raise ValueError(f"{name} must be at least {least}, got {getattr(self, name)}")
         if self.max_context_docs is not None and self.max_context_docs < 1:

@@ -8,6 +8,7 @@ Checkpoints are the Trainer's own, so an interrupted warm start resumes where it
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 from collections.abc import Sequence
@@ -135,19 +136,6 @@ def masked_loss(model: Any, features: Sequence[dict[str, list[int]]]) -> float:
     return total / max(count, 1)
 
 
-class _Collator:
-    def __init__(self, pad_id: int) -> None:
-        self.pad_id = pad_id
-
-    def __call__(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
-        width = max(len(r["input_ids"]) for r in rows)
-        ids = [r["input_ids"] + [self.pad_id] * (width - len(r["input_ids"])) for r in rows]
-        labels = [r["labels"] + [-100] * (width - len(r["labels"])) for r in rows]
-        attention = [[1] * len(r["input_ids"]) + [0] * (width - len(r["input_ids"])) for r in rows]
-        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels),
-                "attention_mask": torch.tensor(attention)}
-
-
 def warmstart(model: Any, tokenizer: Any, trajectories: Sequence[Trajectory], out_dir: str | Path, *,
               settings: WarmstartSettings | None = None, lora: LoraSettings | None = None,
               device: str = "cpu", resume: bool = True) -> dict[str, Any]:
@@ -173,7 +161,7 @@ def warmstart(model: Any, tokenizer: Any, trajectories: Sequence[Trajectory], ou
         >>> warmstart(model, tokenizer, trajectories, "runs/warmstart")["adapter"]              # doctest: +SKIP
         PosixPath('runs/warmstart/adapter')
     """
-    from transformers import Trainer, TrainingArguments
+    from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
 
     if not trajectories:
@@ -198,8 +186,15 @@ def warmstart(model: Any, tokenizer: Any, trajectories: Sequence[Trajectory], ou
         data_seed=s.seed, bf16=bf16, use_cpu=device == "cpu", report_to=["tensorboard"],
         remove_unused_columns=False, dataloader_num_workers=0,
         disable_tqdm=False)
-    trainer = Trainer(model=peft_model, args=args, train_dataset=_ListDataset(features),
-                      data_collator=_Collator(tokenizer.pad_token_id or tokenizer.eos_token_id or 0))
+    # A list of feature dicts is a dataset to the Trainer; transformers' seq2seq collator pads the ids and
+    # pads the labels with -100, so padding is never learned (which token pads does not matter: a tokenizer
+    # without one, as read from a GGUF file, pads with its end token in a copy).
+    padder = tokenizer
+    if tokenizer.pad_token is None:
+        padder = copy.deepcopy(tokenizer)
+        padder.pad_token = tokenizer.eos_token
+    trainer = Trainer(model=peft_model, args=args, train_dataset=features,
+                      data_collator=DataCollatorForSeq2Seq(padder, label_pad_token_id=-100))
     last = get_last_checkpoint(str(out / "checkpoints")) if resume and (out / "checkpoints").is_dir() else None
     try:
         result = trainer.train(resume_from_checkpoint=last)
@@ -216,17 +211,6 @@ def warmstart(model: Any, tokenizer: Any, trajectories: Sequence[Trajectory], ou
     (out / "summary.json").write_text(json.dumps({k: str(v) if isinstance(v, Path) else v
                                                   for k, v in summary.items()}, indent=1))
     return summary
-
-
-class _ListDataset(torch.utils.data.Dataset):
-    def __init__(self, rows: list[dict[str, list[int]]]) -> None:
-        self.rows = rows
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __getitem__(self, index: int) -> dict[str, list[int]]:
-        return self.rows[index]
 
 
 def _write_loss_csv(path: Path, history: Sequence[dict[str, Any]]) -> None:

@@ -118,7 +118,8 @@ def create_app(
     """
     check_api_key(api_key)
     limits = limits or ServerLimits()
-    scheduler = Scheduler(retriever, limits.max_batch, limits.max_batch_chars)
+    scheduler = Scheduler(retriever, limits.max_batch, limits.max_batch_chars, limits.max_batch_passages,
+                          limits.min_query_cost)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -1,8 +1,10 @@
 """Fair batching of concurrent requests into index calls.
 
 Each request becomes a job. The scheduler runs one index call at a time (in a worker thread),
-within a query budget and a character budget, so that a large request is searched in slices
-between which other requests get their turn:
+within budgets of what the call costs: queries, query characters (a query counts at least
+``min_query_cost``: embedding even an empty one has a cost) and passages returned (queries times
+``topk``: searching and encoding them is the cost of a large ``topk``). A large request is searched in
+slices between which other requests get their turn:
 
 - requests that fit in the budget whole go first, smallest first, and such a call takes no slice
   of a larger request: a one-query request waits for the call already running plus its own;
@@ -47,6 +49,7 @@ class Job:
         parts: JSON of each query searched so far, in order.
         taken: Queries handed to an index call so far.
         passed_over: Left out of the last index call while waiting.
+        min_cost: What a query counts at least against a call's character budget.
     """
 
     queries: list[str]
@@ -56,10 +59,11 @@ class Job:
     parts: list[bytes] = field(default_factory=list)
     taken: int = 0
     passed_over: bool = False
+    min_cost: int = 1
     _chars: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._chars = [0, *itertools.accumulate(len(q) for q in self.queries)]
+        self._chars = [0, *itertools.accumulate(max(len(q), self.min_cost) for q in self.queries)]
 
     @property
     def dead(self) -> bool:
@@ -68,6 +72,10 @@ class Job:
 
     def chars_left(self) -> int:
         return self._chars[-1] - self._chars[self.taken]
+
+    def cost(self, i: int) -> int:
+        """What query ``i`` counts against a call's character budget."""
+        return self._chars[i + 1] - self._chars[i]
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,10 @@ class Scheduler:
     Args:
         retriever: Searched from one worker thread at a time.
         max_batch: Queries per index call.
-        max_batch_chars: Query characters per index call (a single longer query still goes alone).
+        max_batch_chars: Query characters per index call, each query counting at least ``min_query_cost``
+            (a single longer query still goes alone).
+        max_batch_passages: Passages per index call, queries times ``topk`` (a single query still goes).
+        min_query_cost: What a query counts at least against ``max_batch_chars``.
 
     Example:
         >>> scheduler = Scheduler(retriever, max_batch=256, max_batch_chars=4000)   # doctest: +SKIP
@@ -95,10 +106,13 @@ class Scheduler:
         >>> parts = await scheduler.job(["river through Gritia"], 3, encode).future   # doctest: +SKIP
     """
 
-    def __init__(self, retriever: Retriever, max_batch: int, max_batch_chars: int) -> None:
+    def __init__(self, retriever: Retriever, max_batch: int, max_batch_chars: int,
+                 max_batch_passages: int = 1_000, min_query_cost: int = 50) -> None:
         self.retriever = retriever
         self.max_batch = max_batch
         self.max_batch_chars = max_batch_chars
+        self.max_batch_passages = max_batch_passages
+        self.min_query_cost = min_query_cost
         self.index_calls = 0
         self.queries_served = 0
         self._jobs: list[Job] = []
@@ -119,7 +133,7 @@ class Scheduler:
 
     def job(self, queries: list[str], k: int, encode: Encode) -> Job:
         """A job for ``queries``, queued at once; await ``job.future`` for its encoded results."""
-        job = Job(queries, k, encode, asyncio.get_running_loop().create_future())
+        job = Job(queries, k, encode, asyncio.get_running_loop().create_future(), min_cost=self.min_query_cost)
         self._jobs.append(job)
         assert self._wake is not None, "Scheduler.start() was not called"
         self._wake.set()
@@ -131,19 +145,22 @@ class Scheduler:
         if not self._jobs:
             return []
         ends: dict[Job, int] = {}
-        queries_left, chars_left = self.max_batch, self.max_batch_chars
+        queries_left, chars_left, passages_left = self.max_batch, self.max_batch_chars, self.max_batch_passages
 
         def take(job: Job, whole: bool) -> None:
-            """Add queries of ``job`` within the budget (``whole``: all of them, or none)."""
-            nonlocal queries_left, chars_left
+            """Add queries of ``job`` within the budgets (``whole``: all of them, or none)."""
+            nonlocal queries_left, chars_left, passages_left
             start = end = ends.get(job, job.taken)
-            n, chars = queries_left, chars_left
-            # The call's first query goes in whatever its length: a query longer than the budget runs alone.
-            while end < len(job.queries) and n > 0 and (len(job.queries[end]) <= chars or not ends and end == start):
-                n, chars, end = n - 1, chars - len(job.queries[end]), end + 1
+            n, chars, passages = queries_left, chars_left, passages_left
+            while end < len(job.queries) and n > 0:
+                cost = job.cost(end)
+                # The call's first query goes in whatever its cost: a query over a budget runs alone.
+                if (cost > chars or job.k > passages) and (ends or end != start):
+                    break
+                n, chars, passages, end = n - 1, chars - cost, passages - job.k, end + 1
             if end == start or (whole and end < len(job.queries)):
                 return
-            ends[job], queries_left, chars_left = end, n, chars
+            ends[job], queries_left, chars_left, passages_left = end, n, chars, passages
 
         passed_over = [job for job in self._jobs if job.passed_over]
         if passed_over:

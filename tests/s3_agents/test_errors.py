@@ -101,8 +101,7 @@ def test_asking_for_a_missing_gpu_is_a_no_gpu_error() -> None:
 
 def test_cli_prints_world_failures_uses_usage_errors_for_options_and_lets_bugs_through(
         tmp_path, monkeypatch, capsys) -> None:
-    import s3_agents.cli.serve as serve_module
-    from s3_agents.cli.app import main
+    from s3_agents.cli.application import main
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "q", "answers": ["a"]}\n{"question": "no answers"}\n')
@@ -123,6 +122,6 @@ def test_cli_prints_world_failures_uses_usage_errors_for_options_and_lets_bugs_t
     def bug(*args, **kwargs):
         raise ValueError("an unexpected bug")
 
-    monkeypatch.setattr(serve_module, "open_retriever", bug)
+    monkeypatch.setattr("s3_agents.cli.searching.RetrieverOptions.open", bug)
     with pytest.raises(ValueError, match="an unexpected bug"):  # not swallowed into one line
         main(["retrieve", "q"])
