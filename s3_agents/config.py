@@ -163,7 +163,7 @@ class ServerLimits(ConnectionLimits):
     default_topk: int = 3
     max_batch: int = 256
     max_batch_chars: int = 2_000
-    max_batch_passages: int = 1_000
+    max_batch_passages: int = 250
     min_query_cost: int = 50
 
     def __post_init__(self) -> None:

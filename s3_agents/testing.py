@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable, Sequence
 
 from s3_agents.llm.base import Completion, Message, truncate_at_stop
 
-__all__ = ["ScriptedClient"]
+__all__ = ["ScriptedClient", "on_event_loop"]
 
 _QUESTION = re.compile(r"<question>\n(.*?)\n</question>", re.S)
 
@@ -93,3 +94,20 @@ class ScriptedClient:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def on_event_loop() -> bool:
+    """Whether the caller runs on a thread with a running event loop: a test's probe for blocking work (file
+    syncs, database reads, model calls) that should run in a worker thread instead.
+
+    Example:
+        >>> async def probe():
+        ...     return on_event_loop(), await asyncio.to_thread(on_event_loop)
+        >>> asyncio.run(probe())
+        (True, False)
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

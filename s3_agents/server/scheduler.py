@@ -107,7 +107,7 @@ class Scheduler:
     """
 
     def __init__(self, retriever: Retriever, max_batch: int, max_batch_chars: int,
-                 max_batch_passages: int = 1_000, min_query_cost: int = 50) -> None:
+                 max_batch_passages: int = 250, min_query_cost: int = 50) -> None:
         self.retriever = retriever
         self.max_batch = max_batch
         self.max_batch_chars = max_batch_chars

@@ -28,7 +28,7 @@ from s3_agents.evaluation.runner import VOLATILE, EvalRow, ResultsFile
 from s3_agents.metrics import answer_in_context
 from s3_agents.qa import QAExample, load_demo_qa, load_qa
 from s3_agents.retrievers import RemoteRetriever, build_index
-from s3_agents.testing import ScriptedClient
+from s3_agents.testing import ScriptedClient, on_event_loop
 from s3_agents.types import Passage
 from tests.conftest import free_port
 
@@ -329,15 +329,6 @@ def test_every_method_end_to_end_against_llama_cpp(llama_server, retriever, tmp_
 
 
 @pytest.mark.slow
-def test_resume_against_llama_cpp(llama_server, retriever, tmp_path):
-    def make():
-        generator = Generator(OpenAICompatClient(llama_server.url, llama_server.model))
-        return [NaiveRAG(retriever, generator), NoRetrieval(generator)]
-
-    check_resume(tmp_path, make, {"demo": load_demo_qa()[:3]})
-
-
-@pytest.mark.slow
 def test_s3_eval_cli_prints_the_table_and_writes_the_report(s3, llama_server, tmp_path):
     args = ["eval", "--methods", "naive-rag,naive-rag-bm25,s3", "--dataset", "demo", "--limit", "1",
             "--turn-tokens", "48", "--config", "4-2-2", "--policy-url",
@@ -411,21 +402,13 @@ def test_a_second_run_on_the_same_results_file_is_refused(tmp_path, retriever):
     assert len(_scripted_run(path, retriever)) == 3                      # the lock goes with the first run
 
 
-def _on_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
 def test_rows_are_fsynced_off_the_event_loop(tmp_path, retriever, monkeypatch):
     """Each row's fsync (and the open and final rewrite) runs in a worker thread, never on the event loop."""
     on_loop: list[bool] = []
     real_fsync = os.fsync
 
     def fsync(fd):
-        on_loop.append(_on_event_loop())
+        on_loop.append(on_event_loop())
         real_fsync(fd)
 
     monkeypatch.setattr(os, "fsync", fsync)

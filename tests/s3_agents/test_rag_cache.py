@@ -8,7 +8,7 @@ import pytest
 from s3_agents import FaissRetriever, Generator, HashingEmbedder, RagCache, load_demo_corpus
 from s3_agents.qa import QAExample
 from s3_agents.rag_cache import RagEntry
-from s3_agents.testing import ScriptedClient
+from s3_agents.testing import ScriptedClient, on_event_loop
 
 
 @pytest.fixture(scope="module")
@@ -82,18 +82,12 @@ def test_durability_is_what_the_doc_says(tmp_path: Path) -> None:
 
 def test_precompute_reads_the_cache_off_the_event_loop(tmp_path: Path, retriever, demo_questions, monkeypatch) -> None:
     """The SQLite reads that find what is missing, and the writes, run in a worker thread."""
-    import asyncio
-
     cache = RagCache(tmp_path / "c.sqlite", retriever_id="demo", generator_id="scripted", k=3)
     on_loop: list[bool] = []
 
     def recorded(method):
         def call(*args, **kwargs):
-            try:
-                asyncio.get_running_loop()
-                on_loop.append(True)
-            except RuntimeError:
-                on_loop.append(False)
+            on_loop.append(on_event_loop())
             return method(*args, **kwargs)
         return call
 

@@ -20,13 +20,14 @@ PROMPT = ("Question: Which river flows through the birthplace of Vokri Krofei?\n
 
 
 @pytest.fixture(scope="module")
-def trained():
-    """SmolLM2 (the GGUF's own weights, read by transformers) with the shipped searcher's adapter, trainable."""
+def trained(smollm2_hf):
+    """SmolLM2 (the GGUF's own weights, converted once per session) with the shipped searcher's adapter,
+    trainable."""
     from peft import PeftModel
 
     from s3_agents.training.local_server import load_policy_model
 
-    base, tokenizer = load_policy_model()
+    base, tokenizer = load_policy_model(smollm2_hf)
     return PeftModel.from_pretrained(base, str(trained_searcher_dir("world")), is_trainable=True).eval(), tokenizer
 
 

@@ -24,8 +24,8 @@ def episode(tokenizer, retriever, replies, scripted_server):
 
 
 @pytest.fixture()
-def rollouts(policy_model, hashing_retriever, scripted_server):
-    _, tokenizer = policy_model
+def rollouts(tiny_policy, hashing_retriever, scripted_server):
+    _, tokenizer = tiny_policy
     good = episode(tokenizer, hashing_retriever, GOOD, scripted_server)
     bad = episode(tokenizer, hashing_retriever, BAD, scripted_server)
     return Rollout.from_output(good, 1.0), Rollout.from_output(bad, 0.0)
@@ -39,8 +39,8 @@ def sequence_logprob(ppo: CpuPPO, rollout: Rollout) -> float:
 
 
 @pytest.mark.slow
-def test_one_update_changes_weights_with_finite_losses(policy_model, rollouts):
-    model = copy.deepcopy(policy_model[0])
+def test_one_update_changes_weights_with_finite_losses(tiny_policy, rollouts):
+    model = copy.deepcopy(tiny_policy[0])
     before = {k: v.clone() for k, v in model.state_dict().items()}
     ppo = CpuPPO(model)
     metrics = ppo.step(list(rollouts))
@@ -53,12 +53,12 @@ def test_one_update_changes_weights_with_finite_losses(policy_model, rollouts):
 
 
 @pytest.mark.slow
-def test_lora_updates_favour_the_rewarded_episode_against_the_base_model(policy_model, rollouts):
+def test_lora_updates_favour_the_rewarded_episode_against_the_base_model(tiny_policy, rollouts):
     """LoRA: only the adapter moves; the KL reference is the same model with the adapter off (no copy)."""
     from s3_agents.training.warmstart import lora_model
 
     good, bad = rollouts
-    model = lora_model(copy.deepcopy(policy_model[0]))
+    model = lora_model(copy.deepcopy(tiny_policy[0]))
     frozen = {k: v.clone() for k, v in model.state_dict().items() if "lora_" not in k}
     ppo = CpuPPO(model, PPOSettings(actor_lr=1e-3, critic_lr=1e-3, entropy_coeff=0.0))
     assert ppo.ref is None and ppo.lora
@@ -70,17 +70,17 @@ def test_lora_updates_favour_the_rewarded_episode_against_the_base_model(policy_
     assert all(torch.equal(v, frozen[k]) for k, v in model.state_dict().items() if "lora_" not in k)
     with ppo._reference() as reference:                     # adapter off: the base model's log-probs
         ref_lp = ppo._forward(reference, good)[0]
-    base = CpuPPO(copy.deepcopy(policy_model[0]))
+    base = CpuPPO(copy.deepcopy(tiny_policy[0]))
     assert torch.allclose(ref_lp, base._forward(base.model, good)[0], atol=1e-4)
 
 
 @pytest.mark.slow
-def test_grammar_sampled_turns_are_scored_under_the_grammar(policy_model, hashing_retriever, scripted_server):
+def test_grammar_sampled_turns_are_scored_under_the_grammar(tiny_policy, hashing_retriever, scripted_server):
     """Tokens the grammar forced have probability 1 (log-prob 0) under the distribution they were drawn from."""
     from s3_agents.config import SearchConfig
     from s3_agents.grammar import action_grammar
 
-    model, tokenizer = policy_model
+    model, tokenizer = tiny_policy
     reply = '<important_info>[1]</important_info>\n<search_complete>True</search_complete>'
     out = episode(tokenizer, hashing_retriever, [reply], scripted_server)
     grammar = action_grammar(SearchConfig.from_name("2-1-1", initial_k=1))
@@ -98,7 +98,7 @@ def test_grammar_sampled_turns_are_scored_under_the_grammar(policy_model, hashin
     assert torch.equal(lp_constrained[~generated], lp_free[~generated])
 
 
-def test_rollouts_without_generated_tokens_are_refused(policy_model):
+def test_rollouts_without_generated_tokens_are_refused(tiny_policy):
     ppo = CpuPPO.__new__(CpuPPO)
     ppo.settings = PPOSettings()
     with pytest.raises(ValueError, match="no rollout"):
@@ -106,12 +106,12 @@ def test_rollouts_without_generated_tokens_are_refused(policy_model):
 
 
 @pytest.mark.slow
-def test_one_batched_pass_gives_each_rollouts_own_log_probs_and_the_references(policy_model, rollouts):
+def test_one_batched_pass_gives_each_rollouts_own_log_probs_and_the_references(tiny_policy, rollouts):
     """Right-padded micro-batches and peft's mixed-adapter rows give what one forward per rollout gives."""
     from s3_agents.training.warmstart import lora_model
 
     good, bad = rollouts
-    model = lora_model(copy.deepcopy(policy_model[0]))
+    model = lora_model(copy.deepcopy(tiny_policy[0]))
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
@@ -130,7 +130,7 @@ def test_one_batched_pass_gives_each_rollouts_own_log_probs_and_the_references(p
 
 
 @pytest.mark.slow
-def test_a_warm_start_adapter_frozen_beside_the_trained_one_is_the_kl_reference(policy_model, rollouts, tmp_path):
+def test_a_warm_start_adapter_frozen_beside_the_trained_one_is_the_kl_reference(tiny_policy, rollouts, tmp_path):
     """``ref_adapter``: the reference is the adapter RL started from, so the KL starts at zero and the reference
     stays where the warm start left it while the trained copy moves."""
     from peft import PeftModel
@@ -138,13 +138,13 @@ def test_a_warm_start_adapter_frozen_beside_the_trained_one_is_the_kl_reference(
     from s3_agents.training.warmstart import lora_model
 
     good, bad = rollouts
-    warm = lora_model(copy.deepcopy(policy_model[0]))
+    warm = lora_model(copy.deepcopy(tiny_policy[0]))
     with torch.no_grad():
         for name, p in warm.named_parameters():
             if "lora_B" in name:
                 p.normal_(0, 0.02)                    # a warm start: away from the base model
     warm.save_pretrained(str(tmp_path / "warm"))
-    model = PeftModel.from_pretrained(copy.deepcopy(policy_model[0]), str(tmp_path / "warm"), is_trainable=True)
+    model = PeftModel.from_pretrained(copy.deepcopy(tiny_policy[0]), str(tmp_path / "warm"), is_trainable=True)
     with pytest.raises(ValueError, match="load it first"):
         CpuPPO(model, ref_adapter="kl_reference")
     model.load_adapter(str(tmp_path / "warm"), adapter_name="kl_reference", is_trainable=False)
@@ -168,10 +168,10 @@ def test_a_warm_start_adapter_frozen_beside_the_trained_one_is_the_kl_reference(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("bf16", [True, False], ids=["bf16-on", "bf16-off"])
-def test_a_step_under_forced_bf16_or_fp32_leaves_an_fp32_model(policy_model, rollouts, bf16):
+def test_a_step_under_forced_bf16_or_fp32_leaves_an_fp32_model(tiny_policy, rollouts, bf16):
     from s3_agents.training.warmstart import lora_model
 
-    model = lora_model(copy.deepcopy(policy_model[0]))
+    model = lora_model(copy.deepcopy(tiny_policy[0]))
     ppo = CpuPPO(model, PPOSettings(bf16=bf16, actor_lr=1e-3))
     assert ppo.bf16 is bf16
     metrics = ppo.step(list(rollouts))
@@ -182,11 +182,11 @@ def test_a_step_under_forced_bf16_or_fp32_leaves_an_fp32_model(policy_model, rol
 
 
 @pytest.mark.slow
-def test_grpo_compares_the_samples_of_one_question(policy_model, rollouts):
+def test_grpo_compares_the_samples_of_one_question(tiny_policy, rollouts):
     from s3_agents.training.warmstart import lora_model
 
     good, bad = rollouts
-    model = lora_model(copy.deepcopy(policy_model[0]))
+    model = lora_model(copy.deepcopy(tiny_policy[0]))
     ppo = CpuPPO(model, PPOSettings(algorithm="grpo", actor_lr=1e-3, entropy_coeff=0.0))
     with pytest.raises(ValueError, match="group"):
         ppo.step([good, bad])

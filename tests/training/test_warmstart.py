@@ -82,21 +82,21 @@ def test_labels_only_on_mask_one_tokens(trajectories, tmp_path) -> None:
         read_trajectories(tmp_path / "bad.jsonl")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("bf16", [True, False], ids=["bf16-on", "bf16-off"])
-def test_one_epoch_lowers_the_masked_loss_of_real_smollm2(trajectories, smollm2_hf, tmp_path, bf16) -> None:
-    """Forced both ways, whatever this CPU supports (bf16 autocast runs on any CPU, only slower)."""
+def test_one_epoch_lowers_the_masked_loss(trajectories, tiny_policy, tmp_path, bf16) -> None:
+    """Forced both ways, whatever this CPU supports (bf16 autocast runs on any CPU, only slower); the mechanics
+    on a tiny random Llama with SmolLM2's tokenizer (`s3 train warmstart` on SmolLM2 itself: test_local.py)."""
+    import copy
+
     import torch
 
-    from s3_agents.training.local_server import load_policy_model
-
-    base_model, tokenizer = load_policy_model(smollm2_hf)
-    model = lora_model(base_model)
+    base_model, tokenizer = tiny_policy
+    model = lora_model(copy.deepcopy(base_model))
     # peft's "all-linear": every attention and MLP projection, not the output head.
-    assert sorted(model.peft_config["default"].target_modules) == sorted(
-        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    assert {name.split(".")[-1] for name in model.peft_config["default"].target_modules} == {
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     summary = warmstart(model, tokenizer, trajectories[:2], tmp_path, settings=WarmstartSettings(
-        epochs=1, grad_accum=1, learning_rate=1e-3, max_length=1200, bf16=bf16))
+        epochs=1, grad_accum=1, learning_rate=1e-2, max_length=1200, bf16=bf16))
     # The model handed back computes in fp32: no autocast wrapper left on its forward.
     assert "_original_forward" not in model.__dict__ and "forward" not in model.__dict__
     seen = []
@@ -108,13 +108,12 @@ def test_one_epoch_lowers_the_masked_loss_of_real_smollm2(trajectories, smollm2_
     assert summary["loss_after"] < summary["loss_before"]
     adapter = tmp_path / "adapter"
     assert (adapter / "adapter_config.json").is_file() and (tmp_path / "loss.csv").is_file()
-    assert sum(f.stat().st_size for f in adapter.glob("*.safetensors")) < 25_000_000    # the adapter, not the model
+    assert sum(f.stat().st_size for f in adapter.glob("*.safetensors")) < 5_000_000    # the adapter, not the model
     assert any((tmp_path / "checkpoints").rglob("events.out.tfevents*"))
     # The base weights did not move: the adapter switched off gives the base model's loss.
     features = [sft_features(t, 1200) for t in trajectories[:2]]
-    base, _ = load_policy_model(smollm2_hf)
     with model.disable_adapter():
-        assert masked_loss(model, features) == pytest.approx(masked_loss(base, features), rel=1e-4)
+        assert masked_loss(model, features) == pytest.approx(masked_loss(base_model, features), rel=1e-4)
 
 
 def test_teacher_and_rejection_sampling_sources(world, world_retriever, policy_model, scripted_server) -> None:

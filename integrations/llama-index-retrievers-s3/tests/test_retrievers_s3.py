@@ -14,7 +14,7 @@ from llama_index.core.schema import TextNode
 from llama_index.retrievers.s3 import LlamaIndexBackend, S3Retriever, llamaindex_embedding
 
 from s3_agents import FaissRetriever, S3Searcher, load_demo_corpus, load_embedder
-from s3_agents.testing import ScriptedClient
+from s3_agents.testing import ScriptedClient, on_event_loop
 
 QUESTION = "What is the currency of Ketroul?"
 
@@ -83,14 +83,6 @@ def test_concurrent_async_retrievals_each_get_their_own_episode(faiss) -> None:
     assert [episode[0][1] for episode in alone] == [[title] for title in titles]
 
 
-def _on_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
 def test_embeddings_run_off_the_event_loop_and_queries_run_together() -> None:
     """The embedding model runs in a worker thread, and the backend's queries overlap instead of queueing."""
     from llama_index.core.schema import NodeWithScore
@@ -101,7 +93,7 @@ def test_embeddings_run_off_the_event_loop_and_queries_run_together() -> None:
         on_loop: list[bool] = []
 
         def _embed(self, texts):
-            self.on_loop.append(_on_event_loop())
+            self.on_loop.append(on_event_loop())
             return super()._embed(texts)
 
     model = llamaindex_embedding(Recording())

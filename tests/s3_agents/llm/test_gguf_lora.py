@@ -120,10 +120,10 @@ def test_llama_cpp_with_the_gguf_lora_takes_transformers_greedy_turns() -> None:
             turns.append((list(messages), kwargs, out.text))
             return out
 
-    questions = [q["question"] for q in world.sample("test", 2)]
+    questions = [q["question"] for q in world.sample("test", 1)]
     S3Searcher(Recorder(trained_searcher("world", engine="transformers")), retriever,
                trained_config("world")).batch(questions)
-    assert len(turns) >= 4 and all(kwargs.get("grammar") for _, kwargs, _ in turns)
+    assert len(turns) >= 2 and all(kwargs.get("grammar") for _, kwargs, _ in turns)
     adapted, base = trained_searcher("world"), LlamaCppClient()
     assert [adapted.chat(m, **kw).text for m, kw, _ in turns] == [text for _, _, text in turns]
     assert [base.chat(m, **kw).text for m, kw, _ in turns] != [text for _, _, text in turns]   # the LoRA acts
