@@ -66,8 +66,10 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--no-write", action="store_true", help="Do not write docs/benchmarks.md.")
     args = parser.parse_args()
     if args.quick:
+        global SEARCH, TURN_TOKENS
         args.steps, args.batch_size, args.eval_questions, args.no_write = 1, 2, 1, True
         CONFIGS["llama.cpp-grpo"]["group_size"] = 2
+        SEARCH, TURN_TOKENS = "2-1-1", 32             # one search of short turns: the script runs, nothing more
     return args
 
 
