@@ -1,7 +1,7 @@
 """Invalid actions of the untrained searcher (SmolLM2-135M) with and without the action grammar.
 
 The same questions (the benchmark world's dev split), the same retriever and sampling, llama.cpp in-process:
-once free, once under :func:`s3_agents.grammar.action_grammar`. Reports invalid turns / turns, episodes
+once free, once under :func:`s3_agents.protocol.grammar.action_grammar`. Reports invalid turns / turns, episodes
 with at least one valid search, stop reasons, answer-in-context of the final context and seconds per episode.
 
 Command: ``python benchmarks/constrained.py``
@@ -28,7 +28,7 @@ def main() -> None:
     from s3_agents.embedders import load_embedder
     from s3_agents.llm import LlamaCppClient
     from s3_agents.metrics import answer_in_context
-    from s3_agents.world import build_world, default_world_dir, load_world
+    from s3_agents.worlds import build_world, default_world_dir, load_world
 
     world = build_world(300, seed=5) if args.quick else load_world(default_world_dir())
     retriever = FaissRetriever.from_passages(world.passages, load_embedder("minilm"))

@@ -34,7 +34,7 @@ from _report import write_section  # noqa: E402
 from s3_agents.corpus import load_demo_corpus  # noqa: E402
 from s3_agents.embedders import SentenceTransformerEmbedder  # noqa: E402
 from s3_agents.retrievers.faiss import build_faiss_index  # noqa: E402
-from s3_agents.world import default_world_dir, load_world  # noqa: E402
+from s3_agents.worlds import default_world_dir, load_world  # noqa: E402
 
 
 def busy(stop: multiprocessing.synchronize.Event) -> None:

@@ -48,7 +48,7 @@ def candidate_spans(question: str, docs: Sequence[tuple[str, str]]) -> list[str]
 
 
 def span_grammar(spans: Sequence[str], n_docs: int, max_select: int) -> str:
-    """The action grammar (:func:`s3_agents.grammar.action_grammar`) with the query one of ``spans``."""
+    """The action grammar (:func:`s3_agents.protocol.grammar.action_grammar`) with the query one of ``spans``."""
     ids = " | ".join(f'"{i}"' for i in range(1, n_docs + 1))
     lines = ["root ::= select? (done | more)" if spans else "root ::= select? done",
              f'select ::= "<important_info>[" (id (", " id){{0,{max_select - 1}}})? "]</important_info>\\n"',
@@ -122,7 +122,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from s3_agents.retrievers import load_retriever
-    from s3_agents.world import load_world
+    from s3_agents.worlds import load_world
 
     world, dense = load_world(args.data), load_retriever(args.data / "index-dense")
     questions = world.sample(args.split, args.limit)

@@ -70,7 +70,7 @@ BUDGET = 3
 
 
 def _world(args: argparse.Namespace) -> Any:
-    from s3_agents.world import build_world, default_world_dir, load_world
+    from s3_agents.worlds import build_world, default_world_dir, load_world
 
     return build_world(300, seed=5) if args.quick else load_world(default_world_dir())
 

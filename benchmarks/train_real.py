@@ -291,7 +291,7 @@ def summarize_rows(rows: list[Any], dataset: str) -> dict[str, Any]:
     the queries) and ``paired`` (each searcher minus naive RAG, and trained minus each other method) of the rows of
     ``dataset`` (``real-dev``, ``real-test``, ``world-test``)."""
     from s3_agents.evaluation.report import paired_difference, summarize
-    from s3_agents.world import uses_world_template
+    from s3_agents.worlds import uses_world_template
 
     per = {m: v[dataset] for m, v in summarize(rows).items()}
     queries: dict[str, list[str]] = {}
@@ -354,7 +354,7 @@ def _table(summary: dict[str, Any]) -> list[str]:
 def world_stage(args: argparse.Namespace, generator_url: str) -> None:
     """Searchers on the benchmark world's test split (its dense index built in ``<out>/world-index``), what each keeps
     and budget filled; writes ``docs/train-real/world-test.json``."""
-    from s3_agents.world import default_world_dir, load_world
+    from s3_agents.worlds import default_world_dir, load_world
 
     toy = load_world(default_world_dir())
     by_rule = evaluate_split(args, toy, "test", args.world_limit, _policies(args, _names(args.world_policies)),
@@ -368,7 +368,7 @@ def world_stage(args: argparse.Namespace, generator_url: str) -> None:
 
 
 def main() -> None:
-    from s3_agents.world import load_world
+    from s3_agents.worlds import load_world
 
     args = _args()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -77,7 +77,7 @@ def setup_world(args: argparse.Namespace) -> tuple[Any, Path, Path]:
     from s3_agents.qa import QAExample
     from s3_agents.retrievers import build_index
     from s3_agents.training.data import prepare_dataset
-    from s3_agents.world import build_world, default_world_dir, load_world
+    from s3_agents.worlds import build_world, default_world_dir, load_world
 
     world = build_world(300, seed=5) if args.quick else load_world(default_world_dir())
     index = args.out / "world-index"

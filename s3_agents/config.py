@@ -44,7 +44,7 @@ class SearchConfig:
         max_new_tokens: Token budget of one searcher generation (s3: 500).
         temperature: Sampling temperature of the searcher (0 = greedy, as s3 evaluation).
         bm25_hint: Tell the searcher the engine is BM25 (Boolean operators help).
-        constrained: Decode every searcher turn under :func:`~s3_agents.grammar.action_grammar`, so each
+        constrained: Decode every searcher turn under :func:`~s3_agents.protocol.grammar.action_grammar`, so each
             turn is a valid action (the policy client must support grammars: llama.cpp, vLLM, transformers).
         prompt_format: ``"chat"``: observations and feedback arrive as user messages. ``"reference"``: the s3
             reference code's format, for checkpoints trained with it (``pat-jj/s3-8-3-3-20steps``): one

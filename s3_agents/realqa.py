@@ -3,7 +3,7 @@
 Each question of these datasets comes with its own paragraphs (the gold ones and distractors). The paragraphs of
 all questions are pooled into one corpus, deduplicated by title and text, so that a question's retrieval competes
 with every other question's paragraphs. Questions are split into train / dev / test by seed, with no question in
-two splits, and written in the layout of ``s3 data world`` (:func:`~s3_agents.world.write_world`): ``corpus.jsonl``
+two splits, and written in the layout of ``s3 data world`` (:func:`~s3_agents.worlds.write_world`): ``corpus.jsonl``
 (wiki-18 form), ``train.jsonl`` / ``dev.jsonl`` / ``test.jsonl`` and ``world.json``. So everything that reads a
 world reads them too: ``load_world``, the warm start's ``--source chain``, ``s3 eval``.
 
@@ -43,7 +43,7 @@ from s3_agents.corpus import corpus_fingerprint
 from s3_agents.errors import DataError, DataFileError
 from s3_agents.qa import is_yes_no
 from s3_agents.types import Passage
-from s3_agents.world import SPLITS, World
+from s3_agents.worlds import SPLITS, World
 
 __all__ = ["FORMATS", "QARecord", "read_qa_records", "pool_records", "measure_headroom", "write_real_qa"]
 
@@ -286,7 +286,7 @@ def pool_records(records: Iterable[QARecord], *, train_only: Iterable[QARecord] 
             so answer-in-context, the headline measure, says nothing about them).
 
     Returns:
-        A :class:`~s3_agents.world.World`: passages deduplicated by title and text, ids ``"1"``, ``"2"``... in
+        A :class:`~s3_agents.worlds.World`: passages deduplicated by title and text, ids ``"1"``, ``"2"``... in
         order of first appearance; questions with ``id``, ``question``, ``answers``, ``type``, ``hops``,
         ``supporting_ids``, ``chain``, ``source``, ``split`` (a question id seen twice is kept once).
 
@@ -401,7 +401,7 @@ def write_real_qa(world: World, out: str | Path, *, sources: Sequence[str] = (),
         >>> write_real_qa(world, "realqa")["headroom"]["dense"]["dev"]["naive_answer_in_context@3"]  # doctest: +SKIP
         0.54
     """
-    from s3_agents.world import write_world
+    from s3_agents.worlds import write_world
 
     out = Path(out)
     old = out / "world.json"

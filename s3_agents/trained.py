@@ -6,7 +6,7 @@ steps, command), with which loop settings (:func:`trained_config`) and on which 
 samples under the action grammar.
 
 * ``"real"``: trained on real multi-hop questions (HotpotQA, MuSiQue; ``benchmarks/train_real.py``), the default;
-* ``"world"``: trained on the benchmark world (:mod:`s3_agents.world`).
+* ``"world"``: trained on the benchmark world (:mod:`s3_agents.worlds`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def trained_searcher_info(name: SearcherName | None = None) -> dict[str, Any]:
 
 
 def trained_world(name: SearcherName | None = None) -> Literal["world", "realqa"]:
-    """The shipped corpus a searcher goes with by default (:data:`~s3_agents.world.ShippedWorld`): the real demo
+    """The shipped corpus a searcher goes with by default (:data:`~s3_agents.worlds.ShippedWorld`): the real demo
     corpus for ``"real"``, the benchmark world for ``"world"``.
 
     Example:

@@ -38,7 +38,7 @@ any copy.
 
 def main() -> None:
     from s3_agents.realqa import pool_records, read_qa_records, write_real_qa
-    from s3_agents.world import load_world
+    from s3_agents.worlds import load_world
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / "runs" / "realqa", help="Folder of `s3 data hotpotqa`.")

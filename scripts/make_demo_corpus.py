@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from s3_agents.demo_world import write_demo_files
+from s3_agents.worlds import write_demo_files
 
 if __name__ == "__main__":
     target = Path(__file__).resolve().parent.parent / "s3_agents" / "data"

@@ -115,9 +115,9 @@ def test_nothing_imports_the_old_top_level_names() -> None:
 
 # Layers of the core, lowest first: a module imports from its own layer or lower ones, never higher.
 LAYERS = [
-    {"types", "errors", "config", "locks", "processes", "_tasks", "prompts", "corpus", "qa", "demo_world", "grammar"},
+    {"types", "errors", "config", "locks", "processes", "_tasks", "prompts", "corpus", "qa", "protocol"},
     {"embedders", "llm", "testing", "retrievers", "generator", "metrics"},
-    {"rag_cache", "graph", "world", "trained", "reward", "realqa"},
+    {"rag_cache", "graph", "worlds", "trained", "reward", "realqa"},
     {"searcher", "scoring", "rag_graph"},
     {"evaluation", "server"},
     {"cli", "__main__", ""},  # "" is the package itself (s3_agents/__init__.py re-exports)

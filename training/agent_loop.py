@@ -100,7 +100,7 @@ class S3AgentLoop(AgentLoopBase):
         initial_k: Naive-RAG documents in the first prompt (s3: 3).
         max_turn_tokens: Token budget of one searcher generation (s3: 500).
         max_obs_tokens: Cap on one inserted observation, in tokens (s3: 1400).
-        constrained: Sample every turn under the action grammar (:func:`~s3_agents.grammar.action_grammar`);
+        constrained: Sample every turn under the action grammar (:func:`~s3_agents.protocol.grammar.action_grammar`);
             the rollout server must take ``sampling_params["grammar"]`` (``TransformersServer`` does).
         max_context_docs: Cap on the generator's context documents (``None``: the reference rule, no cap).
         fill_context: Fill what the searcher leaves of the cap with the initial documents, in rank order.

@@ -301,7 +301,7 @@ async def _chain_trajectories(tokenizer: Any, retriever: Any, config: Any, *, wo
                               limit: int | None, observable: bool) -> list[Any]:
     """``--source chain``: the world's hop chains, on a seeded sample of its train split."""
     from s3_agents.training import trajectories as tj
-    from s3_agents.world import default_world_dir, load_world
+    from s3_agents.worlds import default_world_dir, load_world
 
     w = load_world(world or default_world_dir())
     items = w.sample("train", limit)                  # a seeded sample: the split lists its types in turn
@@ -315,7 +315,7 @@ async def _teacher_trajectories(tokenizer: Any, retriever: Any, config: Any, *, 
     from s3_agents.llm import OpenAICompatClient
     from s3_agents.qa import load_qa
     from s3_agents.training import trajectories as tj
-    from s3_agents.world import default_world_dir
+    from s3_agents.worlds import default_world_dir
 
     if not url or not model:
         raise typer.BadParameter("--source teacher needs --teacher-url and --teacher-model")

@@ -297,7 +297,7 @@ class LocalRun:
         began = time.perf_counter()
         from tqdm.auto import tqdm
 
-        from s3_agents.grammar import action_grammar
+        from s3_agents.protocol import action_grammar
 
         s = self.settings
         model, tokenizer, ppo, step = self._load()

@@ -38,7 +38,7 @@ def corpus_check(
 @corpus_app.command("demo")
 def corpus_demo(out: Annotated[Path, typer.Argument(help="Folder to write into.")]) -> None:
     """Write the demo corpus and its multi-hop questions to a folder."""
-    from s3_agents.demo_world import write_demo_files
+    from s3_agents.worlds import write_demo_files
 
     for path in write_demo_files(out):
         typer.echo(f"wrote {path}")
@@ -55,7 +55,7 @@ def data_world(
     embedder: Annotated[str, typer.Option(help="Embedder for --measure.")] = "minilm",
 ) -> None:
     """Generate a synthetic multi-hop benchmark world (2-4 hop bridge and comparison questions, splits)."""
-    from s3_agents.world import build_world, measure_world, write_world
+    from s3_agents.worlds import build_world, measure_world, write_world
 
     with usage("--passages"):
         world = build_world(passages, seed=seed)

@@ -194,7 +194,7 @@ def demo(
         llm = LlamaCppClient()
         if trained:
             from s3_agents.trained import DEFAULT_SEARCHER, trained_config, trained_searcher, trained_searcher_info
-            from s3_agents.world import default_world_retriever
+            from s3_agents.worlds import default_world_retriever
 
             info = trained_searcher_info(name)
             corpus = ("real HotpotQA questions over 293 Wikipedia paragraphs (CC BY-SA)" if world == "realqa"
@@ -233,7 +233,7 @@ def _demo_question(question: str | None, question_id: str | None, seed: int, wor
     questions (the real corpus ships dev questions, the benchmark world its test split), else the demo's."""
     trained = world is not None
     if trained:
-        from s3_agents.world import default_world_dir, load_world
+        from s3_agents.worlds import default_world_dir, load_world
 
         items = load_world(default_world_dir(world)).split("dev" if world == "realqa" else "test")  # type: ignore[arg-type]
     else:

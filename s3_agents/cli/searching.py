@@ -164,7 +164,7 @@ def open_search(where: RetrieverOptions, policy: PolicyOptions, loop: SearchConf
     name = trained_name(searcher)
     if trained or name:
         from s3_agents.trained import trained_config, trained_searcher, trained_world
-        from s3_agents.world import default_world_retriever
+        from s3_agents.worlds import default_world_retriever
 
         taken = policy.given() + ["--format"] * (loop.prompt_format != "chat")
         if taken:

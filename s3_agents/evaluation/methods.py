@@ -17,8 +17,8 @@ from typing import Protocol
 from s3_agents.config import SearchConfig
 from s3_agents.evaluation.trace import Trace, s3_trace
 from s3_agents.generator import Generator
-from s3_agents.graph.protocol import format_information
 from s3_agents.llm.base import ChatClient, Completion, Message
+from s3_agents.protocol import format_information
 from s3_agents.retrievers.base import Retriever
 from s3_agents.retrievers.bm25 import BM25Retriever
 from s3_agents.types import Passage

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from s3_agents.graph.protocol import parse_action
+from s3_agents.protocol import parse_action
 from s3_agents.types import Passage
 
 __all__ = ["Trace", "s3_trace"]

@@ -10,21 +10,22 @@ from langgraph.types import Overwrite
 
 from s3_agents.config import SearchConfig
 from s3_agents.errors import ContextWindowError
-from s3_agents.grammar import action_grammar
 from s3_agents.graph.context import assemble_context
-from s3_agents.graph.protocol import (
+from s3_agents.graph.state import Block, SearchContext, SearchState, Segment
+from s3_agents.llm.base import Completion
+from s3_agents.prompts import normalize_question
+from s3_agents.protocol import (
     INVALID_ACTION_FEEDBACK,
     REFERENCE_FEEDBACK,
     Action,
+    action_grammar,
     format_information,
     format_observation,
     parse_action,
     parse_selection,
     reference_output,
+    searcher_prompt,
 )
-from s3_agents.graph.state import Block, SearchContext, SearchState, Segment
-from s3_agents.llm.base import Completion
-from s3_agents.prompts import normalize_question, searcher_prompt
 from s3_agents.types import Passage
 
 __all__ = [

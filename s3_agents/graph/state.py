@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Annotated, Literal, TypedDict
 
 from s3_agents.config import SearchConfig
-from s3_agents.graph.protocol import Action
 from s3_agents.llm.base import AsyncChatClient, Message
+from s3_agents.protocol import Action
 from s3_agents.retrievers.base import Retriever
 from s3_agents.types import Passage
 
@@ -73,7 +73,7 @@ class SearchState(TypedDict, total=False):
         messages: The chat messages sent to the searcher (observations arrive as user messages).
         transcript: Prompt, model and environment segments in order (what the searcher wrote, and what
             was inserted around it). Training builds its own token stream with the chat template.
-        pending: The searcher's last parsed :class:`~s3_agents.graph.protocol.Action`.
+        pending: The searcher's last parsed :class:`~s3_agents.protocol.actions.Action`.
         invalid: Outputs that broke the protocol (each got the feedback text).
         problems: Why each invalid output was invalid, and dropped selections.
         stop_reason: ``"complete"`` (searcher stopped), ``"max_turns"`` (asked for a search past the

@@ -49,7 +49,7 @@ class AsyncChatClient(Protocol):
                     grammar: str | None = None) -> Completion:
         """Continue a conversation with one assistant message.
 
-        ``grammar`` (GBNF, see :func:`~s3_agents.grammar.action_grammar`) constrains the output; a client
+        ``grammar`` (GBNF, see :func:`~s3_agents.protocol.grammar.action_grammar`) constrains the output; a client
         that cannot enforce it raises ``NotImplementedError`` rather than ignore it.
         """
         ...

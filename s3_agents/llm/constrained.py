@@ -75,7 +75,7 @@ class GrammarLogitsProcessor:
 
     Args:
         tokenizer: The model's (fast) tokenizer.
-        grammar: GBNF text, e.g. :func:`~s3_agents.grammar.action_grammar`.
+        grammar: GBNF text, e.g. :func:`~s3_agents.protocol.grammar.action_grammar`.
 
     Example:
         >>> from transformers import LogitsProcessorList

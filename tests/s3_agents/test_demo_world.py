@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from s3_agents.corpus import demo_corpus_path, demo_questions_path
-from s3_agents.demo_world import build_demo_world, write_demo_files
+from s3_agents.worlds import build_demo_world, write_demo_files
 
 
 def test_shipped_files_are_the_generator_output(tmp_path: Path) -> None:

@@ -8,9 +8,8 @@ import httpx
 import pytest
 
 from s3_agents import FaissRetriever, HashingEmbedder, S3Searcher, SearchConfig, load_demo_corpus
-from s3_agents.grammar import action_grammar
-from s3_agents.graph.protocol import parse_action
 from s3_agents.llm import OpenAICompatClient
+from s3_agents.protocol import action_grammar, parse_action
 from s3_agents.testing import ScriptedClient
 
 CONFIG = SearchConfig.from_name("3-2-1", max_new_tokens=64, constrained=True, temperature=0.7)

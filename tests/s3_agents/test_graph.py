@@ -11,7 +11,7 @@ from langgraph.graph import END, START, StateGraph
 
 from s3_agents import ContextWindowError, FaissRetriever, HashingEmbedder, S3Searcher, SearchConfig, load_demo_corpus
 from s3_agents.graph import SearchContext, build_search_graph
-from s3_agents.graph.protocol import INVALID_ACTION_FEEDBACK, Action
+from s3_agents.protocol import INVALID_ACTION_FEEDBACK, Action
 from s3_agents.testing import ScriptedClient
 from s3_agents.types import Passage
 

@@ -124,7 +124,7 @@ def test_stdio_transport_with_a_llama_cpp_policy(llama_server, demo_ids, demo_co
 @pytest.mark.slow
 def test_stdio_transport_serves_the_shipped_searcher_over_its_corpus(tmp_path) -> None:
     """``s3 mcp --trained``: the default shipped searcher over the real corpus it ships with."""
-    from s3_agents.world import default_world_dir, load_world
+    from s3_agents.worlds import default_world_dir, load_world
 
     real = load_world(default_world_dir("realqa"))
     titles = {p.id: p.title for p in real.passages}

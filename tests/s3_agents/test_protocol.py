@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s3_agents.graph.protocol import Action, format_information, parse_action, parse_selection
+from s3_agents.protocol import Action, format_information, parse_action, parse_selection
 from s3_agents.types import Passage
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from s3_agents.errors import DataFileError
 from s3_agents.realqa import measure_headroom, pool_records, read_qa_records
-from s3_agents.world import SPLITS, load_world, uses_world_template
+from s3_agents.worlds import SPLITS, load_world, uses_world_template
 from tests.conftest import run_main
 
 SAMPLES = Path(__file__).parent / "realqa_samples"

@@ -15,7 +15,7 @@ from s3_agents.trained import (
     trained_searcher_info,
     trained_world,
 )
-from s3_agents.world import default_world_dir, load_world, uses_world_template
+from s3_agents.worlds import default_world_dir, load_world, uses_world_template
 
 pytestmark = pytest.mark.slow
 
@@ -77,7 +77,7 @@ def test_s3_demo_trained_searches_with_the_shipped_searcher(s3, tmp_path, monkey
 def test_s3_search_trained_runs_the_shipped_searcher_on_llama_cpp(tmp_path, capsys) -> None:
     import json
 
-    from s3_agents.world import default_world_dir, load_world
+    from s3_agents.worlds import default_world_dir, load_world
     from tests.conftest import run_main
 
     code, out, err = run_main(capsys, "index", "build", str(default_world_dir() / "corpus.jsonl"),

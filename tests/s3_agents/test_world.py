@@ -8,7 +8,7 @@ import json
 import pytest
 
 from s3_agents.retrievers import FaissRetriever
-from s3_agents.world import (
+from s3_agents.worlds import (
     QUESTION_TYPES,
     SPLITS,
     build_world,
@@ -98,7 +98,7 @@ def test_headroom_with_minilm(small_world, minilm) -> None:
 
 
 def test_world_template_detector_knows_every_hop_and_the_reported_leaks(small_world) -> None:
-    from s3_agents.world import uses_world_template
+    from s3_agents.worlds import uses_world_template
 
     assert all(uses_world_template(hop["query"]) for q in small_world.questions for hop in q["chain"])
     # What the world-trained searcher asked of real HotpotQA questions (issue 24), and what it should ask.

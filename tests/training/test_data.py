@@ -39,7 +39,7 @@ def test_supporting_ids_of_real_data_reach_the_reward(tmp_path):
     """Questions written by `s3 data hotpotqa` carry their supporting passage ids into the reward's ground truth."""
     from s3_agents.realqa import pool_records, read_qa_records
     from s3_agents.training.local import read_rows
-    from s3_agents.world import write_world
+    from s3_agents.worlds import write_world
 
     samples = Path(__file__).parent.parent / "s3_agents" / "realqa_samples"
     world = pool_records(read_qa_records(samples / "hotpotqa_hf.jsonl", "hotpotqa"), shares=(1, 0, 0))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from s3_agents.grammar import action_grammar
 from s3_agents.llm import smollm2_gguf_path
+from s3_agents.protocol import action_grammar
 from s3_agents.trained import trained_config, trained_searcher_dir
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ from s3_agents.qa import load_qa
 from s3_agents.retrievers import build_index
 from s3_agents.training.data import prepare_dataset
 from s3_agents.training.local import METRIC_COLUMNS, LocalRun, LocalSettings, plot_metrics
-from s3_agents.world import build_world, write_world
+from s3_agents.worlds import build_world, write_world
 from tests.conftest import cli_env, s3_command
 
 pytestmark = pytest.mark.slow

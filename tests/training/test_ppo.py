@@ -78,7 +78,7 @@ def test_lora_updates_favour_the_rewarded_episode_against_the_base_model(tiny_po
 def test_grammar_sampled_turns_are_scored_under_the_grammar(tiny_policy, hashing_retriever, scripted_server):
     """Tokens the grammar forced have probability 1 (log-prob 0) under the distribution they were drawn from."""
     from s3_agents.config import SearchConfig
-    from s3_agents.grammar import action_grammar
+    from s3_agents.protocol import action_grammar
 
     model, tokenizer = tiny_policy
     reply = '<important_info>[1]</important_info>\n<search_complete>True</search_complete>'

@@ -7,12 +7,12 @@ import asyncio
 import pytest
 
 from s3_agents.config import SearchConfig
-from s3_agents.grammar import action_grammar
 from s3_agents.llm.constrained import grammar_token_masks
+from s3_agents.protocol import action_grammar
 from s3_agents.retrievers import FaissRetriever
 from s3_agents.training.trajectories import chain_trajectories, read_trajectories, write_trajectories
 from s3_agents.training.warmstart import WarmstartSettings, lora_model, masked_loss, sft_features, warmstart
-from s3_agents.world import build_world
+from s3_agents.worlds import build_world
 
 CONFIG = SearchConfig.from_name("3-2-2", max_new_tokens=100, max_context_docs=3)
 

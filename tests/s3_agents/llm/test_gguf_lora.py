@@ -103,7 +103,7 @@ def test_llama_cpp_with_the_gguf_lora_takes_transformers_greedy_turns() -> None:
     from s3_agents.embedders import HashingEmbedder
     from s3_agents.llm import LlamaCppClient
     from s3_agents.trained import trained_config, trained_searcher
-    from s3_agents.world import default_world_dir, load_world
+    from s3_agents.worlds import default_world_dir, load_world
 
     world = load_world(default_world_dir())
     retriever = FaissRetriever.from_passages(world.passages, HashingEmbedder(dim=256))

@@ -9,9 +9,8 @@ from __future__ import annotations
 import pytest
 
 from s3_agents import FaissRetriever, OpenAICompatClient, S3Searcher, SearchConfig, load_demo_corpus
-from s3_agents.graph.protocol import REFERENCE_FEEDBACK, format_observation
 from s3_agents.llm import ReferenceFormatClient, smollm2_gguf_path
-from s3_agents.prompts import START_MARKER, searcher_prompt
+from s3_agents.protocol import REFERENCE_FEEDBACK, START_MARKER, format_observation, searcher_prompt
 from s3_agents.testing import ScriptedClient
 
 QUESTION = "What is the currency of Ketroul"   # normalised to end in "?", as the reference did

@@ -10,7 +10,7 @@ from s3_agents.errors import DataError
 from s3_agents.retrievers import FaissRetriever, load_retriever
 from s3_agents.retrievers._store import IndexStore
 from s3_agents.retrievers.faiss import build_faiss_index, default_pq_m, faiss_factory, make_faiss_index
-from s3_agents.world import default_world_dir, load_world
+from s3_agents.worlds import default_world_dir, load_world
 from tests.conftest import run_main
 
 # The benchmark world's 2,000 passages with hashing vectors: enough to train OPQ, quick to embed.

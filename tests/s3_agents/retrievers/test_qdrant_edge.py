@@ -22,7 +22,7 @@ from s3_agents.retrievers.qdrant_edge import (
     push_shard_snapshot,
     write_shard_snapshot,
 )
-from s3_agents.world import default_world_dir, load_world
+from s3_agents.worlds import default_world_dir, load_world
 from tests.conftest import free_port, run_main
 
 

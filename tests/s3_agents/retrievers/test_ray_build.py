@@ -10,7 +10,7 @@ from s3_agents.retrievers import load_retriever
 from s3_agents.retrievers._store import IndexStore
 from s3_agents.retrievers.faiss import build_faiss_index
 from s3_agents.retrievers.qdrant_edge import build_qdrant_edge_index
-from s3_agents.world import default_world_dir, load_world
+from s3_agents.worlds import default_world_dir, load_world
 from tests.conftest import run_main
 
 pytestmark = pytest.mark.slow

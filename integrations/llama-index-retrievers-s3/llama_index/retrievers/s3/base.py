@@ -88,7 +88,7 @@ class S3Retriever(BaseRetriever):
             >>> world = S3Retriever.from_trained(name="world")                               # doctest: +SKIP
         """
         from s3_agents.trained import trained_config, trained_searcher, trained_world
-        from s3_agents.world import default_world_retriever
+        from s3_agents.worlds import default_world_retriever
 
         search = default_world_retriever(name=trained_world(name)) if backend is None else _backend(backend)
         return cls(S3Searcher(trained_searcher(name, engine=engine, device=device),  # type: ignore[arg-type]

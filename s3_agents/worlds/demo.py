@@ -20,29 +20,20 @@ from typing import Any
 
 from s3_agents.corpus import write_corpus
 from s3_agents.types import Passage
+from s3_agents.worlds.vocabulary import (
+    LANDMARKS,
+    PRODUCTS,
+    PROFESSIONS,
+    SEAS,
+    Names,
+    article,
+    company_passage,
+    new_country,
+    new_work,
+    upper_first,
+)
 
 __all__ = ["DemoWorld", "build_demo_world", "write_demo_files"]
-
-_ONSETS = ["b", "c", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
-           "br", "dr", "gr", "kr", "st", "th", "tr", "vr", "sh", "qu"]
-_VOWELS = ["a", "e", "i", "o", "u", "ae", "ei", "ou", "ia"]
-_CODAS = ["", "", "n", "r", "s", "l", "th", "nd", "sk", "m"]
-_PROFESSIONS = ["inventor", "composer", "painter", "architect", "explorer", "astronomer", "poet"]
-_WORK_KINDS = {
-    "inventor": ("invention", "the {name} engine"),
-    "composer": ("symphony", "the {name} Symphony"),
-    "painter": ("painting", "{name} at Dusk"),
-    "architect": ("bridge", "the {name} Bridge"),
-    "explorer": ("chart", "the {name} Chart"),
-    "astronomer": ("star catalogue", "the {name} Catalogue"),
-    "poet": ("epic poem", "the Song of {name}"),
-}
-_PRODUCTS = ["glass lenses", "sailcloth", "clockwork toys", "salted fish", "copper wire",
-             "printing presses", "tea", "porcelain", "rope", "telescopes", "paper", "lamp oil"]
-_LANDMARKS = ["lighthouse", "bell tower", "salt market", "observatory", "stone harbour",
-              "floating garden", "old mint", "library", "amphitheatre", "citadel"]
-_SEAS = ["the Amber Sea", "the Grey Reach", "the Sea of Lanterns", "the Quiet Gulf"]
-
 
 @dataclass
 class DemoWorld:
@@ -50,28 +41,6 @@ class DemoWorld:
 
     passages: list[Passage] = field(default_factory=list)
     questions: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _upper_first(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1] in "aeiou" else "a"
-
-
-class _Names:
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-        self.used: set[str] = set()
-
-    def word(self, syllables: int) -> str:
-        while True:
-            parts = [self.rng.choice(_ONSETS) + self.rng.choice(_VOWELS) for _ in range(syllables)]
-            name = ("".join(parts) + self.rng.choice(_CODAS)).capitalize()
-            if name not in self.used and 4 <= len(name) <= 11:
-                self.used.add(name)
-                return name
 
 
 def build_demo_world(seed: int = 18) -> DemoWorld:
@@ -89,7 +58,7 @@ def build_demo_world(seed: int = 18) -> DemoWorld:
         True
     """
     rng = random.Random(seed)
-    names = _Names(rng)
+    names = Names(rng)
     world = DemoWorld()
 
     def add(title: str, text: str) -> str:
@@ -98,22 +67,20 @@ def build_demo_world(seed: int = 18) -> DemoWorld:
         return pid
 
     # 1. Raw facts.
-    countries = [{"name": names.word(2), "currency": names.word(2).lower(),
-                  "language": names.word(2) + "ic", "founded": rng.randint(1400, 1750)}
-                 for _ in range(10)]
+    countries = [new_country(names, rng) for _ in range(10)]
     rivers = [{"name": "the " + names.word(2) + " River", "source": "Mount " + names.word(2),
-               "length": rng.randint(40, 900), "sea": rng.choice(_SEAS)} for _ in range(12)]
+               "length": rng.randint(40, 900), "sea": rng.choice(SEAS)} for _ in range(12)]
     cities = []
     for i in range(36):
         cities.append({"name": names.word(rng.choice([2, 3])), "country": countries[i % 10],
                        "river": rivers[i % 12], "founded": rng.randint(900, 1700),
-                       "landmark": rng.choice(_LANDMARKS)})
+                       "landmark": rng.choice(LANDMARKS)})
     for country in countries:
         country["capital"] = next(c for c in cities if c["country"] is country)
     people = []
     for i in range(60):
         person = {"name": f"{names.word(2)} {names.word(2)}", "city": rng.choice(cities),
-                  "born": rng.randint(1700, 1900), "profession": _PROFESSIONS[i % len(_PROFESSIONS)]}
+                  "born": rng.randint(1700, 1900), "profession": PROFESSIONS[i % len(PROFESSIONS)]}
         earlier = [p for p in people if p["born"] < person["born"] - 10]
         person["mentor"] = rng.choice(earlier) if earlier else None
         people.append(person)
@@ -121,12 +88,10 @@ def build_demo_world(seed: int = 18) -> DemoWorld:
         city["founder"] = rng.choice(people)
     works = []
     for person in people[:30]:
-        kind, pattern = _WORK_KINDS[person["profession"]]
-        works.append({"name": pattern.format(name=names.word(2)), "kind": kind, "creator": person,
-                      "year": person["born"] + rng.randint(22, 50), "kept": rng.choice(cities)})
+        works.append(new_work(person, names, rng, cities))
         person["work"] = works[-1]
     companies = [{"name": names.word(2) + " " + rng.choice(["& Sons", "Works", "Company", "Guild"]),
-                  "founder": people[30 + i], "hq": rng.choice(cities), "product": rng.choice(_PRODUCTS),
+                  "founder": people[30 + i], "hq": rng.choice(cities), "product": rng.choice(PRODUCTS),
                   "founded": people[30 + i]["born"] + rng.randint(20, 45)} for i in range(16)]
 
     # 2. Passages (ids recorded on the entities for the questions' supporting ids).
@@ -142,7 +107,7 @@ def build_demo_world(seed: int = 18) -> DemoWorld:
     for r in rivers:
         through = [c["name"] for c in cities if c["river"] is r]
         r["pid"] = add(r["name"].removeprefix("the ").title(), (
-            f"{_upper_first(r['name'])} rises on the slopes of {r['source']} and runs for "
+            f"{upper_first(r['name'])} rises on the slopes of {r['source']} and runs for "
             f"{r['length']} kilometres before it empties into {r['sea']}. Along its course it "
             f"flows through {', '.join(through[:-1]) + ' and ' + through[-1] if len(through) > 1 else through[0]}."))
     for c in cities:
@@ -155,25 +120,23 @@ def build_demo_world(seed: int = 18) -> DemoWorld:
             "a title granted long after the first settlement."))
     for p in people:
         p["pid"] = add(p["name"], (
-            f"{p['name']} (born {p['born']} in {p['city']['name']}) was {_article(p['profession'])} "
+            f"{p['name']} (born {p['born']} in {p['city']['name']}) was {article(p['profession'])} "
             f"{p['profession']} from {p['city']['country']['name']}."))
         career = f"{p['name']} studied "
         career += (f"under the {p['mentor']['profession']} {p['mentor']['name']}" if p["mentor"]
                    else "alone, without a teacher")
         if "work" in p:
             career += (f", and is best remembered for {p['work']['name']}, "
-                       f"{_article(p['work']['kind'])} {p['work']['kind']}.")
+                       f"{article(p['work']['kind'])} {p['work']['kind']}.")
         else:
             career += ", and later turned to commerce."
         p["pid_career"] = add(p["name"], career)
     for w in works:
-        w["pid"] = add(_upper_first(w["name"].removeprefix("the ")), (
-            f"{_upper_first(w['name'])} is {_article(w['kind'])} {w['kind']} completed in {w['year']} by "
+        w["pid"] = add(upper_first(w["name"].removeprefix("the ")), (
+            f"{upper_first(w['name'])} is {article(w['kind'])} {w['kind']} completed in {w['year']} by "
             f"{w['creator']['name']}. Since then it has been kept in {w['kept']['name']}."))
     for co in companies:
-        co["pid"] = add(co["name"], (
-            f"{co['name']} is a maker of {co['product']} founded in {co['founded']} by "
-            f"{co['founder']['name']}. The firm has its headquarters in {co['hq']['name']}."))
+        co["pid"] = add(co["name"], company_passage(co))
 
     # 3. Questions.
     def ask(question: str, answer: Any, hops: int, support: list[str]) -> None:

@@ -1,6 +1,6 @@
 """The benchmark world: a larger fictional archipelago with headroom for a searcher.
 
-The demo world (:mod:`s3_agents.demo_world`) is small and its passages link back and forth, so naive
+The demo world (:mod:`s3_agents.worlds.demo`) is small and its passages link back and forth, so naive
 top-3 retrieval already holds most answers. This world is built for measuring search:
 
 * facts point one way only: a person's passage names their birth city, never the country; a city's
@@ -32,10 +32,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 from s3_agents.corpus import write_corpus
-from s3_agents.demo_world import _LANDMARKS, _PRODUCTS, _PROFESSIONS, _SEAS, _WORK_KINDS, _article, _Names
 from s3_agents.errors import DataError
 from s3_agents.locks import atomic_path
 from s3_agents.types import Passage
+from s3_agents.worlds.vocabulary import (
+    LANDMARKS,
+    PRODUCTS,
+    PROFESSIONS,
+    SEAS,
+    Names,
+    article,
+    company_passage,
+    new_country,
+    new_work,
+)
 
 __all__ = ["World", "build_world", "write_world", "load_world", "measure_world", "default_world_dir",
            "default_world_retriever", "ShippedWorld", "SPLITS", "QUESTION_TYPES", "HOP_TEMPLATES",
@@ -124,7 +134,7 @@ def build_world(passages: int = 2000, *, seed: int = 7) -> World:
     if passages < 200:
         raise ValueError(f"a world needs at least 200 passages, got {passages}")
     rng = random.Random(seed)
-    names = _Names(rng)
+    names = Names(rng)
     world = World(seed=seed)
     n_people = max(40, round(passages / 3.9))
     n_countries, n_rivers = max(5, n_people // 25), max(6, n_people // 14)
@@ -136,10 +146,9 @@ def build_world(passages: int = 2000, *, seed: int = 7) -> World:
         return pid
 
     # 1. Entities. Names are drawn from small pools so that they collide in confusing ways.
-    countries = [{"name": names.word(2), "currency": names.word(2).lower(), "language": names.word(2) + "ic",
-                  "founded": rng.randint(1400, 1750)} for _ in range(n_countries)]
+    countries = [new_country(names, rng) for _ in range(n_countries)]
     rivers = [{"name": names.word(2) + " River", "source": "Mount " + names.word(2),
-               "length": rng.randint(40, 900), "sea": rng.choice(_SEAS).removeprefix("the ")} for _ in range(n_rivers)]
+               "length": rng.randint(40, 900), "sea": rng.choice(SEAS).removeprefix("the ")} for _ in range(n_rivers)]
     cities: list[dict[str, Any]] = []
     while len(cities) < n_cities:
         base = names.word(rng.choice([2, 3]))
@@ -149,7 +158,7 @@ def build_world(passages: int = 2000, *, seed: int = 7) -> World:
                 continue
             names.used.add(name)
             cities.append({"name": name, "country": rng.choice(countries), "river": rng.choice(rivers),
-                           "founded": rng.randint(900, 1700), "landmark": rng.choice(_LANDMARKS)})
+                           "founded": rng.randint(900, 1700), "landmark": rng.choice(LANDMARKS)})
     for country in countries:
         country["capital"] = next((c for c in cities if c["country"] is country), rng.choice(cities))
     firsts = [names.word(2) for _ in range(max(8, n_people // 3))]
@@ -162,7 +171,7 @@ def build_world(passages: int = 2000, *, seed: int = 7) -> World:
             continue
         taken.add(full)
         person = {"name": full, "family": full.split()[1], "city": rng.choice(cities),
-                  "born": rng.randint(1700, 1900), "profession": _PROFESSIONS[len(people) % len(_PROFESSIONS)]}
+                  "born": rng.randint(1700, 1900), "profession": PROFESSIONS[len(people) % len(PROFESSIONS)]}
         earlier = [p for p in people if p["born"] < person["born"] - 10]
         person["mentor"] = rng.choice(earlier) if earlier else None
         people.append(person)
@@ -170,15 +179,13 @@ def build_world(passages: int = 2000, *, seed: int = 7) -> World:
         city["founder"] = rng.choice(people)
     works = []
     for person in rng.sample(people, n_people // 2):
-        kind, pattern = _WORK_KINDS[person["profession"]]
-        works.append({"name": pattern.format(name=names.word(2)), "kind": kind, "creator": person,
-                      "year": person["born"] + rng.randint(22, 50), "kept": rng.choice(cities)})
+        works.append(new_work(person, names, rng, cities))
     companies: list[dict[str, Any]] = []
     for founder in rng.sample(people, n_companies):
         name = f"{rng.choice(families)} {rng.choice(['& Sons', 'Works', 'Company', 'Guild', 'Traders'])}"
         if any(c["name"] == name for c in companies):
             continue
-        companies.append({"name": name, "founder": founder, "hq": rng.choice(cities), "product": rng.choice(_PRODUCTS),
+        companies.append({"name": name, "founder": founder, "hq": rng.choice(cities), "product": rng.choice(PRODUCTS),
                           "founded": founder["born"] + rng.randint(20, 45)})
 
     # 2. Passages: each fact points one way (see the module docstring).
@@ -202,7 +209,7 @@ def build_world(passages: int = 2000, *, seed: int = 7) -> World:
             f"{c['founder']['name']} as patron founder, a title granted long after the first settlement."))
     for p in people:
         p["pid"] = add(p["name"], (
-            f"{p['name']} (born {p['born']} in {p['city']['name']}) was {_article(p['profession'])} "
+            f"{p['name']} (born {p['born']} in {p['city']['name']}) was {article(p['profession'])} "
             f"{p['profession']} of the archipelago."))
         teacher = f"under {p['mentor']['name']}" if p["mentor"] else "alone, without a teacher"
         p["pid_career"] = add(p["name"], (
@@ -210,12 +217,10 @@ def build_world(passages: int = 2000, *, seed: int = 7) -> World:
             "settling down to work."))
     for w in works:
         w["pid"] = add(w["name"].removeprefix("the ").capitalize(), (
-            f"{w['name'][:1].upper() + w['name'][1:]} is {_article(w['kind'])} {w['kind']} completed in "
+            f"{w['name'][:1].upper() + w['name'][1:]} is {article(w['kind'])} {w['kind']} completed in "
             f"{w['year']} by {w['creator']['name']}. It is kept in {w['kept']['name']}."))
     for co in companies:
-        co["pid"] = add(co["name"], (
-            f"{co['name']} is a maker of {co['product']} founded in {co['founded']} by {co['founder']['name']}. "
-            f"The firm has its headquarters in {co['hq']['name']}."))
+        co["pid"] = add(co["name"], company_passage(co))
     distractors: list[Callable[[], tuple[str, str]]] = [
         lambda: _travel(rng, people, cities), lambda: _exhibition(rng, works, cities, people),
         lambda: _trade(rng, companies, rivers, cities)]
