@@ -116,6 +116,22 @@ def test_each_request_succeeds_or_fails_on_its_own() -> None:
     assert all(k in (3, 50) for _, k in retriever.calls)
 
 
+def test_a_call_is_bounded_by_the_passages_it_returns_and_a_floor_per_query() -> None:
+    """Server finding 1: 512 empty queries with topk 100 went into calls of 256 queries (25,600 passages out);
+    now a call returns at most ``max_batch_passages`` passages, and a query counts at least ``min_query_cost``
+    characters however short."""
+    async def first_calls(queries: list[str], k: int) -> list[int]:
+        scheduler = Scheduler(Recording(), max_batch=256, max_batch_chars=2000, max_batch_passages=250,
+                              min_query_cost=50)
+        scheduler._wake = asyncio.Event()  # planned by hand: no background task
+        scheduler.job(queries, k, list)
+        return [sum(p.hi - p.lo for p in scheduler.plan()) for _ in range(3)]
+
+    assert asyncio.run(first_calls([""] * 512, 100)) == [2, 2, 2]             # 250 passages: 2 queries of 100
+    assert asyncio.run(first_calls(["short"] * 512, 3)) == [40, 40, 40]       # 2,000 characters at 50 a query
+    assert asyncio.run(first_calls(["x" * 400] * 20, 3)) == [5, 5, 5]         # long queries count as they are
+
+
 def test_an_unreachable_upstream_answers_every_waiting_request_after_one_retry_window() -> None:
     """A proxy whose upstream died: one index call spends the retries, then every request that waited (any topk)
     gets 503 at once; none is retried on its own. A request that comes later makes one fresh attempt."""
