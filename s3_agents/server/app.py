@@ -118,8 +118,7 @@ def create_app(
     """
     check_api_key(api_key)
     limits = limits or ServerLimits()
-    scheduler = Scheduler(retriever, limits.max_batch, limits.max_batch_chars, limits.max_batch_passages,
-                          limits.min_query_cost)
+    scheduler = Scheduler(retriever, limits)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -29,6 +29,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from s3_agents.config import ServerLimits
 from s3_agents.errors import RetrieverError, RetrieverUnavailableError
 from s3_agents.retrievers.base import Retriever
 from s3_agents.types import Passage
@@ -94,25 +95,19 @@ class Scheduler:
 
     Args:
         retriever: Searched from one worker thread at a time.
-        max_batch: Queries per index call.
-        max_batch_chars: Query characters per index call, each query counting at least ``min_query_cost``
-            (a single longer query still goes alone).
-        max_batch_passages: Passages per index call, queries times ``topk`` (a single query still goes).
-        min_query_cost: What a query counts at least against ``max_batch_chars``.
+        limits: The budgets of one index call: ``max_batch`` queries, ``max_batch_chars`` query characters
+            (each query counting at least ``min_query_cost``; a single longer query still goes alone) and
+            ``max_batch_passages`` passages, queries times ``topk`` (a single query still goes).
 
     Example:
-        >>> scheduler = Scheduler(retriever, max_batch=256, max_batch_chars=4000)   # doctest: +SKIP
+        >>> scheduler = Scheduler(retriever, ServerLimits(max_batch_chars=4000))     # doctest: +SKIP
         >>> scheduler.start()                      # inside the server's event loop  # doctest: +SKIP
         >>> parts = await scheduler.job(["river through Gritia"], 3, encode).future   # doctest: +SKIP
     """
 
-    def __init__(self, retriever: Retriever, max_batch: int, max_batch_chars: int,
-                 max_batch_passages: int = 250, min_query_cost: int = 50) -> None:
+    def __init__(self, retriever: Retriever, limits: ServerLimits) -> None:
         self.retriever = retriever
-        self.max_batch = max_batch
-        self.max_batch_chars = max_batch_chars
-        self.max_batch_passages = max_batch_passages
-        self.min_query_cost = min_query_cost
+        self.limits = limits
         self.index_calls = 0
         self.queries_served = 0
         self._jobs: list[Job] = []
@@ -133,7 +128,7 @@ class Scheduler:
 
     def job(self, queries: list[str], k: int, encode: Encode) -> Job:
         """A job for ``queries``, queued at once; await ``job.future`` for its encoded results."""
-        job = Job(queries, k, encode, asyncio.get_running_loop().create_future(), min_cost=self.min_query_cost)
+        job = Job(queries, k, encode, asyncio.get_running_loop().create_future(), min_cost=self.limits.min_query_cost)
         self._jobs.append(job)
         assert self._wake is not None, "Scheduler.start() was not called"
         self._wake.set()
@@ -145,7 +140,8 @@ class Scheduler:
         if not self._jobs:
             return []
         ends: dict[Job, int] = {}
-        queries_left, chars_left, passages_left = self.max_batch, self.max_batch_chars, self.max_batch_passages
+        queries_left, chars_left, passages_left = (self.limits.max_batch, self.limits.max_batch_chars,
+                                                   self.limits.max_batch_passages)
 
         def take(job: Job, whole: bool) -> None:
             """Add queries of ``job`` within the budgets (``whole``: all of them, or none)."""

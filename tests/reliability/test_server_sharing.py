@@ -74,7 +74,7 @@ def test_a_small_request_is_served_between_slices_of_a_large_one() -> None:
 
 def test_plan_runs_whole_small_requests_first_and_never_starves_a_large_one() -> None:
     async def main() -> list[list[tuple[str, int, int]]]:
-        scheduler = Scheduler(Recording(), max_batch=4, max_batch_chars=1000)
+        scheduler = Scheduler(Recording(), ServerLimits(max_batch=4, max_batch_chars=1000))
         scheduler._wake = asyncio.Event()  # planned by hand: no background task
         scheduler.job([f"b{i}" for i in range(10)], 3, list)
         for i in range(5):
@@ -121,8 +121,8 @@ def test_a_call_is_bounded_by_the_passages_it_returns_and_a_floor_per_query() ->
     now a call returns at most ``max_batch_passages`` passages, and a query counts at least ``min_query_cost``
     characters however short."""
     async def first_calls(queries: list[str], k: int) -> list[int]:
-        scheduler = Scheduler(Recording(), max_batch=256, max_batch_chars=2000, max_batch_passages=250,
-                              min_query_cost=50)
+        scheduler = Scheduler(Recording(), ServerLimits(max_batch=256, max_batch_chars=2000, max_batch_passages=250,
+                                                        min_query_cost=50))
         scheduler._wake = asyncio.Event()  # planned by hand: no background task
         scheduler.job(queries, k, list)
         return [sum(p.hi - p.lo for p in scheduler.plan()) for _ in range(3)]
