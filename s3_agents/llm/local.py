@@ -11,6 +11,7 @@ from typing import Any
 
 from s3_agents.errors import ContextWindowError
 from s3_agents.llm.base import Completion, Message, ThreadedClient, truncate_at_stop
+from s3_agents.llm.gguf_cache import gguf_transformers_dir
 
 __all__ = ["LlamaCppClient", "TransformersClient", "hf_generate", "smollm2_gguf_path"]
 
@@ -136,7 +137,8 @@ class TransformersClient(ThreadedClient):
 
     Args:
         model: Hub id (``"pat-jj/s3-8-3-3-20steps"``, ``"Qwen/Qwen2.5-7B-Instruct"``) or local folder.
-        gguf_file: A GGUF file inside ``model`` (dequantised on load), e.g. SmolLM2 from its wheel.
+        gguf_file: A GGUF file inside ``model``, e.g. SmolLM2 from its wheel (de-quantised once into a cached
+            folder: :func:`~s3_agents.llm.gguf_cache.gguf_transformers_dir`).
         device: Torch device (``"cpu"``, ``"cuda"``).
         dtype: Torch dtype name (``"float32"``, ``"bfloat16"``); default float32 on CPU.
         adapter: A LoRA adapter folder (peft, e.g. from ``s3 train warmstart`` or ``s3 train local``), merged
@@ -154,14 +156,11 @@ class TransformersClient(ThreadedClient):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        if gguf_file and importlib.util.find_spec("gguf") is None:
-            raise ImportError("reading GGUF files with transformers needs the gguf package: "
-                              'pip install "s3-agents[gguf]"')
-        kwargs: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
         self.model = f"{model}/{gguf_file}" if gguf_file else model
-        self.tokenizer = AutoTokenizer.from_pretrained(model, **kwargs)
+        folder = str(gguf_transformers_dir(Path(model) / gguf_file)) if gguf_file else model
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
         torch_dtype = getattr(torch, dtype) if dtype else (torch.float32 if device == "cpu" else torch.bfloat16)
-        lm = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype, **kwargs)
+        lm = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype)
         if adapter is not None:
             lm = _merge_adapter(lm, Path(adapter))
             self.model += f"+{Path(adapter).name}"

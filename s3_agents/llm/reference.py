@@ -16,19 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from s3_agents.llm.base import ChatClient, Completion, Message
+from s3_agents.llm.gguf_cache import gguf_transformers_dir
 
 __all__ = ["ReferenceFormatClient", "load_tokenizer"]
 
 
 def load_tokenizer(spec: str | Path) -> Any:
-    """A transformers tokenizer: a hub id or folder, or a ``.gguf`` file (its vocabulary and chat template)."""
+    """A transformers tokenizer: a hub id or folder, or a ``.gguf`` file (its vocabulary and chat template,
+    through the cached folder of :func:`~s3_agents.llm.gguf_cache.gguf_transformers_dir`)."""
     from transformers import AutoTokenizer
 
     path = Path(spec)
     if path.suffix == ".gguf":
         if not path.is_file():
             raise FileNotFoundError(f"tokenizer GGUF file not found: {path}")
-        return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        return AutoTokenizer.from_pretrained(gguf_transformers_dir(path))
     return AutoTokenizer.from_pretrained(str(spec))
 
 
