@@ -122,15 +122,15 @@ def test_stdio_transport_with_a_llama_cpp_policy(llama_server, demo_ids, demo_co
 
 
 @pytest.mark.slow
-def test_stdio_transport_serves_the_shipped_searcher_over_its_corpus(tmp_path) -> None:
-    """``s3 mcp --trained``: the default shipped searcher over the real corpus it ships with."""
+def test_stdio_transport_serves_the_shipped_searcher_over_its_corpus() -> None:
+    """``s3 mcp --trained``: the default shipped searcher over the real corpus it ships with (indexed once into the
+    default cache; `s3 demo --trained` checks a fresh cache)."""
     from s3_agents.worlds import default_world_dir, load_world
 
     real = load_world(default_world_dir("realqa"))
     titles = {p.id: p.title for p in real.passages}
     question = real.sample("dev", 1)[0]["question"]
-    params = StdioServerParameters(command=sys.executable, args=s3_command("mcp", "--trained")[1:],
-                                   env=cli_env() | {"S3_AGENTS_CACHE": str(tmp_path)})
+    params = StdioServerParameters(command=sys.executable, args=s3_command("mcp", "--trained")[1:], env=cli_env())
 
     async def main() -> None:
         async with Client(params, read_timeout_seconds=300) as client:
