@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
-    n = 2 if args.quick else args.questions
+    n = 1 if args.quick else args.questions
 
     from s3_agents import FaissRetriever, S3Searcher, SearchConfig
     from s3_agents.embedders import load_embedder

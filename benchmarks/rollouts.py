@@ -96,7 +96,7 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.questions, args.concurrency, args.max_new_tokens = 2, 2, 32
+        args.questions, args.concurrency, args.max_new_tokens = 2, 2, 16
     items = load_demo_qa()
     questions = [q.question for q in items[:: max(1, len(items) // args.questions)]][: args.questions]
     config = SearchConfig(max_new_tokens=args.max_new_tokens)

@@ -279,7 +279,7 @@ def main() -> int:
     if args.embedder != "minilm" and args.only != "fairness":
         parser.error("--embedder hashing goes with --only fairness")
     if args.quick:
-        args.levels, args.seconds = "1,4", 2.0
+        args.levels, args.seconds = "1,4", 1.0
     ok = True
     if args.index:
         body, ok = run_levels(args.index, [int(x) for x in args.levels.split(",")], args.seconds or 10.0,

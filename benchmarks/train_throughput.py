@@ -37,7 +37,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
-SEARCH, TURN_TOKENS, BUDGET = "5-3-3", 100, 3
+SEARCH, TURN_TOKENS, BUDGET, INITIAL_K = "5-3-3", 100, 3, 3
 CONFIGS: dict[str, dict[str, Any]] = {
     "today": {"engine": "transformers", "contexts": 1, "bf16": False, "micro_batch_tokens": 1,
               "reward_concurrency": 1},
@@ -66,10 +66,10 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--no-write", action="store_true", help="Do not write docs/benchmarks.md.")
     args = parser.parse_args()
     if args.quick:
-        global SEARCH, TURN_TOKENS
+        global SEARCH, TURN_TOKENS, INITIAL_K
         args.steps, args.batch_size, args.eval_questions, args.no_write = 1, 2, 1, True
         CONFIGS["llama.cpp-grpo"]["group_size"] = 2
-        SEARCH, TURN_TOKENS = "2-1-1", 32             # one search of short turns: the script runs, nothing more
+        SEARCH, TURN_TOKENS, INITIAL_K = "2-1-1", 16, 1    # one search, short turns, a short first prompt: it runs
     return args
 
 
@@ -101,7 +101,7 @@ def _train(args: argparse.Namespace, name: str, index: Path, parquet: Path, gene
     shutil.rmtree(out, ignore_errors=True)
     config = CONFIGS[name] | ({"reward_concurrency": args.slots} if name in SLOTTED else {})
     settings = LocalSettings(steps=args.steps, batch_size=args.batch_size, search=SEARCH, max_turn_tokens=TURN_TOKENS,
-                             max_context_docs=BUDGET, save_every=args.steps, **config)
+                             max_context_docs=BUDGET, initial_k=INITIAL_K, save_every=args.steps, **config)
     run = LocalRun(out, read_rows(parquet), load_retriever(index),
                    {"generator_url": generator_url, "generator_model": "smollm2",
                     "rag_cache": str(args.out / "rag.sqlite"), "retriever": str(index)},

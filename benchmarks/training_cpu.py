@@ -47,7 +47,7 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if args.quick:
-        args.episodes, args.turn_tokens, args.config = 2, 16, "2-1-1"
+        args.episodes, args.turn_tokens, args.config = 1, 16, "2-1-1"
 
     import tempfile
 

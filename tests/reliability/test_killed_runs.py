@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, cli_env, run_cli, s3_command
+from tests.conftest import REPO, cli_env, run_main, s3_command
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def rows(path: Path) -> list[dict]:
             if line.strip().endswith("}")] if path.is_file() else []
 
 
-def test_killed_eval_resumes_without_loss_or_duplicates(llama_server, tmp_path: Path) -> None:
+def test_killed_eval_resumes_without_loss_or_duplicates(llama_server, tmp_path: Path, capsys) -> None:
     out = tmp_path / "eval"
     results = out / "results.jsonl"
     args = ["eval", "--methods", "naive-rag", "--generator-url", llama_server.url, "--generator-model",
@@ -49,8 +49,8 @@ def test_killed_eval_resumes_without_loss_or_duplicates(llama_server, tmp_path: 
     kill_when(args, lambda: len(rows(results)) >= 1)
     before = rows(results)
     assert 1 <= len(before) < N
-    done = run_cli(*args)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    done = run_main(capsys, *args)                   # the same command again (in this process: no start-up)
+    assert done.code == 0, done.out[-2000:] + done.err[-2000:]
     after = rows(results)
     keys = [(r["method"], r["dataset"], r["id"]) for r in after]
     assert len(keys) == len(set(keys)) == N
@@ -58,7 +58,8 @@ def test_killed_eval_resumes_without_loss_or_duplicates(llama_server, tmp_path: 
     assert all(kept[(r["method"], r["dataset"], r["id"])] == r["answer"] for r in before)
 
 
-def test_killed_precompute_resumes_without_loss_or_duplicates(llama_server, demo_questions, tmp_path: Path) -> None:
+def test_killed_precompute_resumes_without_loss_or_duplicates(llama_server, demo_questions, tmp_path: Path,
+                                                              capsys) -> None:
     questions = tmp_path / "questions.jsonl"
     questions.write_text("".join(json.dumps({"question": q.question, "answers": list(q.answers)}) + "\n"
                                  for q in demo_questions[:N]))
@@ -78,7 +79,7 @@ def test_killed_precompute_resumes_without_loss_or_duplicates(llama_server, demo
     kill_when(args, lambda: stored() >= 1)
     kept = stored()
     assert 1 <= kept < N
-    done = run_cli(*args)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert f"{N - kept} computed, {kept} already cached, {N} rows" in done.stdout
+    done = run_main(capsys, *args)
+    assert done.code == 0, done.out[-2000:] + done.err[-2000:]
+    assert f"{N - kept} computed, {kept} already cached, {N} rows" in done.out
     assert stored() == N

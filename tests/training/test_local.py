@@ -17,7 +17,7 @@ from s3_agents.retrievers import build_index
 from s3_agents.training.data import prepare_dataset
 from s3_agents.training.local import METRIC_COLUMNS, LocalRun, LocalSettings, plot_metrics
 from s3_agents.worlds import build_world, write_world
-from tests.conftest import cli_env, s3_command
+from tests.conftest import cli_env, run_main, s3_command
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def _rows(run: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def test_a_killed_run_resumes_to_the_same_step_count(setup, llama_server, tiny_dir) -> None:
+def test_a_killed_run_resumes_to_the_same_step_count(setup, llama_server, tiny_dir, capsys) -> None:
     root, index = setup
     run = root / "run"
     proc = subprocess.Popen(_command(root, index, llama_server, tiny_dir, 2), env=cli_env(),
@@ -70,11 +70,10 @@ def test_a_killed_run_resumes_to_the_same_step_count(setup, llama_server, tiny_d
     assert (run / "checkpoints" / "latest").read_text() == "step_1"
 
     # Resumed with more steps but no time left: it stops (with a checkpoint) after the first step it runs.
-    done = subprocess.run([*_command(root, index, llama_server, tiny_dir, 3), "--max-minutes", "0"],
-                          env=cli_env(), capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "step 2:" in done.stdout and "rollouts on transformers" in done.stdout
-    assert "1 step short of --steps 3" in done.stdout
+    done = run_main(capsys, *_command(root, index, llama_server, tiny_dir, 3)[3:], "--max-minutes", "0")
+    assert done.code == 0, done.out + done.err
+    assert "step 2:" in done.out and "rollouts on transformers" in done.out
+    assert "1 step short of --steps 3" in done.out
     rows = _rows(run)
     assert [int(r["step"]) for r in rows] == [1, 2] and list(rows[0]) == METRIC_COLUMNS
     assert all(0.0 <= float(r["valid_action_rate"]) <= 1.0 and float(r["tokens"]) > 0 for r in rows)
