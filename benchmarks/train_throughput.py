@@ -67,8 +67,8 @@ def _args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.quick:
         global SEARCH, TURN_TOKENS, INITIAL_K
-        args.steps, args.batch_size, args.eval_questions, args.no_write = 1, 2, 1, True
-        CONFIGS["llama.cpp-grpo"]["group_size"] = 2
+        args.steps, args.batch_size, args.eval_questions, args.no_write = 1, 1, 1, True
+        CONFIGS["llama.cpp-grpo"] |= {"group_size": 2, "batch_size": 2}      # one question, two samples
         SEARCH, TURN_TOKENS, INITIAL_K = "2-1-1", 16, 1    # one search, short turns, a short first prompt: it runs
     return args
 
@@ -100,8 +100,9 @@ def _train(args: argparse.Namespace, name: str, index: Path, parquet: Path, gene
     out = args.out / "runs" / name
     shutil.rmtree(out, ignore_errors=True)
     config = CONFIGS[name] | ({"reward_concurrency": args.slots} if name in SLOTTED else {})
-    settings = LocalSettings(steps=args.steps, batch_size=args.batch_size, search=SEARCH, max_turn_tokens=TURN_TOKENS,
-                             max_context_docs=BUDGET, initial_k=INITIAL_K, save_every=args.steps, **config)
+    settings = LocalSettings(**{"steps": args.steps, "batch_size": args.batch_size, "search": SEARCH,
+                                "max_turn_tokens": TURN_TOKENS, "max_context_docs": BUDGET, "initial_k": INITIAL_K,
+                                "save_every": args.steps} | config)
     run = LocalRun(out, read_rows(parquet), load_retriever(index),
                    {"generator_url": generator_url, "generator_model": "smollm2",
                     "rag_cache": str(args.out / "rag.sqlite"), "retriever": str(index)},
@@ -112,8 +113,8 @@ def _train(args: argparse.Namespace, name: str, index: Path, parquet: Path, gene
     per_step = {k: sum(float(r[k]) for r in rows) / len(rows) for k in
                 ("seconds", "rollout_seconds", "reward_seconds", "update_seconds", "generated_tokens", "reward",
                  "valid_action_rate")}
-    return {"engine": run.engine, "steps": len(rows), "batch_size": args.batch_size, **per_step,
-            "episodes_per_hour": 3600 * args.batch_size / per_step["seconds"],
+    return {"engine": run.engine, "steps": len(rows), "batch_size": settings.batch_size, **per_step,
+            "episodes_per_hour": 3600 * settings.batch_size / per_step["seconds"],
             "generated_tokens_per_s": per_step["generated_tokens"] / per_step["rollout_seconds"]}
 
 

@@ -4,29 +4,50 @@ from __future__ import annotations
 
 import argparse
 import json
+import runpy
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 
-from tests.conftest import REPO, cli_env
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow
 
 
-def run(script: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, f"benchmarks/{script}", "--quick", "--no-write"], cwd=REPO,
-                          env=cli_env(), capture_output=True, text=True, timeout=600)
+@pytest.fixture()
+def run(capsys, monkeypatch) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``python benchmarks/SCRIPT --quick --no-write ARGS`` run in this process, as Python runs a script (its folder
+    first on ``sys.path``): the libraries the suite has imported are not imported again for each script."""
+
+    def run_script(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+        path = REPO / "benchmarks" / script
+        argv = [str(path), "--quick", "--no-write", *args]
+        monkeypatch.setattr(sys, "argv", argv)
+        monkeypatch.syspath_prepend(str(path.parent))
+        monkeypatch.chdir(REPO)
+        for name, value in {"HF_HUB_OFFLINE": "1", "TQDM_DISABLE": "1"}.items():
+            monkeypatch.setenv(name, value)
+        code: int | str | None = 0
+        try:
+            runpy.run_path(str(path), run_name="__main__")
+        except SystemExit as exit_:
+            code = exit_.code
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, code if isinstance(code, int) else 1, out, err)
+
+    return run_script
 
 
-def test_retrieval_benchmark_runs() -> None:
+def test_retrieval_benchmark_runs(run) -> None:
     result = run("retrieval.py")
     assert result.returncode == 0, result.stderr
     for heading in ("FAISS wrapper overhead", "Approximate indexes vs flat", "Qdrant local", "BM25 (bm25s)"):
         assert heading in result.stdout
 
 
-def test_server_load_benchmark_runs_without_errors() -> None:
+def test_server_load_benchmark_runs_without_errors(run) -> None:
     result = run("server_load.py")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "Errors in total: **0**" in result.stdout
@@ -34,31 +55,31 @@ def test_server_load_benchmark_runs_without_errors() -> None:
     assert "512 empty queries" in result.stdout
 
 
-def test_rollouts_benchmark_runs() -> None:
+def test_rollouts_benchmark_runs(run) -> None:
     result = run("rollouts.py")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "sequential `search` loop" in result.stdout and "the graph itself" in result.stdout
 
 
-def test_training_cpu_benchmark_runs() -> None:
+def test_training_cpu_benchmark_runs(run) -> None:
     result = run("training_cpu.py")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "agent loop / plain searcher" in result.stdout and "CpuPPO.step" in result.stdout
 
 
-def test_constrained_benchmark_runs() -> None:
+def test_constrained_benchmark_runs(run) -> None:
     result = run("constrained.py")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "| free |" in result.stdout and "| grammar | 0/" in result.stdout     # no invalid turn under the grammar
 
 
-def test_embed_benchmark_runs() -> None:
+def test_embed_benchmark_runs(run) -> None:
     result = run("embed.py")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "s3 index build (flat, resumable, atomic)" in result.stdout and "Goal: build >= 0.9x raw" in result.stdout
 
 
-def test_scale_benchmark_runs() -> None:
+def test_scale_benchmark_runs(run) -> None:
     result = run("scale.py")
     assert result.returncode == 0, result.stderr + result.stdout
     for words in ("| flat | `Flat` |", "| edge-hnsw |", "ivfpq-rflat", "A compressed index at recall@10 >= 0.9",
@@ -66,9 +87,8 @@ def test_scale_benchmark_runs() -> None:
         assert words in result.stdout
 
 
-def test_train_throughput_benchmark_runs(tmp_path) -> None:
-    result = subprocess.run([sys.executable, "benchmarks/train_throughput.py", "--quick", "--out", str(tmp_path)],
-                            cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=900)
+def test_train_throughput_benchmark_runs(run, tmp_path) -> None:
+    result = run("train_throughput.py", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     for row in ("| today | transformers |", "| llama.cpp | llama.cpp |", "| llama.cpp-grpo | llama.cpp |"):
         assert row in result.stdout
