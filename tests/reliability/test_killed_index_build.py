@@ -13,7 +13,7 @@ from s3_agents.corpus import write_corpus
 from s3_agents.errors import IndexNotFoundError
 from s3_agents.retrievers import load_retriever
 from s3_agents.types import Passage
-from tests.conftest import REPO, cli_env, run_cli, s3_command
+from tests.conftest import REPO, cli_env, run_cli, run_main, s3_command
 
 pytestmark = pytest.mark.slow
 
@@ -50,21 +50,22 @@ def kill_when_chunks_saved(corpus: Path, out: Path, *, chunks: int = 2, timeout:
     assert proc.returncode == -signal.SIGKILL
 
 
-def test_killed_first_build_leaves_no_index(tmp_path: Path, big_corpus: Path) -> None:
+def test_killed_first_build_leaves_no_index(tmp_path: Path, big_corpus: Path, capsys) -> None:
     out = tmp_path / "idx"
     kill_when_chunks_saved(big_corpus, out)
     with pytest.raises(IndexNotFoundError, match="interrupted build"):
         load_retriever(out)
-    result = run_cli("retrieve", "--index", str(out), "anything")
-    assert result.returncode == 1
-    assert "no complete index" in result.stderr and "resume" in result.stderr
+    result = run_main(capsys, "retrieve", "--index", str(out), "anything")
+    assert result.code == 1
+    assert "no complete index" in result.err and "resume" in result.err
 
 
-def test_killed_rebuild_keeps_previous_index_then_resumes(tmp_path: Path, big_corpus: Path, demo_corpus) -> None:
+def test_killed_rebuild_keeps_previous_index_then_resumes(tmp_path: Path, big_corpus: Path, demo_corpus,
+                                                          capsys) -> None:
     out = tmp_path / "idx"
     small = tmp_path / "small.jsonl"
     write_corpus(demo_corpus.passages[:40], small)
-    assert run_cli("index", "build", str(small), str(out), "--embedder", "hashing", "--quiet").returncode == 0
+    assert run_main(capsys, "index", "build", str(small), str(out), "--embedder", "hashing", "--quiet").code == 0
 
     kill_when_chunks_saved(big_corpus, out, chunks=3)
     previous = load_retriever(out)
@@ -73,6 +74,6 @@ def test_killed_rebuild_keeps_previous_index_then_resumes(tmp_path: Path, big_co
 
     resumed = run_cli("index", "build", str(big_corpus), str(out), "--chunk-size", "128", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
-    assert "resumed" in resumed.stderr
+    assert "resumed" in resumed.stderr                     # the CLI's log line, on a user's stderr
     assert len(load_retriever(out)) == COPIES * len(demo_corpus)
     assert not (out / ".partial").exists()

@@ -7,7 +7,6 @@ subprocess over stdio and over streamable HTTP, with a real llama.cpp server as 
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 
 import httpx
@@ -18,10 +17,10 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from s3_agents import FaissRetriever, OpenAICompatClient, S3Searcher, SearchConfig, load_demo_corpus
+from s3_agents import FaissRetriever, S3Searcher, load_demo_corpus
 from s3_agents.server.mcp_server import create_mcp_server
 from s3_agents.testing import ScriptedClient
-from tests.conftest import BackgroundServer, cli_env, free_port, s3_command
+from tests.conftest import BackgroundServer, cli_env, free_port, run_main, s3_command
 
 QUESTION = "What is the currency of Ketroul?"
 
@@ -99,37 +98,20 @@ def check_search(result, demo_ids: dict[str, str]) -> None:
 
 
 @pytest.mark.slow
-def test_stdio_transport_with_a_llama_cpp_policy(llama_server, demo_ids, demo_corpus, minilm) -> None:
-    params = StdioServerParameters(command=sys.executable, args=s3_command("mcp", *policy_args(llama_server))[1:],
-                                   env=cli_env())
-    # What the library gives for the same question, policy (greedy) and index (the demo corpus, MiniLM).
-    retriever = FaissRetriever.from_passages(demo_corpus.passages, minilm)
-    policy = OpenAICompatClient(llama_server.url, llama_server.model)
-    expected = S3Searcher(policy, retriever, SearchConfig.from_name("8-3-1", constrained=True)).search(QUESTION)
-    river = "Which river flows through Gritia?"
-
-    async def main() -> None:
-        async with Client(params, read_timeout_seconds=300) as client:
-            found = await client.call_tool("search", {"question": QUESTION})
-            check_search(found, demo_ids)
-            assert found.structured_content["queries"] == expected["queries"]
-            assert [p["id"] for p in found.structured_content["passages"]] == [p.id for p in expected["context"]]
-            top = await client.call_tool("retrieve", {"query": river, "k": 2})
-            assert [p["id"] for p in top.structured_content["passages"]] == \
-                [p.id for p in retriever.search([river], 2)[0]]
-
-    asyncio.run(main())
-
-
-@pytest.mark.slow
-def test_stdio_transport_serves_the_shipped_searcher_over_its_corpus() -> None:
-    """``s3 mcp --trained``: the default shipped searcher over the real corpus it ships with (indexed once into the
-    default cache; `s3 demo --trained` checks a fresh cache)."""
-    from s3_agents.worlds import default_world_dir, load_world
+def test_stdio_transport_serves_the_shipped_searcher_as_the_library_runs_it(capsys) -> None:
+    """``s3 mcp --trained`` over stdio: the default shipped searcher over the real corpus it ships with (indexed once
+    into the default cache; `s3 demo --trained` checks a fresh cache) gives what the library gives for the same
+    question (greedy, same policy and index). The endpoint policy (``--policy-url``) goes through the HTTP test."""
+    from s3_agents.trained import trained_config, trained_searcher
+    from s3_agents.worlds import default_world_dir, default_world_retriever, load_world
 
     real = load_world(default_world_dir("realqa"))
     titles = {p.id: p.title for p in real.passages}
     question = real.sample("dev", 1)[0]["question"]
+    retriever = default_world_retriever(name="realqa")
+    policy = trained_searcher()
+    expected = S3Searcher(policy, retriever, trained_config()).search(question)
+    policy.close()
     params = StdioServerParameters(command=sys.executable, args=s3_command("mcp", "--trained")[1:], env=cli_env())
 
     async def main() -> None:
@@ -138,12 +120,15 @@ def test_stdio_transport_serves_the_shipped_searcher_over_its_corpus() -> None:
             assert not found.is_error, found.content[0].text
             passages = found.structured_content["passages"]
             assert passages and all(titles[p["id"]] == p["title"] for p in passages)
-            assert found.structured_content["stop_reason"] in ("complete", "max_turns")
+            assert found.structured_content["queries"] == expected["queries"]
+            assert [p["id"] for p in passages] == [p.id for p in expected["context"]]
+            top = await client.call_tool("retrieve", {"query": question, "k": 2})
+            assert [p["id"] for p in top.structured_content["passages"]] == \
+                [p.id for p in retriever.search([question], 2)[0]]
 
     asyncio.run(main())
-    bad = subprocess.run(s3_command("mcp", "--trained", "--policy-url", "http://127.0.0.1:9/v1"), env=cli_env(),
-                         capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "drop --policy-url" in bad.stderr
+    bad = run_main(capsys, "mcp", "--trained", "--policy-url", "http://127.0.0.1:9/v1")
+    assert bad.code == 2 and "drop --policy-url" in bad.err
 
 
 @pytest.mark.slow
