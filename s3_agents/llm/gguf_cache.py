@@ -21,11 +21,12 @@ import shutil
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from s3_agents.config import cache_root
 from s3_agents.locks import fsync_dir
 
-__all__ = ["gguf_transformers_dir"]
+__all__ = ["gguf_transformers_dir", "transformers_source"]
 
 STALE_SECONDS = 3600
 """A temporary folder older than this is a killed conversion's, and the next conversion removes it."""
@@ -84,6 +85,25 @@ def gguf_transformers_dir(gguf: str | Path, cache_dir: str | Path | None = None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def transformers_source(model: str | Path, gguf_file: str | None = None) -> tuple[str, dict[str, Any]]:
+    """What to pass ``from_pretrained`` for ``model`` (a hub id or folder) and an optional GGUF file in it.
+
+    A GGUF file on this machine becomes its cached folder (:func:`gguf_transformers_dir`); a GGUF file in a hub
+    repository is left to transformers (``gguf_file=``), which downloads and de-quantises it.
+
+    Returns:
+        ``(path_or_id, kwargs)``: call ``AutoModelForCausalLM.from_pretrained(path_or_id, **kwargs)``.
+    """
+    if not gguf_file:
+        return str(model), {}
+    local = Path(model) / gguf_file
+    if local.is_file():
+        return str(gguf_transformers_dir(local)), {}
+    if importlib.util.find_spec("gguf") is None:
+        raise ImportError('reading GGUF files with transformers needs the gguf package: pip install "s3-agents[gguf]"')
+    return str(model), {"gguf_file": gguf_file}
 
 
 def _convert(gguf: Path, folder: Path) -> None:

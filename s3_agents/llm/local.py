@@ -11,7 +11,7 @@ from typing import Any
 
 from s3_agents.errors import ContextWindowError
 from s3_agents.llm.base import Completion, Message, ThreadedClient, truncate_at_stop
-from s3_agents.llm.gguf_cache import gguf_transformers_dir
+from s3_agents.llm.gguf_cache import transformers_source
 
 __all__ = ["LlamaCppClient", "TransformersClient", "hf_generate", "smollm2_gguf_path"]
 
@@ -137,8 +137,9 @@ class TransformersClient(ThreadedClient):
 
     Args:
         model: Hub id (``"pat-jj/s3-8-3-3-20steps"``, ``"Qwen/Qwen2.5-7B-Instruct"``) or local folder.
-        gguf_file: A GGUF file inside ``model``, e.g. SmolLM2 from its wheel (de-quantised once into a cached
-            folder: :func:`~s3_agents.llm.gguf_cache.gguf_transformers_dir`).
+        gguf_file: A GGUF file inside ``model``, e.g. SmolLM2 from its wheel (a local one is de-quantised once
+            into a cached folder: :func:`~s3_agents.llm.gguf_cache.gguf_transformers_dir`; one in a hub
+            repository is downloaded and read by transformers).
         device: Torch device (``"cpu"``, ``"cuda"``).
         dtype: Torch dtype name (``"float32"``, ``"bfloat16"``); default float32 on CPU.
         adapter: A LoRA adapter folder (peft, e.g. from ``s3 train warmstart`` or ``s3 train local``), merged
@@ -157,10 +158,10 @@ class TransformersClient(ThreadedClient):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.model = f"{model}/{gguf_file}" if gguf_file else model
-        folder = str(gguf_transformers_dir(Path(model) / gguf_file)) if gguf_file else model
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        source, kwargs = transformers_source(model, gguf_file)
+        self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         torch_dtype = getattr(torch, dtype) if dtype else (torch.float32 if device == "cpu" else torch.bfloat16)
-        lm = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype)
+        lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
         if adapter is not None:
             lm = _merge_adapter(lm, Path(adapter))
             self.model += f"+{Path(adapter).name}"

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from s3_agents.llm import gguf_cache, gguf_transformers_dir, smollm2_gguf_path
+from s3_agents.llm.gguf_cache import transformers_source
 
 
 def _fake_convert(calls: list[str], fail: bool = False):
@@ -67,6 +68,17 @@ def test_a_folder_published_meanwhile_by_another_process_is_used(tmp_path, monke
     out = gguf_transformers_dir(gguf, tmp_path / "cache")
     assert (out / "config.json").read_text() == '{"by": "the other process"}'
     assert [p.name for p in out.parent.iterdir()] == [out.name]               # ours was removed
+
+
+def test_a_local_gguf_goes_through_the_cache_and_a_hub_one_to_transformers(tmp_path, monkeypatch) -> None:
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    monkeypatch.setenv("S3_AGENTS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(gguf_cache, "_convert", _fake_convert([]))
+    folder, kwargs = transformers_source(tmp_path, "m.gguf")
+    assert kwargs == {} and folder == str(gguf_transformers_dir(tmp_path / "m.gguf"))
+    assert folder.startswith(str(tmp_path / "cache" / "gguf-hf"))
+    assert transformers_source("org/model-GGUF", "model.Q4.gguf") == ("org/model-GGUF", {"gguf_file": "model.Q4.gguf"})
+    assert transformers_source("org/model") == ("org/model", {})
 
 
 @pytest.mark.slow
