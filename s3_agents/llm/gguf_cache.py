@@ -63,8 +63,7 @@ def gguf_transformers_dir(gguf: str | Path, cache_dir: str | Path | None = None)
     out = root / f"{gguf.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
     if (out / "config.json").is_file():
         return out
-    if importlib.util.find_spec("gguf") is None:
-        raise ImportError('reading GGUF files with transformers needs the gguf package: pip install "s3-agents[gguf]"')
+    _require_gguf()
     root.mkdir(parents=True, exist_ok=True)
     _remove_stale(root)
     tmp = root / f".{out.name}.{uuid.uuid4().hex}.tmp"
@@ -101,9 +100,14 @@ def transformers_source(model: str | Path, gguf_file: str | None = None) -> tupl
     local = Path(model) / gguf_file
     if local.is_file():
         return str(gguf_transformers_dir(local)), {}
+    _require_gguf()
+    return str(model), {"gguf_file": gguf_file}
+
+
+def _require_gguf() -> None:
+    """Raise a clear ImportError when transformers would need the ``gguf`` package and it is missing."""
     if importlib.util.find_spec("gguf") is None:
         raise ImportError('reading GGUF files with transformers needs the gguf package: pip install "s3-agents[gguf]"')
-    return str(model), {"gguf_file": gguf_file}
 
 
 def _convert(gguf: Path, folder: Path) -> None:
