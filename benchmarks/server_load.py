@@ -40,9 +40,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 from _report import write_section  # noqa: E402
 
-from s3_agents.corpus import demo_corpus_path, load_demo_corpus  # noqa: E402
+from s3_agents.corpus import load_demo_corpus  # noqa: E402
+from s3_agents.embedders import load_embedder  # noqa: E402
 from s3_agents.processes import free_port, wait_healthy  # noqa: E402
 from s3_agents.qa import load_demo_qa  # noqa: E402
+from s3_agents.retrievers import build_index  # noqa: E402
 
 
 def start_server(index: Path, port: int, *extra: str) -> subprocess.Popen:
@@ -290,10 +292,7 @@ def main() -> int:
         return 0 if ok else 1
     with tempfile.TemporaryDirectory() as tmp:
         index = Path(tmp) / "idx"
-        subprocess.run([sys.executable, "-m", "s3_agents", "index", "build", str(demo_corpus_path()), str(index),
-                        "--quiet", "--embedder", args.embedder], check=True,
-                       env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        build_index(load_demo_corpus().passages, index, embedder=load_embedder(args.embedder), show_progress=False)
         runs = {"levels": lambda: run_levels(index, [int(x) for x in args.levels.split(",")], args.seconds or 10.0),
                 "fairness": lambda: run_fairness(index, args.seconds or 20.0, compare=not args.quick,
                                                  embedder=args.embedder)}
