@@ -31,7 +31,11 @@ def test_examples_run_as_written(llama_server, minilm, tmp_path, monkeypatch) ->
     namespace = {"LLM_URL": llama_server.url}
     for block in blocks():
         exec(compile(block, str(DOC), "exec"), namespace)  # noqa: S102 - our own documentation
-    assert namespace["response"].source_nodes and namespace["docs"] and namespace["found"]["passages"]
+    response, step = namespace["response"], namespace["step"]
+    assert str(response).strip() and response.source_nodes
+    assert all(node.node.metadata["queries"] is not None for node in response.source_nodes)   # the searcher's nodes
+    assert list(step) == ["generate"] and step["generate"]["answer"]          # the graph streamed its answer last
+    assert namespace["docs"] and namespace["found"]["passages"]
     assert os.getcwd() == str(tmp_path)
 
 

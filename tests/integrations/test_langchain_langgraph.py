@@ -1,5 +1,6 @@
-"""The LangGraph node and RAG graph (core), and the langchain-s3 retriever and tool against a llama.cpp server
-(their offline unit tests are in integrations/langchain-s3/tests/)."""
+"""The LangGraph node and RAG graph (core), and the langchain-s3 retriever in a chain (the retriever's and the
+tool's offline unit tests are in integrations/langchain-s3/tests/; against a llama.cpp server they run as
+docs/integrations.md shows them, in tests/integrations/test_doc_examples.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import asyncio
 from typing import TypedDict
 
 import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
-from langchain_s3 import S3Retriever, openai_compatible_chat_model, s3_search_tool
+from langchain_s3 import S3Retriever
 from langgraph.graph import END, START, StateGraph
 
-from s3_agents import Generator, OpenAICompatClient, Passage, S3Searcher, SearchConfig, build_rag_graph, s3_search_node
+from s3_agents import Generator, Passage, build_rag_graph, s3_search_node
 from tests.integrations.conftest import QUESTION
 
 
@@ -53,20 +55,15 @@ def test_generator_swap_is_one_setting(monkeypatch) -> None:
         Generator.from_env()
 
 
-@pytest.mark.slow
-def test_chain_tool_and_graph_with_a_llama_cpp_server(llama_server, demo_faiss) -> None:
-    policy = OpenAICompatClient(llama_server.url, llama_server.model)
-    searcher = S3Searcher(policy, demo_faiss, SearchConfig(max_turns=1, max_new_tokens=48))
-    llm = openai_compatible_chat_model(llama_server.url, llama_server.model, max_tokens=32)
-    retriever = S3Retriever(searcher=searcher)
+def test_the_retriever_in_a_chain_hands_its_passages_to_the_model(scripted_searcher) -> None:
+    """An LCEL chain with the s3 retriever as its context step (the model: LangChain's own fake; the real one, on a
+    llama.cpp server, runs in the documented examples, tests/integrations/test_doc_examples.py)."""
+    seen: list[str] = []
+    model = FakeListChatModel(responses=["mobroun"])
     prompt = ChatPromptTemplate.from_messages([("system", "Answer from these passages:\n{context}"), ("user", "{q}")])
-    chain = ({"context": retriever | (lambda docs: "\n".join(d.page_content for d in docs)),
-              "q": RunnablePassthrough()} | prompt | llm | StrOutputParser())
-    assert chain.invoke(QUESTION).strip()
-    # The user's own LangChain model as the agent's brain, the s3 tool as its search.
-    message = s3_search_tool(searcher).invoke({"type": "tool_call", "id": "c", "name": "s3_search",
-                                               "args": {"question": QUESTION}})
-    assert "Doc 1 (Title:" in message.content
-    graph = build_rag_graph(searcher, Generator.from_endpoint(llama_server.url, llama_server.model))
-    steps = list(graph.stream({"question": QUESTION}, stream_mode="updates"))
-    assert [next(iter(s)) for s in steps] == ["s3_search", "generate"] and steps[-1]["generate"]["answer"]
+    passages = S3Retriever(searcher=scripted_searcher) | (lambda docs: "\n".join(d.page_content for d in docs))
+    chain = ({"context": passages, "q": RunnablePassthrough()} | prompt
+             | (lambda value: seen.append(value.to_string()) or value) | model | StrOutputParser())
+    assert chain.invoke(QUESTION) == "mobroun"
+    system, question = seen[0].split("Human:")
+    assert "mobroun" in system and question.strip() == QUESTION        # Ketroul's passage, then the question
