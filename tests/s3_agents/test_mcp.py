@@ -1,13 +1,16 @@
 """``s3 mcp``: the searcher as an MCP server, driven by the official SDK's own client.
 
-In process (scripted searcher) for the tools, schemas, resources and errors; then ``s3 mcp`` as a
-subprocess over stdio and over streamable HTTP, with a real llama.cpp server as the searcher's policy.
+In process (scripted searcher) for the tools, schemas, resources and errors; then ``s3 mcp --transport http`` as
+typed, in this process, with a real llama.cpp server as the searcher's policy; and ``s3 mcp --trained`` as a
+subprocess over stdio, as an MCP client starts it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import httpx2
@@ -20,7 +23,7 @@ from mcp.shared.exceptions import MCPError
 from s3_agents import FaissRetriever, S3Searcher, load_demo_corpus
 from s3_agents.server.mcp_server import create_mcp_server
 from s3_agents.testing import ScriptedClient
-from tests.conftest import BackgroundServer, cli_env, free_port, run_main, s3_command
+from tests.conftest import ThreadedServer, cli_env, run_main, s3_command
 
 QUESTION = "What is the currency of Ketroul?"
 
@@ -74,15 +77,29 @@ def test_tools_resources_and_errors_in_process(server) -> None:
     asyncio.run(main())
 
 
-class McpHttpServer(BackgroundServer):
-    """``s3 mcp --transport http`` in a subprocess."""
+@pytest.fixture()
+def mcp_http(monkeypatch, capsys) -> Iterator[Callable[..., ThreadedServer]]:
+    """``s3 mcp --transport http ARGS`` as a user types it, run in this process: the command opens the searcher and
+    builds and guards the app as it does for a user; a :class:`ThreadedServer` (uvicorn configured as
+    ``run_uvicorn`` configures it) serves that app instead of blocking. The stdio test runs ``s3 mcp`` as a
+    subprocess, as an MCP client starts it."""
+    servers: list[ThreadedServer] = []
 
-    name = "s3-mcp"
+    def serve(app: Any, *, host: str, port: int, limits: Any, **_: Any) -> None:
+        assert host == "127.0.0.1"
+        servers.append(ThreadedServer(app, limits))
 
-    def __init__(self, *args: str) -> None:
-        self.port = free_port()
-        super().__init__(s3_command("mcp", "--transport", "http", "--port", str(self.port), *args),
-                         f"http://127.0.0.1:{self.port}")
+    monkeypatch.setattr("s3_agents.server.connections.run_uvicorn", serve)
+
+    def start(*args: str) -> ThreadedServer:
+        result = run_main(capsys, "mcp", "--transport", "http", *args)
+        assert result.code == 0 and servers, result.err
+        assert "MCP server (streamable HTTP) on http://127.0.0.1:" in result.err
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
 
 
 def policy_args(llama_server) -> list[str]:
@@ -132,28 +149,22 @@ def test_stdio_transport_serves_the_shipped_searcher_as_the_library_runs_it(caps
 
 
 @pytest.mark.slow
-def test_http_transport_needs_the_key_and_a_loopback_host(llama_server, demo_ids) -> None:
-    server = McpHttpServer("--api-key", "s3cret", *policy_args(llama_server))
-    try:
-        url = server.url + "/mcp"
-        hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
-        headers = {"Accept": "application/json, text/event-stream"}
-        assert httpx.post(url, json=hello, headers=headers).status_code == 401
-        assert httpx.post(url, json=hello, headers={**headers, "Authorization": "Bearer wrong"}).status_code == 401
-        keyed = {**headers, "Authorization": "Bearer s3cret"}
-        rebound = httpx.post(url, json=hello, headers={**keyed, "Host": "evil.example"})
-        assert rebound.status_code == 400 and "--allowed-host" in rebound.text
-        assert httpx.post(url, json=hello, headers={**keyed, "Origin": "http://evil.example"}).status_code == 403
+def test_http_transport_needs_the_key_and_a_loopback_host(llama_server, demo_ids, mcp_http) -> None:
+    server = mcp_http("--api-key", "s3cret", *policy_args(llama_server))
+    url = server.url + "/mcp"
+    hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
+    headers = {"Accept": "application/json, text/event-stream"}
+    assert httpx.post(url, json=hello, headers=headers).status_code == 401
+    assert httpx.post(url, json=hello, headers={**headers, "Authorization": "Bearer wrong"}).status_code == 401
+    keyed = {**headers, "Authorization": "Bearer s3cret"}
+    rebound = httpx.post(url, json=hello, headers={**keyed, "Host": "evil.example"})
+    assert rebound.status_code == 400 and "--allowed-host" in rebound.text
+    assert httpx.post(url, json=hello, headers={**keyed, "Origin": "http://evil.example"}).status_code == 403
 
-        async def main() -> None:
-            async with httpx2.AsyncClient(headers={"X-API-Key": "s3cret"}, timeout=300) as http:
-                async with Client(streamable_http_client(url, http_client=http)) as client:
-                    check_search(await client.call_tool("search", {"question": QUESTION}), demo_ids)
+    async def main() -> None:
+        async with httpx2.AsyncClient(headers={"X-API-Key": "s3cret"}, timeout=300) as http:
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                check_search(await client.call_tool("search", {"question": QUESTION}), demo_ids)
 
-        asyncio.run(main())
-    except BaseException:
-        print(server.output())
-        raise
-    finally:
-        server.stop()
+    asyncio.run(main())

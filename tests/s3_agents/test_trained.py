@@ -53,7 +53,7 @@ def test_the_real_searcher_searches_real_questions_from_llamaindex() -> None:
     from llama_index.retrievers.s3 import S3Retriever
 
     retriever = S3Retriever.from_trained()
-    questions = load_world(default_world_dir("realqa")).sample("dev", 3)
+    questions = load_world(default_world_dir("realqa")).sample("dev", 2)
     nodes = retriever.retrieve(questions[0]["question"])
     assert nodes and all(n.node.metadata["title"] for n in nodes)
     assert nodes[0].node.metadata["stop_reason"] != "context_full"
