@@ -298,21 +298,23 @@ def test_duplicate_ids_in_a_dataset_are_refused(tmp_path, retriever):
 @pytest.mark.slow
 def test_every_method_end_to_end_against_llama_cpp(llama_server, retriever, tmp_path):
     """The methods notebook 03 does not run through `s3 eval` (it runs no-retrieval, both naive RAGs, s3 and IRCoT),
-    with naive RAG as the row every other is compared with, on one question against llama.cpp."""
+    beside the two cheap rows whose shape is fixed (no retrieval, naive RAG), on one question against llama.cpp."""
     llm = OpenAICompatClient(llama_server.url, llama_server.model)
     generator = Generator(llm)
     bm25 = BM25Retriever.from_passages(load_demo_corpus().passages)
-    methods = [NaiveRAG(retriever, generator), QueryRewrite(llm, retriever, generator),
+    methods = [NoRetrieval(generator), NaiveRAG(retriever, generator), QueryRewrite(llm, retriever, generator),
                QueryRewrite(llm, bm25, generator, name="query-rewrite-bm25"),
                SearchR1Style(llm, retriever, generator, max_turns=2),
                SearchR1Style(llm, retriever, generator, max_turns=2, self_answer=True)]
     rows = run(evaluate(methods, {"demo": load_demo_qa()[:1]}, tmp_path / "results.jsonl", judge=llm,
                         concurrency=2, show_progress=False))
-    assert len(rows) == 5 and {r.method for r in rows} == {m.name for m in methods}
+    assert len(rows) == 6 and {r.method for r in rows} == {m.name for m in methods}
     ids = {p.id for p in load_demo_corpus().passages}
     for row in rows:
         assert row.genacc in (0.0, 1.0) and 0.0 <= row.f1 <= 1.0 and set(row.context_ids) <= ids
         assert row.prompt_tokens > 0 and row.completion_tokens > 0, row.method      # every method calls an LLM
+        if row.method == "no-retrieval":
+            assert row.context_ids == [] and row.searches == 0
         if row.method == "naive-rag":
             assert len(row.context_ids) == 3 and row.searches == 1
         if row.method.startswith("query-rewrite"):
