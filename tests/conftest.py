@@ -200,3 +200,29 @@ def smollm2_hf() -> Path:
     from s3_agents.llm import gguf_transformers_dir, smollm2_gguf_path
 
     return gguf_transformers_dir(smollm2_gguf_path())
+
+
+@pytest.fixture(scope="session")
+def tiny_policy(smollm2_hf):
+    """A random-weight two-layer Llama with SmolLM2's tokenizer: the mechanics of PPO, GRPO and LoRA in
+    milliseconds (what the real SmolLM2 learns is tested end to end by test_local.py and the notebooks)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_hf)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).eval(), tokenizer
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory, tiny_policy) -> Path:
+    """The tiny random Llama as a model folder, for commands and scripts that take a model path: where what is on
+    trial is the mechanics around the model (a run's checkpoint and resume, a benchmark script), not SmolLM2."""
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tiny_policy[0].save_pretrained(folder)
+    tiny_policy[1].save_pretrained(folder)
+    return folder

@@ -35,7 +35,9 @@ def test_examples_run_as_written(llama_server, minilm, tmp_path, monkeypatch) ->
     assert str(response).strip() and response.source_nodes
     assert all(node.node.metadata["queries"] is not None for node in response.source_nodes)   # the searcher's nodes
     assert list(step) == ["generate"] and step["generate"]["answer"]          # the graph streamed its answer last
-    assert namespace["docs"] and namespace["found"]["passages"]
+    assert namespace["docs"] and namespace["found"]["passages"]                # `s3 mcp` over stdio, a subprocess
+    titles = {p.id: p.title for p in load_demo_corpus().passages}
+    assert all(titles[p["id"]] == p["title"] for p in namespace["found"]["passages"])
     assert os.getcwd() == str(tmp_path)
 
 

@@ -1,14 +1,14 @@
 """``s3 mcp``: the searcher as an MCP server, driven by the official SDK's own client.
 
 In process (scripted searcher) for the tools, schemas, resources and errors; then ``s3 mcp --transport http`` as
-typed, in this process, with a real llama.cpp server as the searcher's policy; and ``s3 mcp --trained`` as a
-subprocess over stdio, as an MCP client starts it.
+typed, in this process, with a real llama.cpp server as the searcher's policy and with the shipped searcher
+(``--trained``). ``s3 mcp`` over stdio, as an MCP client starts it, runs as a subprocess in the documented example
+(tests/integrations/test_doc_examples.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,14 +16,13 @@ import httpx
 import httpx2
 import pytest
 from mcp import Client
-from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from s3_agents import FaissRetriever, S3Searcher, load_demo_corpus
 from s3_agents.server.mcp_server import create_mcp_server
 from s3_agents.testing import ScriptedClient
-from tests.conftest import ThreadedServer, cli_env, run_main, s3_command
+from tests.conftest import ThreadedServer, run_main
 
 QUESTION = "What is the currency of Ketroul?"
 
@@ -81,8 +80,7 @@ def test_tools_resources_and_errors_in_process(server) -> None:
 def mcp_http(monkeypatch, capsys) -> Iterator[Callable[..., ThreadedServer]]:
     """``s3 mcp --transport http ARGS`` as a user types it, run in this process: the command opens the searcher and
     builds and guards the app as it does for a user; a :class:`ThreadedServer` (uvicorn configured as
-    ``run_uvicorn`` configures it) serves that app instead of blocking. The stdio test runs ``s3 mcp`` as a
-    subprocess, as an MCP client starts it."""
+    ``run_uvicorn`` configures it) serves that app instead of blocking."""
     servers: list[ThreadedServer] = []
 
     def serve(app: Any, *, host: str, port: int, limits: Any, **_: Any) -> None:
@@ -115,10 +113,11 @@ def check_search(result, demo_ids: dict[str, str]) -> None:
 
 
 @pytest.mark.slow
-def test_stdio_transport_serves_the_shipped_searcher_as_the_library_runs_it(capsys) -> None:
-    """``s3 mcp --trained`` over stdio: the default shipped searcher over the real corpus it ships with (indexed once
-    into the default cache; `s3 demo --trained` checks a fresh cache) gives what the library gives for the same
-    question (greedy, same policy and index). The endpoint policy (``--policy-url``) goes through the HTTP test."""
+def test_the_shipped_searcher_is_served_as_the_library_runs_it(capsys, mcp_http) -> None:
+    """``s3 mcp --trained``: the default shipped searcher over the real corpus it ships with (indexed once into the
+    default cache; `s3 demo --trained` checks a fresh cache) gives what the library gives for the same question
+    (greedy, same policy and index). The stdio transport, as an MCP client starts it, runs as a subprocess in
+    docs/integrations.md's example (tests/integrations/test_doc_examples.py)."""
     from s3_agents.trained import trained_config, trained_searcher
     from s3_agents.worlds import default_world_dir, default_world_retriever, load_world
 
@@ -129,19 +128,20 @@ def test_stdio_transport_serves_the_shipped_searcher_as_the_library_runs_it(caps
     policy = trained_searcher()
     expected = S3Searcher(policy, retriever, trained_config()).search(question)
     policy.close()
-    params = StdioServerParameters(command=sys.executable, args=s3_command("mcp", "--trained")[1:], env=cli_env())
+    url = mcp_http("--trained").url + "/mcp"
 
     async def main() -> None:
-        async with Client(params, read_timeout_seconds=300) as client:
-            found = await client.call_tool("search", {"question": question})
-            assert not found.is_error, found.content[0].text
-            passages = found.structured_content["passages"]
-            assert passages and all(titles[p["id"]] == p["title"] for p in passages)
-            assert found.structured_content["queries"] == expected["queries"]
-            assert [p["id"] for p in passages] == [p.id for p in expected["context"]]
-            top = await client.call_tool("retrieve", {"query": question, "k": 2})
-            assert [p["id"] for p in top.structured_content["passages"]] == \
-                [p.id for p in retriever.search([question], 2)[0]]
+        async with httpx2.AsyncClient(timeout=300) as http:
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                found = await client.call_tool("search", {"question": question})
+                assert not found.is_error, found.content[0].text
+                passages = found.structured_content["passages"]
+                assert passages and all(titles[p["id"]] == p["title"] for p in passages)
+                assert found.structured_content["queries"] == expected["queries"]
+                assert [p["id"] for p in passages] == [p.id for p in expected["context"]]
+                top = await client.call_tool("retrieve", {"query": question, "k": 2})
+                assert [p["id"] for p in top.structured_content["passages"]] == \
+                    [p.id for p in retriever.search([question], 2)[0]]
 
     asyncio.run(main())
     bad = run_main(capsys, "mcp", "--trained", "--policy-url", "http://127.0.0.1:9/v1")

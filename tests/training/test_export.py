@@ -13,13 +13,13 @@ from s3_agents.rag_cache import RagCache, RagEntry
 from s3_agents.training.export import export_policy, find_actor_checkpoint, save_policy
 
 
-def fake_run(tmp_path, model, smollm2_hf, step: int = 20):
+def fake_run(tmp_path, model, model_dir, step: int = 20):
     """A verl run folder as FSDPCheckpointManager leaves it (world size 1): shards, fsdp_config, huggingface/."""
     actor = tmp_path / "run" / "checkpoints" / f"global_step_{step}" / "actor"
     (actor / "huggingface").mkdir(parents=True)
     torch.save(model.state_dict(), actor / "model_world_size_1_rank_0.pt")
     (actor / "fsdp_config.json").write_text(json.dumps({"FSDP_version": 2, "world_size": 1}))
-    for path in smollm2_hf.iterdir():                # config, generation config, tokenizer, chat template
+    for path in model_dir.iterdir():                 # config, generation config, tokenizer, chat template
         if path.suffix != ".safetensors":
             shutil.copy(path, actor / "huggingface" / path.name)
     (tmp_path / "run" / "checkpoints" / "latest_checkpointed_iteration.txt").write_text(str(step))
@@ -27,13 +27,14 @@ def fake_run(tmp_path, model, smollm2_hf, step: int = 20):
 
 
 @pytest.mark.slow
-def test_fsdp_checkpoint_exports_and_runs_as_the_searcher(tmp_path, policy_model, smollm2_hf, hashing_retriever):
-    model, _ = policy_model
+def test_fsdp_checkpoint_exports_and_runs_as_the_searcher(tmp_path, tiny_policy, tiny_dir, hashing_retriever):
+    """The export's mechanics on the tiny random Llama (verl's merger, the folder the core loads)."""
+    model, _ = tiny_policy
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     trained["model.norm.weight"] += 0.25          # a "trained" weight to find again after the merge
     model_copy = type(model)(model.config)
     model_copy.load_state_dict(trained)
-    checkpoints = fake_run(tmp_path, model_copy, smollm2_hf)
+    checkpoints = fake_run(tmp_path, model_copy, tiny_dir)
     assert find_actor_checkpoint(checkpoints).name == "actor"
 
     out = export_policy(checkpoints, tmp_path / "searcher-hf")
@@ -52,8 +53,8 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_export_of_a_saved_cpu_policy(s3, tmp_path, policy_model):
-    model, tokenizer = policy_model
+def test_cli_export_of_a_saved_cpu_policy(s3, tmp_path, tiny_policy):
+    model, tokenizer = tiny_policy
     folder = save_policy(model, tokenizer, tmp_path / "cpu-trained")
     result = s3("train", "export", str(folder), str(tmp_path / "copy"))
     assert result.code == 0, result.err

@@ -32,16 +32,6 @@ def setup(tmp_path_factory, minilm):
     return root, root / "index"
 
 
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory, tiny_policy) -> Path:
-    """The tiny random Llama as a model folder: what is on trial is the run's checkpoint and resume, not SmolLM2
-    (which trains through `s3 train local` in notebook 02 and in the throughput benchmark's smoke run)."""
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tiny_policy[0].save_pretrained(folder)
-    tiny_policy[1].save_pretrained(folder)
-    return folder
-
-
 def _command(root: Path, index: Path, llama_server, model: Path, steps: int) -> list[str]:
     return s3_command("train", "local", "--train", str(root / "train.parquet"), "--retriever", str(index),
                       "--generator-url", llama_server.url, "--generator-model", llama_server.model,

@@ -17,12 +17,17 @@ def brute_force(query_vecs: np.ndarray, passage_vecs: np.ndarray, k: int) -> lis
     return [list(np.argsort(-row, kind="stable")[:k]) for row in scores]
 
 
-def test_flat_matches_numpy_brute_force(demo_corpus, minilm) -> None:
+@pytest.fixture(scope="module")
+def demo_vectors(demo_corpus, minilm) -> np.ndarray:
+    """The demo corpus embedded once by MiniLM, for the tests that compare indexes over the same vectors."""
+    return minilm.embed_passages([p.contents for p in demo_corpus])
+
+
+def test_flat_matches_numpy_brute_force(demo_corpus, minilm, demo_vectors) -> None:
     retriever = FaissRetriever.from_passages(demo_corpus.passages, minilm)
     questions = ["Which river flows through Gritia?", "currency of Ketroul", "Who painted Vona at Dusk?"]
     hits = retriever.search(questions, k=5)
-    expected = brute_force(minilm.embed_queries(questions),
-                           minilm.embed_passages([p.contents for p in demo_corpus]), 5)
+    expected = brute_force(minilm.embed_queries(questions), demo_vectors, 5)
     for got, want in zip(hits, expected):
         assert [p.id for p in got] == [demo_corpus.passages[i].id for i in want]
         assert all(a.score >= b.score for a, b in zip(got, got[1:]))
@@ -30,10 +35,9 @@ def test_flat_matches_numpy_brute_force(demo_corpus, minilm) -> None:
 
 
 @pytest.mark.parametrize("index_type", ["hnsw", "ivf"])
-def test_approximate_indexes_agree_with_flat(demo_corpus, demo_questions, minilm, index_type) -> None:
-    vectors = minilm.embed_passages([p.contents for p in demo_corpus])
-    flat = FaissRetriever(make_faiss_index(vectors, "flat"), demo_corpus.passages, minilm)
-    approx = FaissRetriever(make_faiss_index(vectors, index_type), demo_corpus.passages, minilm,
+def test_approximate_indexes_agree_with_flat(demo_corpus, demo_questions, minilm, demo_vectors, index_type) -> None:
+    flat = FaissRetriever(make_faiss_index(demo_vectors, "flat"), demo_corpus.passages, minilm)
+    approx = FaissRetriever(make_faiss_index(demo_vectors, index_type), demo_corpus.passages, minilm,
                             nprobe=4, ef_search=64)
     assert approx.index_type == index_type
     queries = [q.question for q in demo_questions]
@@ -83,7 +87,7 @@ def test_gpu_required_without_gpu_is_a_clear_error(demo_corpus, hashing) -> None
 
 
 @pytest.mark.parametrize("index_type", ["flat", "hnsw", "ivf"])
-def test_build_save_load_round_trip(tmp_path: Path, demo_corpus, minilm, index_type) -> None:
+def test_build_save_load_round_trip(tmp_path: Path, demo_corpus, minilm, demo_vectors, index_type) -> None:
     path = tmp_path / "idx"
     gen = build_faiss_index(demo_corpus.passages, path, embedder=minilm, index_type=index_type,
                             chunk_size=100, show_progress=False)
@@ -93,7 +97,7 @@ def test_build_save_load_round_trip(tmp_path: Path, demo_corpus, minilm, index_t
     assert not (path / ".partial").exists()
     loaded = load_retriever(path, embedder=minilm)
     assert isinstance(loaded, FaissRetriever) and loaded.index_type == index_type
-    fresh = FaissRetriever.from_passages(demo_corpus.passages, minilm)
+    fresh = FaissRetriever(make_faiss_index(demo_vectors, "flat"), demo_corpus.passages, minilm)
     q = ["In which country does Reisur & Sons have its headquarters?"]
     assert [p.id for p in loaded.search(q, 3)[0]][:1] == [p.id for p in fresh.search(q, 3)[0]][:1]
 
