@@ -32,12 +32,12 @@ def cluster():
 def test_ray_build_equals_a_single_process_build(tmp_path, cluster, minilm) -> None:
     from s3_agents.retrievers.ray_embed import RayEmbedding
 
-    passages = load_world(default_world_dir()).passages[:300]
-    distributed = build_faiss_index(passages, tmp_path / "ray", embedder=minilm, chunk_size=100, show_progress=False,
+    passages = load_world(default_world_dir()).passages[:150]
+    distributed = build_faiss_index(passages, tmp_path / "ray", embedder=minilm, chunk_size=50, show_progress=False,
                                     distribute=RayEmbedding(cluster.address, workers=2))
-    local = build_faiss_index(passages, tmp_path / "local", embedder=minilm, chunk_size=100, show_progress=False)
+    local = build_faiss_index(passages, tmp_path / "local", embedder=minilm, chunk_size=50, show_progress=False)
     a, b = (load_retriever(path) for path in (tmp_path / "ray", tmp_path / "local"))
-    np.testing.assert_allclose(a.index.reconstruct_n(0, 300), b.index.reconstruct_n(0, 300), atol=1e-5)
+    np.testing.assert_allclose(a.index.reconstruct_n(0, 150), b.index.reconstruct_n(0, 150), atol=1e-5)
     asked = ["Who founded the Meisen Traders?", "Which river flows through Krigaen?"]
     assert [[p.id for p in row] for row in a.search(asked, 5)] == [[p.id for p in row] for row in b.search(asked, 5)]
     assert IndexStore(tmp_path / "ray").read_meta()["embedder"] == "minilm"
