@@ -8,8 +8,9 @@ On the real split (``runs/realqa`` from ``s3 data``), dense retrieval, a 3-docum
   are not a shown title; the random one is its expectation), and two
   similarity picks (the span closest to the question; the span whose new document is closest to it);
 * ``--adapter A``: the searcher ``A`` (llama.cpp, constrained, 5-3-3, budget filled) with its query restricted by
-  the grammar to those spans of what it has read, evaluated like ``train_real.py --stage dev`` (rows in
-  ``docs/train-real/rows/eval-<split>-spans-<name>.jsonl``, method ``--name``).
+  the grammar to those spans of what it has read (``SearchConfig(query_spans=True)``), evaluated like
+  ``train_real.py --stage dev`` (rows in ``docs/train-real/rows/eval-<split>-spans-<name>.jsonl``, method
+  ``--name``).
 
 Run: ``python benchmarks/query_headroom.py [--adapter s3_agents/data/searchers/real --name ws-spans]``.
 """
@@ -18,9 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,57 +27,12 @@ from train_local import BUDGET, SEARCH, TURN_TOKENS
 from train_real import KEPT, keep_rows
 
 REPO = Path(__file__).resolve().parent.parent
-SPAN = re.compile(r"\b[A-Z0-9][\w'&.-]*(?:\s+(?:of|the|de|and|in|for|von|van|la|le|da|del|di)?\s*[A-Z0-9][\w'&.-]*)*")
-DOC = re.compile(r'^Doc \d+ \(Title: "(.*?)"\) (.*)$', re.M)
-QUESTION = re.compile(r"<question>\n(.*)\n</question>")
-
-
-def candidate_spans(question: str, docs: Sequence[tuple[str, str]]) -> list[str]:
-    """Capitalised runs of words in the documents' text, minus those inside the question or equal to a shown
-    title, at most 200, in reading order (no characters the query grammar refuses)."""
-    lowered, titles, out = question.lower(), {t.lower() for t, _ in docs}, []
-    for _, text in docs:
-        for span in SPAN.findall(text):
-            span = span.strip(" .,'")
-            if (len(span) >= 3 and span.lower() not in lowered and span.lower() not in titles and span not in out
-                    and not re.search(r'["\\<>{}]', span)):
-                out.append(span)
-    return out[:200]
-
-
-def span_grammar(spans: Sequence[str], n_docs: int, max_select: int) -> str:
-    """The action grammar (:func:`s3_agents.protocol.grammar.action_grammar`) with the query one of ``spans``."""
-    ids = " | ".join(f'"{i}"' for i in range(1, n_docs + 1))
-    lines = ["root ::= select? (done | more)" if spans else "root ::= select? done",
-             f'select ::= "<important_info>[" (id (", " id){{0,{max_select - 1}}})? "]</important_info>\\n"',
-             f"id ::= {ids}", 'done ::= "<search_complete>True</search_complete>"']
-    if spans:
-        lines += ['more ::= "<search_complete>False</search_complete>\\n<query>{\\"query\\": \\"" span "\\"}</query>"',
-                  "span ::= " + " | ".join(json.dumps(s, ensure_ascii=False) for s in spans)]
-    return "\n".join(lines) + "\n"
-
-
-class SpanQueries:
-    """A policy whose every turn is under :func:`span_grammar` over what its messages have shown."""
-
-    def __init__(self, client: Any, n_docs: int, max_select: int) -> None:
-        self.client, self.model, self.n_docs, self.max_select = client, client.model, n_docs, max_select
-
-    def _grammar(self, messages: Sequence[dict[str, str]]) -> str:
-        found = QUESTION.search(messages[0]["content"])
-        shown = DOC.findall("\n".join(m["content"] for m in messages if m["role"] == "user"))
-        return span_grammar(candidate_spans(found.group(1) if found else "", shown), self.n_docs, self.max_select)
-
-    def chat(self, messages: Sequence[dict[str, str]], **kwargs: Any) -> Any:
-        return self.client.chat(messages, **{**kwargs, "grammar": self._grammar(messages)})
-
-    async def achat(self, messages: Sequence[dict[str, str]], **kwargs: Any) -> Any:
-        return await self.client.achat(messages, **{**kwargs, "grammar": self._grammar(messages)})
 
 
 def headroom(questions: list[dict[str, Any]], dense: Any) -> dict[str, float]:
     """Answer-in-context (%) of naive top-3 and of top-2 plus one query's first new document, per query choice."""
     from s3_agents.metrics import answer_in_context
+    from s3_agents.protocol import candidate_spans
 
     hits: dict[str, float] = dict.fromkeys(("naive top-3", "oracle bridge", "best span", "first span",
                                             "random span", "span closest to the question",
@@ -137,10 +90,9 @@ def main() -> None:
     from s3_agents.llm import LlamaCppClient, LocalLlamaServer, OpenAICompatClient, smollm2_gguf_path
     from s3_agents.qa import QAExample
 
-    config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, constrained=True, max_context_docs=BUDGET,
-                                    fill_context=True)
-    policy = SpanQueries(LlamaCppClient(smollm2_gguf_path(), adapter=args.adapter, n_ctx=8192),
-                         max(config.search_k, config.initial_k), config.max_select)
+    config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, constrained=True, query_spans=True,
+                                    max_context_docs=BUDGET, fill_context=True)
+    policy = LlamaCppClient(smollm2_gguf_path(), adapter=args.adapter, n_ctx=8192)
     examples = [QAExample(q["question"], tuple(q["answers"]), q["id"], metadata={"supporting_ids": q["supporting_ids"]})
                 for q in questions]
     results = args.out / f"eval-{args.split}-spans" / args.name / "results.jsonl"
@@ -151,7 +103,7 @@ def main() -> None:
             asyncio.run(evaluate([S3Method(policy, dense, generator, config, name=args.name)],
                                  {f"real-{args.split}": examples}, results, judge=None, concurrency=1))
     finally:
-        policy.client.close()
+        policy.close()
         keep_rows(results, KEPT / f"eval-{args.split}-spans-{args.name}.jsonl")
 
 

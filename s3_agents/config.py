@@ -46,6 +46,9 @@ class SearchConfig:
         bm25_hint: Tell the searcher the engine is BM25 (Boolean operators help).
         constrained: Decode every searcher turn under :func:`~s3_agents.protocol.grammar.action_grammar`, so each
             turn is a valid action (the policy client must support grammars: llama.cpp, vLLM, transformers).
+        query_spans: With ``constrained``, a query must be one of the capitalised spans of the documents shown so
+            far that the question does not contain (:func:`~s3_agents.protocol.spans.candidate_spans`): the
+            searcher chooses among names it has read instead of writing free text. Not in s3.
         prompt_format: ``"chat"``: observations and feedback arrive as user messages. ``"reference"``: the s3
             reference code's format, for checkpoints trained with it (``pat-jj/s3-8-3-3-20steps``): one
             growing assistant turn (the policy must be a :class:`~s3_agents.llm.ReferenceFormatClient`),
@@ -56,7 +59,7 @@ class SearchConfig:
         >>> SearchConfig.from_name("5-3-4")
         SearchConfig(search_k=5, max_select=3, max_turns=4, initial_k=3, keep_initial=True, \
 keep_unselected=True, max_context_docs=None, fill_context=False, new_results=False, max_new_tokens=500, \
-temperature=0.0, bm25_hint=False, constrained=False, prompt_format='chat')
+temperature=0.0, bm25_hint=False, constrained=False, query_spans=False, prompt_format='chat')
     """
 
     search_k: int = 8
@@ -72,6 +75,7 @@ temperature=0.0, bm25_hint=False, constrained=False, prompt_format='chat')
     temperature: float = 0.0
     bm25_hint: bool = False
     constrained: bool = False
+    query_spans: bool = False
     prompt_format: PromptFormat = "chat"
 
     def __post_init__(self) -> None:
@@ -88,6 +92,8 @@ temperature=0.0, bm25_hint=False, constrained=False, prompt_format='chat')
             raise ValueError("temperature must be >= 0")
         if self.prompt_format not in ("chat", "reference"):
             raise ValueError(f"prompt_format must be 'chat' or 'reference', got {self.prompt_format!r}")
+        if self.query_spans and not self.constrained:
+            raise ValueError("query_spans restricts queries through the action grammar: it needs constrained=True")
         if self.prompt_format == "reference" and self.constrained:
             raise ValueError("the reference format has no constrained decoding (the reference code had none)")
 

@@ -19,6 +19,7 @@ from s3_agents.protocol import (
     REFERENCE_FEEDBACK,
     Action,
     action_grammar,
+    candidate_spans,
     format_information,
     format_observation,
     parse_action,
@@ -92,11 +93,14 @@ def _after_policy(completion: Completion, config: SearchConfig) -> dict[str, Any
     }
 
 
-def _generation_kwargs(config: SearchConfig) -> dict[str, Any]:
+def _generation_kwargs(config: SearchConfig, state: SearchState) -> dict[str, Any]:
     # The reference format has no stop strings (as the reference): the output is cut after its first </query>.
     stop = None if config.prompt_format == "reference" else _STOP
     kwargs: dict[str, Any] = {"max_tokens": config.max_new_tokens, "temperature": config.temperature, "stop": stop}
-    if config.constrained:
+    if config.query_spans:
+        shown = [(p.title or "", p.text) for block in state.get("blocks", []) for p in block["passages"]]
+        kwargs["grammar"] = action_grammar(config, spans=candidate_spans(state["question"], shown))
+    elif config.constrained:
         kwargs["grammar"] = action_grammar(config)
     return kwargs
 
@@ -108,7 +112,7 @@ def policy_turn(state: SearchState) -> dict[str, Any]:
         raise TypeError(f"{type(ctx.policy).__name__} generates asynchronously only: run the searcher with asearch, "
                         "abatch or astream (the graph's ainvoke / astream)")
     try:
-        completion = ctx.policy.chat(state["messages"], **_generation_kwargs(ctx.config))
+        completion = ctx.policy.chat(state["messages"], **_generation_kwargs(ctx.config, state))
     except ContextWindowError as err:
         return _window_full(state, err)
     return _after_policy(completion, ctx.config)
@@ -117,7 +121,7 @@ def policy_turn(state: SearchState) -> dict[str, Any]:
 async def apolicy_turn(state: SearchState) -> dict[str, Any]:
     ctx = _ctx()
     try:
-        completion = await ctx.policy.achat(state["messages"], **_generation_kwargs(ctx.config))
+        completion = await ctx.policy.achat(state["messages"], **_generation_kwargs(ctx.config, state))
     except ContextWindowError as err:
         return _window_full(state, err)
     return _after_policy(completion, ctx.config)

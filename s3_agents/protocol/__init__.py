@@ -6,7 +6,8 @@ is read and answered.
 - :mod:`~s3_agents.protocol.actions`: parsing a turn into an :class:`~s3_agents.protocol.actions.Action`
   (``<important_info>``, ``<search_complete>``, ``<query>``) and formatting what the environment inserts
   (``<information>`` blocks, the invalid-action feedback, the s3 reference code's observation texts);
-- :mod:`~s3_agents.protocol.grammar`: the same actions as a GBNF grammar, for constrained decoding.
+- :mod:`~s3_agents.protocol.grammar`: the same actions as a GBNF grammar, for constrained decoding;
+- :mod:`~s3_agents.protocol.spans`: the names a searcher has read, the queries ``query_spans`` allows.
 
 Running a model under that grammar (:mod:`s3_agents.llm.constrained`) and the reference code's token layout
 (:mod:`s3_agents.llm.reference`) are LLM clients, one layer up: they use this package and stay beside the other
@@ -26,7 +27,8 @@ from s3_agents.protocol.actions import (
 )
 from s3_agents.protocol.grammar import action_grammar
 from s3_agents.protocol.prompt import START_MARKER, searcher_prompt
+from s3_agents.protocol.spans import candidate_spans
 
 __all__ = ["Action", "parse_action", "parse_selection", "Selection", "format_information", "INVALID_ACTION_FEEDBACK",
            "REFERENCE_FEEDBACK", "format_observation", "reference_output", "action_grammar", "START_MARKER",
-           "searcher_prompt"]
+           "searcher_prompt", "candidate_spans"]

@@ -9,12 +9,15 @@ actions. Under :func:`action_grammar` every turn is one of
 
 The grammar is GBNF, the format of llama.cpp's ``grammar`` field; vLLM's structured outputs (xgrammar)
 and llguidance read it too, so one text serves every backend. Set ``SearchConfig(constrained=True)``
-(``--constrained`` on the CLI) and the search graph passes it to the policy client on every turn.
+(``--constrained`` on the CLI) and the search graph passes it to the policy client on every turn. With
+``spans`` (``SearchConfig(query_spans=True)``) the query is one of a list of strings instead of any text.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+from collections.abc import Sequence
 
 from s3_agents.config import SearchConfig
 
@@ -37,7 +40,8 @@ def _grammar(n_docs: int, max_select: int, max_query_chars: int) -> str:
     ])
 
 
-def action_grammar(config: SearchConfig | None = None, *, max_query_chars: int | None = None) -> str:
+def action_grammar(config: SearchConfig | None = None, *, max_query_chars: int | None = None,
+                   spans: Sequence[str] | None = None) -> str:
     """The GBNF grammar of one searcher turn under ``config``.
 
     Document numbers run from 1 to the larger of ``search_k`` and ``initial_k`` (the parser still drops
@@ -68,4 +72,15 @@ def action_grammar(config: SearchConfig | None = None, *, max_query_chars: int |
         max_query_chars = min(160, max(16, config.max_new_tokens - 48))
     if max_query_chars < 1:
         raise ValueError("max_query_chars must be >= 1")
-    return _grammar(max(config.search_k, config.initial_k), config.max_select, max_query_chars)
+    grammar = _grammar(max(config.search_k, config.initial_k), config.max_select, max_query_chars)
+    if spans is None:
+        return grammar
+    allowed = [s for s in dict.fromkeys(spans) if 0 < len(s) <= max_query_chars]
+    if any(c in s for s in allowed for c in '"\\<>{}') or any(ord(c) < 32 for s in allowed for c in s):
+        raise ValueError("a query span holds a character the query grammar refuses (quotes, backslash, <>{} or "
+                         "control characters)")
+    lines = grammar.splitlines()[:4]                     # root, select, id, done: the query rules replaced
+    if not allowed:
+        return "\n".join(["root ::= select? done", *lines[1:], ""])
+    more = 'more ::= "<search_complete>False</search_complete>\\n<query>{\\"query\\": \\"" span "\\"}</query>"'
+    return "\n".join([*lines, more, "span ::= " + " | ".join(json.dumps(s, ensure_ascii=False) for s in allowed), ""])

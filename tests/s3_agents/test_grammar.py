@@ -9,7 +9,7 @@ import pytest
 
 from s3_agents import FaissRetriever, HashingEmbedder, S3Searcher, SearchConfig, load_demo_corpus
 from s3_agents.llm import OpenAICompatClient
-from s3_agents.protocol import action_grammar, parse_action
+from s3_agents.protocol import action_grammar, candidate_spans, parse_action
 from s3_agents.testing import ScriptedClient
 
 CONFIG = SearchConfig.from_name("3-2-1", max_new_tokens=64, constrained=True, temperature=0.7)
@@ -38,6 +38,41 @@ def test_graph_passes_the_grammar_only_when_constrained(retriever) -> None:
         config = SearchConfig.from_name("3-2-2", constrained=constrained)
         S3Searcher(client, retriever, config).search(QUESTIONS[0])
         assert client.grammars == [action_grammar(config) if constrained else None]
+
+
+def test_candidate_spans_are_names_read_outside_the_question() -> None:
+    docs = [("Big", "Big is a 1988 film by Penny Marshall, with Tom Hanks; Penny Marshall directed it"),
+            ("Tom Hanks", "Tom Hanks was born in Concord, California, near the Walt Disney Studios, in New\nYork")]
+    # Not the titles shown, not what the question holds, each once, and no line break inside a query.
+    assert candidate_spans("Who directed the film about Tom Hanks?", docs) == [
+        "1988", "Penny Marshall", "Concord", "California", "Walt Disney Studios"]
+    assert candidate_spans("Who?", docs, limit=2) == ["1988", "Penny Marshall"]
+    assert candidate_spans("Who?", docs, max_chars=10) == ["1988", "Concord", "California"]
+    assert candidate_spans("Who?", []) == []
+
+
+def test_span_grammar_allows_only_the_spans_that_fit() -> None:
+    config = SearchConfig.from_name("3-2-2", constrained=True, max_new_tokens=64)   # queries of at most 16 characters
+    text = action_grammar(config, spans=["Penny Marshall", "Penny Marshall", "Walt Disney Studios", "Ünïcode"])
+    assert text.startswith("root ::= select? (done | more)\n") and "qchar" not in text
+    assert text.endswith('"\\"}</query>"\nspan ::= "Penny Marshall" | "Ünïcode"\n')
+    nothing = action_grammar(config, spans=["Walt Disney Studios"])
+    assert nothing.startswith("root ::= select? done\n") and "more" not in nothing and "span" not in nothing
+    with pytest.raises(ValueError, match="refuses"):
+        action_grammar(config, spans=['say "hi"'])
+    with pytest.raises(ValueError, match="constrained=True"):
+        SearchConfig(query_spans=True)
+
+
+def test_graph_passes_each_turn_the_spans_read_so_far(retriever) -> None:
+    config = SearchConfig.from_name("3-2-2", constrained=True, query_spans=True)
+    client = ScriptedClient.one_search("Ketroul currency")
+    state = S3Searcher(client, retriever, config).search(QUESTIONS[1])
+    first, second = client.grammars
+    read = [[(p.title or "", p.text) for p in block["passages"]] for block in state["blocks"]]
+    assert first == action_grammar(config, spans=candidate_spans(state["question"], read[0]))
+    assert second == action_grammar(config, spans=candidate_spans(state["question"], read[0] + read[1]))
+    assert first != second and "span ::= " in first
 
 
 def _recording(owned_by: str, seen: list[httpx.Request]) -> OpenAICompatClient:
@@ -109,3 +144,25 @@ def test_untrained_smollm2_acts_validly_under_the_grammar_in_process(retriever, 
     transformers = TransformersClient(str(smollm2_hf))
     invalid, turns = _all_valid(S3Searcher(transformers, retriever, CONFIG).batch(QUESTIONS[2:], concurrency=1))
     assert turns >= 1 and invalid == 0
+
+
+@pytest.mark.slow
+def test_the_shipped_searcher_queries_only_spans_it_has_read() -> None:
+    """SmolLM2 with the real adapter in llama.cpp, over the shipped real corpus: every query it writes under
+    ``query_spans`` is a name of the documents shown before it (it searches about once a question; on this one,
+    once)."""
+    from s3_agents.trained import trained_config, trained_searcher
+    from s3_agents.worlds import default_world_dir, default_world_retriever, load_world
+
+    policy = trained_searcher()
+    searcher = S3Searcher(policy, default_world_retriever(name="realqa"), trained_config(query_spans=True))
+    try:
+        states = [searcher.search(q["question"]) for q in load_world(default_world_dir("realqa")).sample("dev", 1)]
+    finally:
+        policy.close()
+    assert sum(len(state["queries"]) for state in states) >= 1
+    for state in states:
+        assert state["invalid"] == 0
+        for turn, query in enumerate(state["queries"], start=1):
+            read = [(p.title or "", p.text) for block in state["blocks"][:turn] for p in block["passages"]]
+            assert query in candidate_spans(state["question"], read), (query, turn)
