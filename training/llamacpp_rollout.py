@@ -26,6 +26,7 @@ from typing import Any
 
 from verl.workers.rollout.replica import TokenOutput
 
+from s3_agents.llm.local import llama_grammar
 from s3_agents.training.local_server import drop_stop_tokens
 from s3_agents.training.policy import turn_closing_ids
 
@@ -129,7 +130,6 @@ class LlamaCppRolloutServer:
         self._free = list(range(contexts))
         self._sticky: OrderedDict[str, int] = OrderedDict()
         self._cond = threading.Condition()
-        self._grammars: dict[str, Any] = {}
         self._workdir = tempfile.TemporaryDirectory(prefix="s3-rollout-lora-")
         self._n_ctx, self._threads = n_ctx, threads
         self._adapter_path: Path | None = None
@@ -197,15 +197,6 @@ class LlamaCppRolloutServer:
         """Generate from ``prompt_ids`` in a free context (the episode's own when it is free); returns the new ids."""
         return await asyncio.to_thread(self._generate, request_id, list(prompt_ids), dict(sampling_params))
 
-    def _grammar(self, text: str | None) -> Any:
-        if not text:
-            return None
-        if text not in self._grammars:
-            from llama_cpp import LlamaGrammar
-
-            self._grammars[text] = LlamaGrammar.from_string(text, verbose=False)
-        return self._grammars[text]
-
     def _generate(self, request_id: str, prompt_ids: list[int], params: dict[str, Any]) -> TokenOutput:
         max_tokens = int(params.get("max_tokens", 256))
         temperature = float(params.get("temperature", 0.0) or 0.0)
@@ -219,7 +210,7 @@ class LlamaCppRolloutServer:
             new: list[int] = []
             tokens = llm.generate(prompt_ids, temp=temperature, top_p=float(params.get("top_p", 1.0) or 1.0),
                                   top_k=max(top_k, 0), min_p=0.0, typical_p=1.0, repeat_penalty=1.0,
-                                  grammar=self._grammar(params.get("grammar")))
+                                  grammar=llama_grammar(params["grammar"]) if params.get("grammar") else None)
             for token in tokens:
                 new.append(int(token))
                 if token in self.eos_ids or len(new) >= max_tokens or (stops and _ends_with_stop(

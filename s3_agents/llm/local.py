@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import threading
@@ -13,7 +14,19 @@ from s3_agents.errors import ContextWindowError
 from s3_agents.llm.base import Completion, Message, ThreadedClient, truncate_at_stop
 from s3_agents.llm.gguf_cache import transformers_source
 
-__all__ = ["LlamaCppClient", "TransformersClient", "hf_generate", "smollm2_gguf_path"]
+__all__ = ["LlamaCppClient", "TransformersClient", "hf_generate", "llama_grammar", "smollm2_gguf_path"]
+
+
+@functools.lru_cache(maxsize=64)
+def llama_grammar(text: str) -> Any:
+    """llama.cpp's form of a GBNF grammar, for ``Llama.create_completion(grammar=...)``.
+
+    The last 64 are kept: the action grammar is one text for a whole run, but with
+    ``SearchConfig(query_spans=True)`` every turn has its own.
+    """
+    from llama_cpp import LlamaGrammar
+
+    return LlamaGrammar.from_string(text, verbose=False)
 
 _SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -82,16 +95,10 @@ class LlamaCppClient(ThreadedClient):
         self._llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(), seed=seed,
                           lora_path=str(self.lora_path) if self.lora_path else None, verbose=False)
         self._guard = threading.Lock()
-        self._grammars: dict[str, Any] = {}
 
-    def _grammar(self, grammar: str | None) -> Any:
-        if grammar is None:
-            return None
-        if grammar not in self._grammars:
-            from llama_cpp import LlamaGrammar
-
-            self._grammars[grammar] = LlamaGrammar.from_string(grammar, verbose=False)
-        return self._grammars[grammar]
+    @staticmethod
+    def _grammar(grammar: str | None) -> Any:
+        return llama_grammar(grammar) if grammar else None
 
     @staticmethod
     def _completion(result: dict[str, Any], chat: bool, stop: Sequence[str] | None) -> Completion:

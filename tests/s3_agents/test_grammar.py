@@ -75,6 +75,14 @@ def test_graph_passes_each_turn_the_spans_read_so_far(retriever) -> None:
     assert first != second and "span ::= " in first
 
 
+def test_llama_cpp_grammars_are_parsed_once_and_the_cache_is_bounded() -> None:
+    from s3_agents.llm.local import llama_grammar
+
+    text = action_grammar(CONFIG, spans=["Penny Marshall"])
+    assert llama_grammar(text) is llama_grammar(text)
+    assert llama_grammar.cache_info().maxsize == 64          # span grammars differ turn by turn: no unbounded growth
+
+
 def _recording(owned_by: str, seen: list[httpx.Request]) -> OpenAICompatClient:
     reply = {"choices": [{"message": {"role": "assistant", "content": "<search_complete>True</search_complete>"},
                           "finish_reason": "stop"}]}
