@@ -56,8 +56,9 @@ TEST_POLICIES = ("untrained", "world", "warmstart", "trained")
 # Budget rules: what the searcher keeps; topped up from the initial documents; topped up, with searches that show
 # only documents not shown before (SearchConfig.new_results); topped up, the first prompt showing naive top-5
 # instead of top-3 (SearchConfig.initial_k), so the searcher can keep the 4th or 5th within the 3-document budget;
-# that first prompt, not topped up.
-RULES = ("plain", "fill", "fill-new", "fill-init5", "init5")
+# that first prompt, not topped up; topped up, every query one of the names of the documents shown so far
+# (SearchConfig.query_spans).
+RULES = ("plain", "fill", "fill-new", "fill-init5", "init5", "fill-spans")
 
 
 def _args() -> argparse.Namespace:
@@ -84,6 +85,10 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--initial-k", type=int, default=3,
                         help="Warm start and RL: naive-RAG documents in the first prompt (SearchConfig.initial_k; 5 "
                              "pairs with the rules fill-init5 and init5). Give the warm start its own --warmstart-dir.")
+    parser.add_argument("--query-spans", action="store_true",
+                        help="RL: every query is a capitalised span of the documents shown so far "
+                             "(LocalSettings.query_spans); evaluate it with the dev rule fill-spans.")
+    parser.add_argument("--actor-lr", type=float, default=2e-5, help="RL: the adapter's learning rate.")
     parser.add_argument("--warmstart-adapter", type=Path, default=None, help="Skip the warm start: use this adapter.")
     parser.add_argument("--variant", default="gbr", help="RL reward: gbr (the paper's), context or support.")
     parser.add_argument("--algorithm", default="ppo", choices=["ppo", "grpo"])
@@ -174,7 +179,9 @@ def _rl_dir(args: argparse.Namespace) -> Path:
                        f"{'-headroom' if args.headroom_only else ''}"
                        f"{f'-t{args.temperature:g}' if args.temperature != 0.6 else ''}"
                        f"{'-dropuniform' if args.drop_uniform_groups else ''}"
-                       f"{f'-init{args.initial_k}' if args.initial_k != 3 else ''}")
+                       f"{f'-init{args.initial_k}' if args.initial_k != 3 else ''}"
+                       f"{'-spans' if args.query_spans else ''}"
+                       f"{f'-lr{args.actor_lr:g}' if args.actor_lr != 2e-5 else ''}")
 
 
 def headroom_parquet(args: argparse.Namespace, world: Any, index: Path) -> Path:
@@ -246,7 +253,8 @@ def evaluate_split(args: argparse.Namespace, world: Any, split: str, limit: int,
             config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, constrained=True,
                                             max_context_docs=BUDGET, fill_context="fill" in rule.split("-"),
                                             new_results="new" in rule.split("-"),
-                                            initial_k=5 if "init5" in rule.split("-") else 3)
+                                            initial_k=5 if "init5" in rule.split("-") else 3,
+                                            query_spans="spans" in rule.split("-"))
             methods = [NaiveRAG(dense, generator, k=BUDGET)]
             methods += [NaiveRAG(bm25, generator, k=BUDGET, name="naive-rag-bm25")] if bm25 else []
             methods += [S3Method(memo, dense, generator, config, name=name) for name, memo in memos.items()]
@@ -391,7 +399,7 @@ def main() -> None:
                       parquet=headroom_parquet(args, world, index) if args.headroom_only else None,
                       max_seconds=60 * args.rl_minutes, response_length=4096, max_obs_tokens=None,
                       temperature=args.temperature, drop_uniform_groups=args.drop_uniform_groups,
-                      initial_k=args.initial_k)
+                      initial_k=args.initial_k, query_spans=args.query_spans, actor_lr=args.actor_lr)
         if args.stage in ("dev", "all"):
             names, rules = _names(args.policies), tuple(_names(args.dev_rules))
             if not rules or set(rules) - set(RULES):

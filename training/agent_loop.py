@@ -102,6 +102,8 @@ class S3AgentLoop(AgentLoopBase):
         max_obs_tokens: Cap on one inserted observation, in tokens (s3: 1400).
         constrained: Sample every turn under the action grammar (:func:`~s3_agents.protocol.grammar.action_grammar`);
             the rollout server must take ``sampling_params["grammar"]`` (``TransformersServer`` does).
+        query_spans: With ``constrained``, each turn's grammar allows as queries only the capitalised spans of
+            the documents shown so far (``SearchConfig.query_spans``).
         max_context_docs: Cap on the generator's context documents (``None``: the reference rule, no cap).
         fill_context: Fill what the searcher leaves of the cap with the initial documents, in rank order.
         **kwargs: Passed to ``AgentLoopBase``.
@@ -115,8 +117,8 @@ class S3AgentLoop(AgentLoopBase):
 
     def __init__(self, *args: Any, retriever: str | Retriever | None = None, search: str = "8-3-3",
                  initial_k: int = 3, max_turn_tokens: int = 500, max_obs_tokens: int | None = 1400,
-                 constrained: bool = False, max_context_docs: int | None = None, fill_context: bool = False,
-                 **kwargs: Any) -> None:
+                 constrained: bool = False, query_spans: bool = False, max_context_docs: int | None = None,
+                 fill_context: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         location = retriever if retriever is not None else os.environ.get("S3_RETRIEVER")
         if location is None:
@@ -124,7 +126,8 @@ class S3AgentLoop(AgentLoopBase):
                              "YAML (index directory or http://host:port/retrieve) or $S3_RETRIEVER")
         self.retriever = location if isinstance(location, Retriever) else _shared_retriever(str(location))
         self.search_config = SearchConfig.from_name(search, initial_k=initial_k, max_new_tokens=max_turn_tokens,
-                                                    constrained=constrained, max_context_docs=max_context_docs,
+                                                    constrained=constrained, query_spans=query_spans,
+                                                    max_context_docs=max_context_docs,
                                                     fill_context=fill_context)
         self.max_obs_tokens = max_obs_tokens
         self.response_length = int(self.rollout_config.response_length)

@@ -155,8 +155,8 @@ class LocalRun:
         return S3AgentLoop.standalone(server, tokenizer, retriever=self.retriever, response_length=s.response_length,
                                       search=s.search, max_turn_tokens=s.max_turn_tokens,
                                       max_obs_tokens=s.max_obs_tokens, constrained=s.constrained,
-                                      max_context_docs=s.max_context_docs, fill_context=s.fill_context,
-                                      initial_k=s.initial_k)
+                                      query_spans=s.query_spans, max_context_docs=s.max_context_docs,
+                                      fill_context=s.fill_context, initial_k=s.initial_k)
 
     # -- model, checkpoint -----------------------------------------------------------------------
     def _load(self) -> tuple[Any, Any, Any, int]:

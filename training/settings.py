@@ -21,6 +21,8 @@ class LocalSettings:
         response_length: Token budget of one episode after its prompt.
         max_obs_tokens: Cap on an inserted observation, in tokens.
         constrained: Sample turns under the action grammar.
+        query_spans: With ``constrained``, every query is one of the capitalised spans of the documents shown so
+            far (``SearchConfig.query_spans``): RL chooses among names the searcher has read.
         temperature: Rollout sampling temperature (s3: 0.6).
         top_p: Rollout nucleus sampling (s3: 0.95).
         actor_lr: Adapter learning rate.
@@ -62,6 +64,7 @@ class LocalSettings:
     response_length: int = 1536
     max_obs_tokens: int | None = 600
     constrained: bool = True
+    query_spans: bool = False
     temperature: float = 0.6
     top_p: float = 0.95
     actor_lr: float = 2e-5
@@ -107,5 +110,7 @@ class LocalSettings:
         if self.algorithm == "grpo" and (self.group_size < 2 or self.batch_size % self.group_size):
             raise ValueError(f"GRPO needs a group size of 2 or more dividing the batch size ({self.batch_size}), "
                              f"got {self.group_size}")
+        if self.query_spans and not self.constrained:
+            raise ValueError("query_spans restricts queries through the action grammar: it needs constrained")
         if self.drop_uniform_groups and self.algorithm != "grpo":
             raise ValueError("drop_uniform_groups compares the samples of a GRPO group: use algorithm grpo")

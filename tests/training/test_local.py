@@ -143,3 +143,41 @@ def test_the_run_episodes_follow_its_budget_rule_and_first_prompt(tmp_path, poli
     shown = [p.id for p in loop.last_state["blocks"][0]["passages"]]
     context = [d["id"] for d in out.extra_fields["s3_context"]]
     assert len(shown) == 5 and context == [shown[4], shown[0], shown[1]]
+
+
+def test_query_spans_runs_every_rollout_turn_under_the_spans_read_so_far(tmp_path, policy_model, hashing_retriever,
+                                                                        scripted_server) -> None:
+    """``LocalSettings(query_spans=True)``: each turn the rollout server gets the grammar of the names shown before
+    it, so RL samples queries only among them; without it, the plain action grammar."""
+    import asyncio
+
+    from s3_agents.protocol import action_grammar, candidate_spans
+
+    tokenizer = policy_model[1]
+    question = "Who founded the Hanseatic League?"
+    turns = ["<important_info>[1]</important_info>\n<search_complete>False</search_complete>\n<query>Lübeck</query>",
+             "<important_info>[]</important_info>\n<search_complete>True</search_complete>"]
+    grammars: dict[bool, list[str]] = {}
+    loops = {}
+    for spans in (True, False):
+        server = scripted_server(tokenizer, list(turns))
+        seen = grammars.setdefault(spans, [])
+
+        async def generate(request_id, *, sampling_params, _replay=server.generate, _seen=seen, **kwargs):
+            _seen.append(sampling_params.get("grammar"))
+            return await _replay(request_id, sampling_params=sampling_params, **kwargs)
+
+        server.generate = generate
+        run = LocalRun(tmp_path / str(spans), [{"q": 1}], hashing_retriever, {},
+                       LocalSettings(search="5-3-3", query_spans=spans))
+        loops[spans] = run.agent_loop(server, tokenizer)
+        asyncio.run(loops[spans].run({}, raw_prompt=[{"role": "user", "content": question}]))
+    read = [[(p.title or "", p.text) for p in block["passages"]] for block in loops[True].last_state["blocks"]]
+    config = loops[True].search_config
+    assert config.query_spans and not loops[False].search_config.query_spans
+    assert grammars[True] == [action_grammar(config, spans=candidate_spans(question, read[0])),
+                              action_grammar(config, spans=candidate_spans(question, read[0] + read[1]))]
+    assert grammars[False] == [action_grammar(loops[False].search_config)] * 2
+    assert grammars[True][0] != grammars[True][1]
+    with pytest.raises(ValueError, match="needs constrained"):
+        LocalSettings(query_spans=True, constrained=False)
