@@ -51,6 +51,15 @@ def test_candidate_spans_are_names_read_outside_the_question() -> None:
     assert candidate_spans("Who?", []) == []
 
 
+def test_candidate_spans_end_with_their_sentence() -> None:
+    """A name at the end of a sentence is a candidate alone ("Gian Carlo Menotti", not "Gian Carlo Menotti. It");
+    initials, dotted acronyms and common abbreviations stay inside a name."""
+    text = ("Maria Golovin is an opera by Gian Carlo Menotti. It premiered in 1958.\nLater Dr. Anna Ruiz of the U.S. "
+            "Navy sang it in St. Louis with John F. Kennedy present. The")
+    assert candidate_spans("Who wrote Maria Golovin?", [("Maria Golovin", text)]) == [
+        "Gian Carlo Menotti", "1958", "Later Dr. Anna Ruiz", "U.S. Navy", "St. Louis", "John F. Kennedy", "The"]
+
+
 def test_span_grammar_allows_only_the_spans_that_fit() -> None:
     config = SearchConfig.from_name("3-2-2", constrained=True, max_new_tokens=64)   # queries of at most 16 characters
     text = action_grammar(config, spans=["Penny Marshall", "Penny Marshall", "Walt Disney Studios", "Ünïcode"])
