@@ -91,7 +91,8 @@ class LocalSettings:
         from s3_agents.config import SearchConfig
         from s3_agents.reward import RewardVariant
 
-        SearchConfig.from_name(self.search)                 # a loop shape this version can run
+        # a loop shape this version can run, and query_spans only under the grammar
+        SearchConfig.from_name(self.search, constrained=self.constrained, query_spans=self.query_spans)
         for name, least in (("steps", 1), ("batch_size", 1), ("save_every", 1), ("max_turn_tokens", 8),
                             ("initial_k", 1), ("contexts", 1), ("reward_concurrency", 1), ("micro_batch_tokens", 1)):
             if getattr(self, name) < least:
@@ -110,7 +111,5 @@ class LocalSettings:
         if self.algorithm == "grpo" and (self.group_size < 2 or self.batch_size % self.group_size):
             raise ValueError(f"GRPO needs a group size of 2 or more dividing the batch size ({self.batch_size}), "
                              f"got {self.group_size}")
-        if self.query_spans and not self.constrained:
-            raise ValueError("query_spans restricts queries through the action grammar: it needs constrained")
         if self.drop_uniform_groups and self.algorithm != "grpo":
             raise ValueError("drop_uniform_groups compares the samples of a GRPO group: use algorithm grpo")

@@ -174,10 +174,13 @@ class ReplayServer:
         self.end = turn_closing_ids(tokenizer)[0]
         self.prompts: list[list[int]] = []
         """The prompt ids of each call, in order."""
+        self.sampling_params: list[dict[str, Any]] = []
+        """The sampling parameters of each call, in order (the grammar of a constrained turn among them)."""
 
     async def generate(self, request_id: str, *, prompt_ids: list[int], sampling_params: dict[str, Any],
                        **kwargs: Any) -> TokenOutput:
         self.prompts.append(list(prompt_ids))
+        self.sampling_params.append(dict(sampling_params))
         if not self.turns:
             raise RuntimeError("ReplayServer ran out of turns: the replayed episode diverged from the recorded one")
         text = self.turns.pop(0)

@@ -157,21 +157,15 @@ def test_query_spans_runs_every_rollout_turn_under_the_spans_read_so_far(tmp_pat
     question = "Who founded the Hanseatic League?"
     turns = ["<important_info>[1]</important_info>\n<search_complete>False</search_complete>\n<query>Lübeck</query>",
              "<important_info>[]</important_info>\n<search_complete>True</search_complete>"]
-    grammars: dict[bool, list[str]] = {}
+    grammars: dict[bool, list[str | None]] = {}
     loops = {}
     for spans in (True, False):
         server = scripted_server(tokenizer, list(turns))
-        seen = grammars.setdefault(spans, [])
-
-        async def generate(request_id, *, sampling_params, _replay=server.generate, _seen=seen, **kwargs):
-            _seen.append(sampling_params.get("grammar"))
-            return await _replay(request_id, sampling_params=sampling_params, **kwargs)
-
-        server.generate = generate
         run = LocalRun(tmp_path / str(spans), [{"q": 1}], hashing_retriever, {},
                        LocalSettings(search="5-3-3", query_spans=spans))
         loops[spans] = run.agent_loop(server, tokenizer)
         asyncio.run(loops[spans].run({}, raw_prompt=[{"role": "user", "content": question}]))
+        grammars[spans] = [params.get("grammar") for params in server.sampling_params]
     read = [[(p.title or "", p.text) for p in block["passages"]] for block in loops[True].last_state["blocks"]]
     config = loops[True].search_config
     assert config.query_spans and not loops[False].search_config.query_spans
