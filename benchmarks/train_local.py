@@ -116,9 +116,13 @@ def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
         found = asyncio.run(tj.chain_trajectories(tokenizer, load_retriever(index),
                                                   world.sample("train", args.warmstart_questions),
                                                   {p.id: p for p in world.passages}, config, budget=BUDGET,
-                                                  observable=getattr(args, "observable_chain", False)))
+                                                  observable=getattr(args, "observable_chain", False),
+                                                  spans=getattr(args, "span_teacher", False)))
         tj.write_trajectories(found, saved)
-    summary = warmstart(model, tokenizer, tj.read_trajectories(saved), out,
+    trajectories = tj.read_trajectories(saved)
+    if getattr(args, "searching_only", False):      # not the episodes whose teacher stopped at once
+        trajectories = [t for t in trajectories if any("<query>" in text for text in t.outputs)]
+    summary = warmstart(model, tokenizer, trajectories, out,
                         settings=WarmstartSettings(grad_accum=1 if args.quick else 4,
                                                    epochs=getattr(args, "warmstart_epochs", 1.0),
                                                    max_steps=None if args.quick else args.warmstart_steps or None))

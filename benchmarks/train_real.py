@@ -82,6 +82,13 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--observable-chain", action="store_true",
                         help="The oracle teacher asks only what it has read (ChainTeacher(observable=True)): never "
                              "a hop's entity before a document has named it. Use its own --warmstart-dir.")
+    parser.add_argument("--span-teacher", action="store_true",
+                        help="The oracle teacher asks, of the names it has read (the queries --query-spans allows), "
+                             "the one whose retrieval brings a missing supporting passage "
+                             "(ChainTeacher(span_retriever=)). Use its own --warmstart-dir.")
+    parser.add_argument("--searching-only", action="store_true",
+                        help="Warm start only on the trajectories that search (not those whose teacher stops at "
+                             "once, which teach a searcher to stop).")
     parser.add_argument("--initial-k", type=int, default=3,
                         help="Warm start and RL: naive-RAG documents in the first prompt (SearchConfig.initial_k; 5 "
                              "pairs with the rules fill-init5 and init5). Give the warm start its own --warmstart-dir.")

@@ -237,6 +237,9 @@ def warmstart(
     observable: Annotated[bool, typer.Option(help="--source chain: the teacher asks only queries whose words it has "
                                                   "read (question, documents shown), never an entity it has not "
                                                   "seen yet.")] = False,
+    spans: Annotated[bool, typer.Option(help="--source chain: each query is the name read so far (one of the queries "
+                                             "--query-spans allows) whose retrieval brings a missing hop's passage; "
+                                             "the teacher stops when none does.")] = False,
     model: BaseModel = None,
     search: Search = "5-3-3",
     turn_tokens: TurnTokens = 100,
@@ -278,7 +281,8 @@ def warmstart(
     else:
         index = load_retriever(retriever)
         if source == "chain":
-            collect = _chain_trajectories(tokenizer, index, config, world=world, limit=limit, observable=observable)
+            collect = _chain_trajectories(tokenizer, index, config, world=world, limit=limit, observable=observable,
+                                          spans=spans)
         elif source == "teacher":
             collect = _teacher_trajectories(tokenizer, index, config, questions=questions, limit=limit,
                                             url=teacher_url, model=teacher_model, timeout=timeout)
@@ -298,7 +302,7 @@ def warmstart(
 
 
 async def _chain_trajectories(tokenizer: Any, retriever: Any, config: Any, *, world: Path | None,
-                              limit: int | None, observable: bool) -> list[Any]:
+                              limit: int | None, observable: bool, spans: bool) -> list[Any]:
     """``--source chain``: the world's hop chains, on a seeded sample of its train split."""
     from s3_agents.training import trajectories as tj
     from s3_agents.worlds import default_world_dir, load_world
@@ -306,7 +310,7 @@ async def _chain_trajectories(tokenizer: Any, retriever: Any, config: Any, *, wo
     w = load_world(world or default_world_dir())
     items = w.sample("train", limit)                  # a seeded sample: the split lists its types in turn
     return await tj.chain_trajectories(tokenizer, retriever, items, {p.id: p for p in w.passages}, config,
-                                       budget=config.max_context_docs or 3, observable=observable)
+                                       budget=config.max_context_docs or 3, observable=observable, spans=spans)
 
 
 async def _teacher_trajectories(tokenizer: Any, retriever: Any, config: Any, *, questions: Path | None,

@@ -4,7 +4,8 @@ Three sources, one output (:class:`Trajectory`: prompt ids, response ids, mask 1
 searcher's own tokens, as the ``s3_searcher`` agent loop builds them for PPO):
 
 * ``chain``: the synthetic world's own hop chains (:class:`ChainTeacher` reads each block, marks the
-  hop passages it finds and asks the next hop's sub-question);
+  hop passages it finds and asks the next hop's sub-question, or with a retriever the name it has read that
+  retrieves a missing hop's passage);
 * ``teacher``: any policy at an OpenAI-compatible endpoint;
 * ``self``: best-of-K sampling of the model being trained, kept by Gain Beyond RAG (rejection sampling).
 
@@ -28,6 +29,7 @@ from s3_agents.errors import DataFileError
 from s3_agents.llm.base import Message
 from s3_agents.locks import atomic_path
 from s3_agents.metrics import answer_in_context, normalize_answer
+from s3_agents.protocol import candidate_spans
 from s3_agents.retrievers.base import Retriever
 from s3_agents.training.agent_loop import S3AgentLoop
 from s3_agents.training.policy import turn_closing_ids
@@ -83,17 +85,24 @@ def _words(text: str) -> set[str]:
     return set(normalize_answer(text).split())
 
 
+def _question(messages: Sequence[Message]) -> str:
+    """The question of the episode's first prompt."""
+    match = next((m for message in messages if message["role"] == "user"
+                  and (m := _QUESTION.search(message["content"]))), None)
+    return match.group(1) if match else ""
+
+
+def _shown(messages: Sequence[Message]) -> list[tuple[str, str]]:
+    """``(title, text)`` of every document shown so far, in the order shown."""
+    return [(doc.group(2), doc.group(3)) for message in messages if message["role"] == "user"
+            for line in message["content"].splitlines() if (doc := _DOC.match(line))]
+
+
 def seen_words(messages: Sequence[Message]) -> set[str]:
     """The words a searcher has read so far: the question and every document shown to it (titles and texts)."""
-    seen: set[str] = set()
-    for message in messages:
-        if message["role"] != "user":
-            continue
-        if match := _QUESTION.search(message["content"]):
-            seen |= _words(match.group(1))
-        for line in message["content"].splitlines():
-            if doc := _DOC.match(line):
-                seen |= _words(doc.group(2)) | _words(doc.group(3))
+    seen = _words(_question(messages))
+    for title, text in _shown(messages):
+        seen |= _words(title) | _words(text)
     return seen
 
 
@@ -117,12 +126,19 @@ class ChainTeacher:
     shown so far, and stops when there is none. A chain written from the gold passages can name the second hop's
     entity before any document has mentioned it; a student imitating that learns to guess entities.
 
+    With ``span_retriever`` every query is one of the names it has read, the queries ``SearchConfig(query_spans=True)``
+    allows (:func:`~s3_agents.protocol.candidate_spans` of the question and the documents shown so far): the one
+    whose ``search_k`` results from ``span_retriever`` (the episode's retriever) rank a missing hop's passage highest,
+    the earliest read on a tie; it stops when no name retrieves one. This supervises the choice among read names
+    that a span-constrained searcher makes, with the chain's passages as the only labels.
+
     Args:
         question: A world question (``chain`` of ``{"query", "passage_id"}``).
         passages: The world's passages by id.
-        config: The loop's settings (``max_select``).
+        config: The loop's settings (``max_select``, ``search_k``).
         budget: Context documents the teacher aims to fill (naive RAG's k).
         observable: Ask only queries written from what was read.
+        span_retriever: Ask the read name that retrieves a missing hop (the episode's retriever).
 
     Example:
         >>> q = world.questions[0]
@@ -131,9 +147,13 @@ class ChainTeacher:
     """
 
     def __init__(self, question: dict[str, Any], passages: dict[str, Passage], config: SearchConfig, *,
-                 budget: int = 3, observable: bool = False) -> None:
+                 budget: int = 3, observable: bool = False, span_retriever: Retriever | None = None) -> None:
+        if span_retriever is not None and config.new_results:
+            raise ValueError("span_retriever scores each name on a search's plain results: it needs "
+                             "new_results=False")
         self.chain = list(question["chain"])
         self.observable = observable
+        self.span_retriever = span_retriever
         self.texts = {hop["passage_id"]: passages[hop["passage_id"]].text for hop in self.chain}
         self.keep = {hop["passage_id"] for hop in self.chain[-budget:]}
         self.config = config
@@ -155,10 +175,25 @@ class ChainTeacher:
         if missing and self.observable:
             seen = seen_words(messages)
             missing = [hop for hop in missing if is_observable(hop["query"], seen)]
-        if not missing:
+        query = self._span(messages, missing) if self.span_retriever is not None else \
+            missing[0]["query"].replace('"', "'") if missing else None
+        if query is None:
             return select + "<search_complete>True</search_complete>"
-        query = missing[0]["query"].replace('"', "'")
         return select + f'<search_complete>False</search_complete>\n<query>{{"query": "{query}"}}</query>'
+
+    def _span(self, messages: Sequence[Message], missing: Sequence[dict[str, Any]]) -> str | None:
+        """The read name whose results rank a missing kept hop's passage highest (``None``: no name finds one)."""
+        wanted = {hop["passage_id"] for hop in missing} & self.keep
+        spans = candidate_spans(_question(messages), _shown(messages)) if wanted else []
+        if not spans:
+            return None
+        assert self.span_retriever is not None
+        best: tuple[int, str] | None = None
+        for span, passages in zip(spans, self.span_retriever.search(spans, self.config.search_k)):
+            rank = next((r for r, p in enumerate(passages) if p.id in wanted), None)
+            if rank is not None and (best is None or rank < best[0]):
+                best = (rank, span)
+        return best[1] if best else None
 
 
 class ReplayServer:
@@ -207,10 +242,11 @@ async def replay(tokenizer: Any, retriever: Retriever, question: str, outputs: S
 
 async def chain_trajectories(tokenizer: Any, retriever: Retriever, questions: Sequence[dict[str, Any]],
                              passages: dict[str, Passage], config: SearchConfig, *, budget: int = 3,
-                             observable: bool = False, keep_failed: bool = False,
+                             observable: bool = False, spans: bool = False, keep_failed: bool = False,
                              progress: bool = True) -> list[Trajectory]:
     """Trajectories of :class:`ChainTeacher` on world questions (kept when the final context holds the answer;
-    ``observable``: the teacher asks only what it has read)."""
+    ``observable``: the teacher asks only what it has read; ``spans``: only the read name that retrieves a missing
+    hop, through ``retriever``)."""
     from tqdm.auto import tqdm
 
     from s3_agents.searcher import S3Searcher
@@ -218,8 +254,9 @@ async def chain_trajectories(tokenizer: Any, retriever: Retriever, questions: Se
 
     out = []
     for q in tqdm(questions, desc="chain trajectories", disable=not progress):
-        searcher = S3Searcher(ScriptedClient(ChainTeacher(q, passages, config, budget=budget,
-                                                                        observable=observable)), retriever, config)
+        teacher = ChainTeacher(q, passages, config, budget=budget, observable=observable,
+                               span_retriever=retriever if spans else None)
+        searcher = S3Searcher(ScriptedClient(teacher), retriever, config)
         state = await searcher.asearch(q["question"])
         found = answer_in_context(state["context"], q["answers"])
         if found or keep_failed:

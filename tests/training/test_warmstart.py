@@ -191,3 +191,35 @@ def test_observable_chain_teacher_asks_only_what_it_has_read() -> None:
                 asked[observable] += 1
     assert unread[False] >= 1 and unread[True] == 0, unread
     assert asked[True] >= 8, asked
+
+
+def test_span_teacher_asks_a_read_name_that_retrieves_a_missing_support() -> None:
+    """On real records, with a retriever, every query is one of the names the graph's span grammar would allow at that
+    turn, and its results bring a kept supporting passage not shown before; the teacher stops when no name does."""
+    from s3_agents.protocol import candidate_spans
+    from s3_agents.realqa import pool_records
+    from s3_agents.retrievers import BM25Retriever
+    from s3_agents.searcher import S3Searcher
+    from s3_agents.testing import ScriptedClient
+    from s3_agents.training.trajectories import ChainTeacher
+    from tests.s3_agents.test_realqa import _all_records
+
+    world = pool_records(_all_records(), shares=(0, 0, 1))
+    retriever, passages = BM25Retriever.from_passages(world.passages), {p.id: p for p in world.passages}
+    config = SearchConfig.from_name("5-3-3", max_new_tokens=100, max_context_docs=3)
+    searched = stopped_short = 0
+    for q in world.questions:
+        teacher = ChainTeacher(q, passages, config, span_retriever=retriever)
+        state = asyncio.run(S3Searcher(ScriptedClient(teacher), retriever, config).asearch(q["question"]))
+        keep = {hop["passage_id"] for hop in q["chain"][-3:]}
+        for i, query in enumerate(state["queries"]):       # blocks 0..i were shown before query i was written
+            shown = [p for block in state["blocks"][:i + 1] for p in block["passages"]]
+            assert query in candidate_spans(q["question"], [(p.title, p.text) for p in shown]), query
+            new = {p.id for p in state["blocks"][i + 1]["passages"]} - {p.id for p in shown}
+            assert new & keep, (q["question"], query)
+            searched += 1
+        shown_ids = {p.id for block in state["blocks"] for p in block["passages"]}
+        stopped_short += not keep <= shown_ids
+    assert searched >= 3 and stopped_short >= 1, (searched, stopped_short)
+    with pytest.raises(ValueError, match="new_results"):
+        ChainTeacher(world.questions[0], passages, SearchConfig(new_results=True), span_retriever=retriever)
