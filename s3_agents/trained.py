@@ -63,7 +63,8 @@ def trained_world(name: SearcherName | None = None) -> Literal["world", "realqa"
 
 
 def trained_config(name: SearcherName | None = None, **overrides: Any) -> SearchConfig:
-    """The loop settings a shipped searcher was trained with (e.g. 5-3-3, 100 tokens a turn, constrained).
+    """The loop settings a shipped searcher was trained with (e.g. 5-3-3, 100 tokens a turn, constrained, queries
+    among the names read).
 
     Example:
         >>> trained_config().constrained
@@ -73,7 +74,8 @@ def trained_config(name: SearcherName | None = None, **overrides: Any) -> Search
     settings: dict[str, Any] = {"max_new_tokens": c["max_new_tokens"], "constrained": c["constrained"],
                                 "max_context_docs": c.get("max_context_docs"),
                                 "fill_context": bool(c.get("fill_context", False)),
-                                "initial_k": int(c.get("initial_k", 3))}
+                                "initial_k": int(c.get("initial_k", 3)),
+                                "query_spans": bool(c.get("query_spans", False))}
     return SearchConfig.from_name(c["search"], **(settings | overrides))
 
 

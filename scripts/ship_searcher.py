@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--turn-tokens", type=int, default=100)
     parser.add_argument("--max-context-docs", type=int, default=3)
     parser.add_argument("--initial-k", type=int, default=3, help="Naive-RAG documents in its first prompt.")
+    parser.add_argument("--query-spans", action="store_true",
+                        help="It was trained and is served with queries among the names it has read.")
     args = parser.parse_args()
 
     from safetensors.torch import load_file, save_file
@@ -46,7 +48,7 @@ def main() -> None:
         "stage": args.stage,
         "config": {"search": args.search, "max_new_tokens": args.turn_tokens, "constrained": True,
                    "max_context_docs": args.max_context_docs, "fill_context": args.fill_context,
-                   "initial_k": args.initial_k},
+                   "initial_k": args.initial_k, "query_spans": args.query_spans},
         "data": DATA[args.name],
         "world": "realqa" if args.name == "real" else "world",
         "command": args.command,

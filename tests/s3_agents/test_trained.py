@@ -30,6 +30,7 @@ def test_shipped_adapters_are_small_and_documented(name) -> None:
     assert config.constrained and config.max_context_docs == info["config"]["max_context_docs"]
     assert config.fill_context == info["config"].get("fill_context", False)
     assert config.initial_k == info["config"].get("initial_k", 3)
+    assert config.query_spans == info["config"].get("query_spans", False)
     assert trained_config(name, initial_k=7).initial_k == 7                 # an override beats searcher.json
     assert trained_world(name) == {"real": "realqa", "world": "world"}[name]
     assert trained_searcher_info() == trained_searcher_info(DEFAULT_SEARCHER)
