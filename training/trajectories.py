@@ -175,8 +175,10 @@ class ChainTeacher:
         if missing and self.observable:
             seen = seen_words(messages)
             missing = [hop for hop in missing if is_observable(hop["query"], seen)]
-        query = self._span(messages, missing) if self.span_retriever is not None else \
-            missing[0]["query"].replace('"', "'") if missing else None
+        if self.span_retriever is not None:
+            query = self._span(messages, missing)
+        else:
+            query = missing[0]["query"].replace('"', "'") if missing else None
         if query is None:
             return select + "<search_complete>True</search_complete>"
         return select + f'<search_complete>False</search_complete>\n<query>{{"query": "{query}"}}</query>'
