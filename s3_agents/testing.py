@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Callable, Sequence
 
 from s3_agents.llm.base import Completion, Message, truncate_at_stop
+from s3_agents.protocol import prompt_question
 
 __all__ = ["ScriptedClient", "on_event_loop"]
-
-_QUESTION = re.compile(r"<question>\n(.*?)\n</question>", re.S)
 
 
 class ScriptedClient:
@@ -54,8 +52,8 @@ class ScriptedClient:
         """
         def query_turn(messages: Sequence[Message]) -> str:
             if callable(query):
-                found = _QUESTION.search(messages[0]["content"])
-                return "<query>" + json.dumps({"query": query(found.group(1) if found else "")}) + "</query>"
+                question = prompt_question(messages[0]["content"]) or ""
+                return "<query>" + json.dumps({"query": query(question)}) + "</query>"
             return "<query>" + json.dumps({"query": query}) + "</query>"
 
         select_turn = (f"<important_info>{list(keep)}</important_info>"

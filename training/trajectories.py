@@ -29,7 +29,7 @@ from s3_agents.errors import DataFileError
 from s3_agents.llm.base import Message
 from s3_agents.locks import atomic_path
 from s3_agents.metrics import answer_in_context, normalize_answer
-from s3_agents.protocol import candidate_spans
+from s3_agents.protocol import candidate_spans, prompt_question
 from s3_agents.retrievers.base import Retriever
 from s3_agents.training.agent_loop import S3AgentLoop
 from s3_agents.training.policy import turn_closing_ids
@@ -39,7 +39,6 @@ __all__ = ["Trajectory", "ChainTeacher", "seen_words", "is_observable", "ReplayS
            "teacher_trajectories", "best_of_k_trajectories", "write_trajectories", "read_trajectories"]
 
 _DOC = re.compile(r'^Doc (\d+) \(Title: "(.*?)"\) (.*)$')
-_QUESTION = re.compile(r"<question>\s*(.*?)\s*</question>", re.S)
 # Words a searcher may write without having read them: question words, auxiliaries, prepositions, articles.
 _FREE_WORDS = frozenset("a an the of in on at to for by with from and or is are was were be been did does do has "
                         "have had there what who whom whose where when which why how many much".split())
@@ -87,9 +86,8 @@ def _words(text: str) -> set[str]:
 
 def _question(messages: Sequence[Message]) -> str:
     """The question of the episode's first prompt."""
-    match = next((m for message in messages if message["role"] == "user"
-                  and (m := _QUESTION.search(message["content"]))), None)
-    return match.group(1) if match else ""
+    return next((q for message in messages if message["role"] == "user"
+                 and (q := prompt_question(message["content"])) is not None), "")
 
 
 def _shown(messages: Sequence[Message]) -> list[tuple[str, str]]:

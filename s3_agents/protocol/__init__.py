@@ -26,9 +26,9 @@ from s3_agents.protocol.actions import (
     reference_output,
 )
 from s3_agents.protocol.grammar import action_grammar
-from s3_agents.protocol.prompt import START_MARKER, searcher_prompt
+from s3_agents.protocol.prompt import START_MARKER, prompt_question, searcher_prompt
 from s3_agents.protocol.spans import candidate_spans
 
 __all__ = ["Action", "parse_action", "parse_selection", "Selection", "format_information", "INVALID_ACTION_FEEDBACK",
            "REFERENCE_FEEDBACK", "format_observation", "reference_output", "action_grammar", "START_MARKER",
-           "searcher_prompt", "candidate_spans"]
+           "prompt_question", "searcher_prompt", "candidate_spans"]

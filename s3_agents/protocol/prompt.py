@@ -3,7 +3,9 @@ results (paraphrasing s3's)."""
 
 from __future__ import annotations
 
-__all__ = ["START_MARKER", "searcher_prompt"]
+import re
+
+__all__ = ["START_MARKER", "prompt_question", "searcher_prompt"]
 
 START_MARKER = "Now, start the loop with the following question and initial searched results:"
 """The line that separates the instructions from the episode (s3's reward code splits on it)."""
@@ -36,6 +38,8 @@ Example of one round:
 </question>
 {information}"""
 
+_QUESTION = re.compile(r"<question>\s*(.*?)\s*</question>", re.S)
+
 _BM25_HINT = "\n- The search engine is BM25: Boolean operators (AND, OR) and parentheses help."
 
 
@@ -45,3 +49,14 @@ def searcher_prompt(question: str, information: str, *, max_select: int, max_tur
         max_select=max_select, max_turns=max_turns, bm25_hint=_BM25_HINT if bm25 else "",
         marker=START_MARKER, question=question, information=information,
     )
+
+
+def prompt_question(prompt: str) -> str | None:
+    """The question of a prompt written by :func:`searcher_prompt`, or ``None`` when it has no question block.
+
+    Example:
+        >>> prompt_question(searcher_prompt("Where is Gritia?", "", max_select=3, max_turns=3))
+        'Where is Gritia?'
+    """
+    found = _QUESTION.search(prompt)
+    return found.group(1) if found else None

@@ -10,7 +10,7 @@ import pytest
 
 from s3_agents import FaissRetriever, OpenAICompatClient, S3Searcher, SearchConfig, load_demo_corpus
 from s3_agents.llm import ReferenceFormatClient, smollm2_gguf_path
-from s3_agents.protocol import REFERENCE_FEEDBACK, START_MARKER, format_observation, searcher_prompt
+from s3_agents.protocol import REFERENCE_FEEDBACK, START_MARKER, format_observation, prompt_question, searcher_prompt
 from s3_agents.testing import ScriptedClient
 
 QUESTION = "What is the currency of Ketroul"   # normalised to end in "?", as the reference did
@@ -55,6 +55,8 @@ def test_first_prompt_is_one_user_turn_through_the_template(episode, tokenizer, 
     assert tokenizer.decode(prompts[0]) == SMOLLM2_HEAD + user + "<|im_end|>\n<|im_start|>assistant\n"
     assert prompts[0] == tokenizer.apply_chat_template([{"role": "user", "content": user}],
                                                        add_generation_prompt=True, tokenize=True, return_dict=False)
+    assert prompt_question(user) == QUESTION + "?"
+    assert prompt_question(docs) is None
 
 
 def test_the_episode_grows_one_assistant_turn_piece_by_piece(episode, tokenizer) -> None:
