@@ -310,7 +310,7 @@ class LocalRun:
         grammar = action_grammar(loop.search_config) if s.constrained else None
         writer = _tensorboard(self.out / "tensorboard")
         last: dict[str, Any] = {}
-        bar = tqdm(total=s.steps, initial=step, desc="PPO steps", disable=not progress)
+        bar = tqdm(total=s.steps, initial=step, desc=f"{s.algorithm.upper()} steps", disable=not progress)
         try:
             while step < s.steps:
                 started = time.perf_counter()
@@ -345,7 +345,7 @@ class LocalRun:
                 server.close()
         model.save_pretrained(str(self.out / "adapter"), selected_adapters=[model.active_adapter])
         tokenizer.save_pretrained(str(self.out / "adapter"))
-        plot_metrics(self.out / "metrics.csv", self.out / "reward.png")
+        plot_metrics(self.out / "metrics.csv", self.out / "reward.png", algorithm=s.algorithm)
         return last
 
     def _append(self, row: dict[str, Any]) -> None:
@@ -404,8 +404,9 @@ def _tensorboard(path: Path) -> Any:
     return SummaryWriter(str(path))
 
 
-def plot_metrics(csv_path: str | Path, out: str | Path, *, window: int = 5) -> Path | None:
-    """Reward, accuracy and naive-RAG accuracy per step (with a moving average), and KL / valid actions.
+def plot_metrics(csv_path: str | Path, out: str | Path, *, window: int = 5, algorithm: str = "ppo") -> Path | None:
+    """Reward, accuracy and naive-RAG accuracy per step (with a moving average), and KL / valid actions; the steps
+    are named after ``algorithm`` ("ppo" or "grpo").
 
     Returns:
         The PNG path, or ``None`` when there is nothing to plot or matplotlib is missing.
@@ -437,12 +438,12 @@ def plot_metrics(csv_path: str | Path, out: str | Path, *, window: int = 5) -> P
         left.plot(steps, values, color=color, alpha=0.3)
         left.plot(steps, smooth(values), color=color, label=f"{name} ({window}-step mean)")
     left.axhline(0, color="black", linewidth=0.5)
-    left.set_xlabel("PPO step")
+    left.set_xlabel(f"{algorithm.upper()} step")
     left.set_title("Reward, generator accuracy and answer in context")
     left.legend()
     right.plot(steps, series("valid_action_rate"), label="valid-action rate", color="C1")
     right.plot(steps, series("searches"), label="searches / episode", color="C4")
-    right.set_xlabel("PPO step")
+    right.set_xlabel(f"{algorithm.upper()} step")
     right.set_title("Searcher behaviour")
     right.legend()
     fig.tight_layout()

@@ -108,7 +108,11 @@ def test_grpo_groups_that_all_scored_the_same_are_left_out_of_the_update(tmp_pat
         LocalRun(tmp_path / "p", [{"q": 1}], object(), {}, LocalSettings(drop_uniform_groups=True))
 
 
-def test_plot_from_metrics(tmp_path) -> None:
+def test_plot_from_metrics(tmp_path, monkeypatch) -> None:
+    from matplotlib.axes import Axes
+
+    labels: list[str] = []
+    monkeypatch.setattr(Axes, "set_xlabel", lambda self, label, *a, **k: labels.append(label))
     path = tmp_path / "metrics.csv"
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS)
@@ -116,6 +120,8 @@ def test_plot_from_metrics(tmp_path) -> None:
         for step in range(1, 7):
             writer.writerow({k: step if k == "step" else 0.1 * step for k in METRIC_COLUMNS})
     assert plot_metrics(path, tmp_path / "reward.png").stat().st_size > 10_000
+    assert plot_metrics(path, tmp_path / "grpo.png", algorithm="grpo").stat().st_size > 10_000
+    assert labels == ["PPO step"] * 2 + ["GRPO step"] * 2
     assert plot_metrics(tmp_path / "missing.csv", tmp_path / "none.png") is None
     # A run from before in_context / support_recall existed, and one whose reward needs no generator (acc NaN).
     older = [c for c in METRIC_COLUMNS if c not in ("in_context", "support_recall")]
