@@ -50,6 +50,7 @@ def test_tool_call_returns_text_and_documents(searcher) -> None:
 def test_chat_model_points_at_the_endpoint() -> None:
     llm = openai_compatible_chat_model("http://127.0.0.1:9/v1", "smollm2", max_tokens=8)
     assert llm.openai_api_base == "http://127.0.0.1:9/v1" and llm.model_name == "smollm2" and llm.temperature == 0
+    assert llm.max_tokens == 8 and openai_compatible_chat_model("http://127.0.0.1:9/v1", "smollm2").max_tokens == 512
 
 
 def test_concurrent_async_use_keeps_each_question_apart(faiss) -> None:

@@ -11,7 +11,7 @@ import pytest
 from llama_index.core import VectorStoreIndex
 from llama_index.core.base.base_retriever import BaseRetriever
 from llama_index.core.schema import TextNode
-from llama_index.retrievers.s3 import LlamaIndexBackend, S3Retriever, llamaindex_embedding
+from llama_index.retrievers.s3 import LlamaIndexBackend, S3Retriever, llamaindex_embedding, openai_compatible_llm
 
 from s3_agents import FaissRetriever, S3Searcher, load_demo_corpus, load_embedder
 from s3_agents.testing import ScriptedClient, on_event_loop
@@ -124,3 +124,9 @@ def test_embeddings_run_off_the_event_loop_and_queries_run_together() -> None:
     slow = Slow()
     hits = asyncio.run(LlamaIndexBackend(slow).asearch(["q1", "q2", "q3", "q4"], k=1))
     assert [h[0].id for h in hits] == ["q1", "q2", "q3", "q4"] and slow.peak == 4
+
+
+def test_generator_llm_points_at_the_endpoint_with_bounded_answers() -> None:
+    llm = openai_compatible_llm("http://127.0.0.1:9/v1", "smollm2")
+    assert (llm.api_base, llm.model, llm.temperature, llm.max_tokens) == ("http://127.0.0.1:9/v1", "smollm2", 0.0, 512)
+    assert openai_compatible_llm("http://127.0.0.1:9/v1", "smollm2", max_tokens=None).max_tokens is None

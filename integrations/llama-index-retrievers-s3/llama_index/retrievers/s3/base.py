@@ -197,9 +197,14 @@ def llamaindex_embedding(embedder: Embedder | str = "minilm") -> BaseEmbedding:
 
 
 def openai_compatible_llm(base_url: str, model: str, *, api_key: str | None = None, **kwargs: Any) -> Any:
-    """A LlamaIndex LLM for any OpenAI-compatible endpoint (vLLM, llama.cpp server, OpenAI): the generator swap."""
+    """A LlamaIndex LLM for any OpenAI-compatible endpoint (vLLM, llama.cpp server, OpenAI): the generator swap.
+
+    Temperature 0, answers of at most 512 tokens (``max_tokens=None`` leaves the length to the endpoint), a chat
+    model with an 8,192-token window; any ``OpenAILike`` field may be passed.
+    """
     from llama_index.llms.openai_like import OpenAILike  # imported on use: it pulls in the openai client
     kwargs.setdefault("is_chat_model", True)
     kwargs.setdefault("context_window", 8192)
     kwargs.setdefault("temperature", 0.0)
+    kwargs.setdefault("max_tokens", 512)
     return OpenAILike(model=model, api_base=base_url, api_key=api_key or "none", **kwargs)
