@@ -12,9 +12,10 @@ built it and load the same one again (see :func:`load_embedder`).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -64,6 +65,20 @@ def _check_texts(texts: Sequence[str]) -> list[str]:
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
     return texts
+
+
+@contextlib.contextmanager
+def _no_loading_bar() -> Iterator[None]:
+    """transformers' "Loading weights" bar off while a model loads (a command's output shows its own progress)."""
+    from transformers.utils import logging
+
+    was_on = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            logging.enable_progress_bar()
 
 
 class SentenceTransformerEmbedder:
@@ -124,7 +139,8 @@ class SentenceTransformerEmbedder:
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
         self.batch_size = batch_size
-        self._model = SentenceTransformer(model, device=device)
+        with _no_loading_bar():
+            self._model = SentenceTransformer(model, device=device)
         on_cuda = str(self._model.device).startswith("cuda")
         self.precision = ("fp16" if on_cuda else "fp32") if precision == "auto" else precision
         if self.precision == "fp16":

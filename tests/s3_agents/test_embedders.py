@@ -36,9 +36,12 @@ def test_batching_does_not_change_vectors(minilm: SentenceTransformerEmbedder) -
     np.testing.assert_allclose(whole, batched, atol=1e-5)
 
 
-def test_e5_style_prefixes_are_applied(minilm: SentenceTransformerEmbedder) -> None:
+def test_e5_style_prefixes_are_applied(minilm: SentenceTransformerEmbedder, capfd) -> None:
+    from transformers.utils import logging
+
     prefixed = SentenceTransformerEmbedder(minilm.model_name, query_prefix="query: ",
                                            passage_prefix="passage: ")
+    assert "Loading weights" not in capfd.readouterr().err and logging.is_progress_bar_enabled()
     text = "the salt market of Gritia"
     np.testing.assert_allclose(prefixed.embed_queries([text]), minilm.embed_queries(["query: " + text]), atol=1e-5)
     np.testing.assert_allclose(prefixed.embed_passages([text]), minilm.embed_passages(["passage: " + text]), atol=1e-5)
