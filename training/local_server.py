@@ -32,19 +32,14 @@ def load_policy_model(model: str | Path | None = None, *, gguf_file: str | None 
     Example:
         >>> model, tokenizer = load_policy_model()       # SmolLM2-135M-Instruct, offline    # doctest: +SKIP
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from s3_agents.llm import smollm2_gguf_path
-    from s3_agents.llm.gguf_cache import transformers_source
+    from s3_agents.llm.local import load_causal_lm
 
     if model is None:
         model = smollm2_gguf_path()
     if str(model).endswith(".gguf") and Path(model).is_file():
         model, gguf_file = Path(model).parent, Path(model).name
-    source, kwargs = transformers_source(model, gguf_file)
-    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-    lm = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
-    return lm, tokenizer
+    return load_causal_lm(model, gguf_file, dtype=dtype)
 
 
 class TransformersServer:

@@ -14,7 +14,8 @@ from s3_agents.errors import ContextWindowError
 from s3_agents.llm.base import Completion, Message, ThreadedClient, truncate_at_stop
 from s3_agents.llm.gguf_cache import transformers_source
 
-__all__ = ["LlamaCppClient", "TransformersClient", "hf_generate", "llama_grammar", "smollm2_gguf_path"]
+__all__ = ["LlamaCppClient", "TransformersClient", "hf_generate", "llama_grammar", "load_causal_lm",
+           "smollm2_gguf_path"]
 
 
 @functools.lru_cache(maxsize=64)
@@ -139,6 +140,28 @@ class LlamaCppClient(ThreadedClient):
         self._llm.close()
 
 
+def load_causal_lm(model: str | Path, gguf_file: str | None = None, *, dtype: Any = None) -> tuple[Any, Any]:
+    """A transformers causal LM and its tokenizer, from a hub id or a folder (with ``gguf_file`` in it).
+
+    A GGUF file on this machine is de-quantised once into a cached folder
+    (:func:`~s3_agents.llm.gguf_cache.gguf_transformers_dir`); one in a hub repository is read by transformers.
+
+    Args:
+        model: Hub id or folder.
+        gguf_file: A GGUF file inside ``model``.
+        dtype: The weights' torch dtype (``None``: transformers' default).
+
+    Example:
+        >>> p = smollm2_gguf_path()
+        >>> lm, tokenizer = load_causal_lm(p.parent, p.name)                                   # doctest: +SKIP
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source, kwargs = transformers_source(model, gguf_file)
+    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    return AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs), tokenizer
+
+
 class TransformersClient(ThreadedClient):
     """A causal LM run in this process by transformers: a hub id, a local folder, or a GGUF file.
 
@@ -162,13 +185,10 @@ class TransformersClient(ThreadedClient):
     def __init__(self, model: str, *, gguf_file: str | None = None, device: str = "cpu",
                  dtype: str | None = None, adapter: str | Path | None = None) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.model = f"{model}/{gguf_file}" if gguf_file else model
-        source, kwargs = transformers_source(model, gguf_file)
-        self.tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         torch_dtype = getattr(torch, dtype) if dtype else (torch.float32 if device == "cpu" else torch.bfloat16)
-        lm = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
+        lm, self.tokenizer = load_causal_lm(model, gguf_file, dtype=torch_dtype)
         if adapter is not None:
             lm = _merge_adapter(lm, Path(adapter))
             self.model += f"+{Path(adapter).name}"
