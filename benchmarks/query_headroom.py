@@ -7,12 +7,17 @@ On the real split (``runs/realqa`` from ``s3 data``), dense retrieval, a 3-docum
   span (capitalised runs of words in the initial documents' text that the question does not contain and that
   are not a shown title; the random one is its expectation), and two
   similarity picks (the span closest to the question; the span whose new document is closest to it);
+* ``--rank-adapter A``: the same offline measure for the span the searcher ``A`` finds most likely (the sum of its
+  tokens' log-probabilities after it keeps the first document, transformers), and how often one of its three most
+  likely spans finds the answer: whether choosing by the whole span's likelihood, or among a few, would beat the
+  grammar's greedy choice;
 * ``--adapter A``: the searcher ``A`` (llama.cpp, constrained, 5-3-3, budget filled) with its query restricted by
   the grammar to those spans of what it has read (``SearchConfig(query_spans=True)``), evaluated like
   ``train_real.py --stage dev`` (rows in ``docs/train-real/rows/eval-<split>-spans-<name>.jsonl``, method
   ``--name``).
 
-Run: ``python benchmarks/query_headroom.py [--adapter s3_agents/data/searchers/real --name ws-spans]``.
+Run: ``python benchmarks/query_headroom.py [--adapter s3_agents/data/searchers/real --name ws-spans]
+[--rank-adapter s3_agents/data/searchers/real]``.
 """
 
 from __future__ import annotations
@@ -64,6 +69,59 @@ def headroom(questions: list[dict[str, Any]], dense: Any) -> dict[str, float]:
     return {name: round(100 * n / len(questions), 1) for name, n in hits.items()}
 
 
+# The searcher's first turn when it keeps the first document and searches, up to the query's text.
+_QUERY_PREFIX = '<important_info>[1]</important_info>\n<search_complete>False</search_complete>\n<query>{"query": "'
+
+
+def likelihood_choice(questions: list[dict[str, Any]], dense: Any, adapter: Path) -> dict[str, float]:
+    """Answer-in-context (%) of top-2 plus the first new document of the span the searcher finds most likely, and
+    of the best of its three most likely spans."""
+    import torch
+    from peft import PeftModel
+
+    from s3_agents.config import SearchConfig
+    from s3_agents.metrics import answer_in_context
+    from s3_agents.protocol import candidate_spans
+    from s3_agents.searcher import S3Searcher
+    from s3_agents.testing import ScriptedClient
+    from s3_agents.training.local_server import load_policy_model
+
+    model, tokenizer = load_policy_model()
+    model = PeftModel.from_pretrained(model, str(adapter)).eval()
+    config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, max_context_docs=BUDGET)
+    hits = {"searcher's most likely span": 0.0, "best of its 3 most likely spans": 0.0}
+    for q in questions:
+        first = dense.search([q["question"]], 3)[0]
+        spans = candidate_spans(q["question"], [(p.title or "", p.text) for p in first])
+        if not spans:
+            continue
+        stop = ScriptedClient(["<important_info>[1]</important_info><search_complete>True</search_complete>"])
+        S3Searcher(stop, dense, config).search(q["question"])            # records the searcher's first prompt
+        text = tokenizer.apply_chat_template(stop.calls[0], tokenize=False, add_generation_prompt=True)
+        prompt = tokenizer(text, add_special_tokens=False).input_ids
+        turn = tokenizer(text + _QUERY_PREFIX, add_special_tokens=False).input_ids
+        with torch.no_grad():
+            cache = model(torch.tensor([prompt[:-1]]), use_cache=True).past_key_values
+            scores = []
+            for span in spans:                 # log p(span tokens | prompt, prefix), the prompt computed once
+                full = tokenizer(text + _QUERY_PREFIX + span + '"}', add_special_tokens=False).input_ids
+                cut = next(i for i, (a, b) in enumerate(zip([*turn, -1], full)) if a != b)  # the span's tokens
+                logits = model(torch.tensor([full[len(prompt) - 1:-1]]), past_key_values=cache).logits[0]
+                cache.crop(len(prompt) - 1)
+                targets = torch.tensor(full[len(prompt):])
+                logp = torch.log_softmax(logits.float(), -1).gather(1, targets[:, None])[:, 0]
+                scores.append(float(logp[cut - len(prompt):].sum()))
+        seen = {p.id for p in first}
+        order = np.argsort(scores)[::-1][:3]
+        found = []
+        for results in dense.search([spans[i] for i in order], 3):
+            new = next((p for p in results if p.id not in seen), None)
+            found.append(answer_in_context(first[:2] + ([new] if new else []), q["answers"]) > 0)
+        hits["searcher's most likely span"] += found[0]
+        hits["best of its 3 most likely spans"] += any(found)
+    return {name: round(100 * n / len(questions), 1) for name, n in hits.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=REPO / "runs" / "realqa")
@@ -71,6 +129,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=120)
     parser.add_argument("--adapter", type=Path, help="also evaluate this searcher with span-constrained queries")
     parser.add_argument("--name", default="ws-spans", help="the searcher's method name in the rows")
+    parser.add_argument("--rank-adapter", type=Path, help="also rank the spans by this searcher's likelihood")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "train-real")
     args = parser.parse_args()
 
@@ -80,7 +139,10 @@ def main() -> None:
     world, dense = load_world(args.data), load_retriever(args.data / "index-dense")
     questions = world.sample(args.split, args.limit)
     print(f"| {args.split}, {len(questions)} questions | answer in context |\n|---|---:|")
-    for name, value in headroom(questions, dense).items():
+    table = headroom(questions, dense)
+    if args.rank_adapter is not None:
+        table |= likelihood_choice(questions, dense, args.rank_adapter)
+    for name, value in table.items():
         print(f"| {name} | {value} |")
     if args.adapter is None:
         return
