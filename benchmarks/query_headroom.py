@@ -34,6 +34,20 @@ from train_real import KEPT, keep_rows
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _first_new(results: list[Any], first: list[Any]) -> Any:
+    """The first of ``results`` that is not one of the initial documents ``first`` (``None``: all are)."""
+    seen = {p.id for p in first}
+    return next((p for p in results if p.id not in seen), None)
+
+
+def _reaches(first: list[Any], results: list[Any], answers: list[str]) -> bool:
+    """Whether the initial top 2 plus the first new document of one query's ``results`` hold an answer."""
+    from s3_agents.metrics import answer_in_context
+
+    new = _first_new(results, first)
+    return answer_in_context(first[:2] + ([new] if new else []), answers) > 0
+
+
 def headroom(questions: list[dict[str, Any]], dense: Any) -> dict[str, float]:
     """Answer-in-context (%) of naive top-3 and of top-2 plus one query's first new document, per query choice."""
     from s3_agents.metrics import answer_in_context
@@ -45,25 +59,19 @@ def headroom(questions: list[dict[str, Any]], dense: Any) -> dict[str, float]:
     embed = dense.embedder
     for q in questions:
         first = dense.search([q["question"]], 3)[0]
-        seen = {p.id for p in first}
-
-        def found(results: list[Any], q: dict[str, Any] = q, first: list[Any] = first, seen: set = seen) -> bool:
-            new = next((p for p in results if p.id not in seen), None)
-            return answer_in_context(first[:2] + ([new] if new else []), q["answers"]) > 0
-
         hits["naive top-3"] += answer_in_context(first, q["answers"]) > 0
-        hits["oracle bridge"] += found(dense.search([q["chain"][-1]["query"]], 3)[0])
+        hits["oracle bridge"] += _reaches(first, dense.search([q["chain"][-1]["query"]], 3)[0], q["answers"])
         spans = candidate_spans(q["question"], [(p.title or "", p.text) for p in first])
         if not spans:
             continue
         results = dense.search(spans, 3)
-        each = [found(r) for r in results]
+        each = [_reaches(first, r, q["answers"]) for r in results]
         hits["best span"] += any(each)
         hits["first span"] += each[0]
         hits["random span"] += sum(each) / len(each)           # its expectation
         question = embed.embed_queries([q["question"]])[0]
         hits["span closest to the question"] += each[int(np.argmax(embed.embed_passages(spans) @ question))]
-        news = [next((p for p in r if p.id not in seen), None) for r in results]
+        news = [_first_new(r, first) for r in results]
         texts = [f"{p.title} {p.text}" if p else "" for p in news]
         hits["span whose new document is closest"] += each[int(np.argmax(embed.embed_passages(texts) @ question))]
     return {name: round(100 * n / len(questions), 1) for name, n in hits.items()}
@@ -80,7 +88,6 @@ def likelihood_choice(questions: list[dict[str, Any]], dense: Any, adapter: Path
     from peft import PeftModel
 
     from s3_agents.config import SearchConfig
-    from s3_agents.metrics import answer_in_context
     from s3_agents.protocol import candidate_spans
     from s3_agents.searcher import S3Searcher
     from s3_agents.testing import ScriptedClient
@@ -111,12 +118,8 @@ def likelihood_choice(questions: list[dict[str, Any]], dense: Any, adapter: Path
                 targets = torch.tensor(full[len(prompt):])
                 logp = torch.log_softmax(logits.float(), -1).gather(1, targets[:, None])[:, 0]
                 scores.append(float(logp[cut - len(prompt):].sum()))
-        seen = {p.id for p in first}
         order = np.argsort(scores)[::-1][:3]
-        found = []
-        for results in dense.search([spans[i] for i in order], 3):
-            new = next((p for p in results if p.id not in seen), None)
-            found.append(answer_in_context(first[:2] + ([new] if new else []), q["answers"]) > 0)
+        found = [_reaches(first, r, q["answers"]) for r in dense.search([spans[i] for i in order], 3)]
         hits["searcher's most likely span"] += found[0]
         hits["best of its 3 most likely spans"] += any(found)
     return {name: round(100 * n / len(questions), 1) for name, n in hits.items()}
