@@ -96,6 +96,9 @@ def _args() -> argparse.Namespace:
                         help="RL: every query is a capitalised span of the documents shown so far "
                              "(LocalSettings.query_spans); evaluate it with the dev rule fill-spans.")
     parser.add_argument("--actor-lr", type=float, default=2e-5, help="RL: the adapter's learning rate.")
+    parser.add_argument("--rl-dir", type=Path, default=None,
+                        help="The RL run's folder (default <out>/rl-<the reward and sampling flags>): a run from "
+                             "another --warmstart-adapter goes in its own, or it would resume the earlier one.")
     parser.add_argument("--warmstart-adapter", type=Path, default=None, help="Skip the warm start: use this adapter.")
     parser.add_argument("--variant", default="gbr", help="RL reward: gbr (the paper's), context or support.")
     parser.add_argument("--algorithm", default="ppo", choices=["ppo", "grpo"])
@@ -182,6 +185,8 @@ def _results(args: argparse.Namespace, folder: str) -> Path:
 
 
 def _rl_dir(args: argparse.Namespace) -> Path:
+    if args.rl_dir is not None:
+        return args.rl_dir
     return args.out / (f"rl-{args.variant}-{args.algorithm}{'-fill' if args.fill_context else ''}"
                        f"{'-headroom' if args.headroom_only else ''}"
                        f"{f'-t{args.temperature:g}' if args.temperature != 0.6 else ''}"
