@@ -16,7 +16,6 @@ The first two produce texts; :func:`replay` runs them through the agent loop wit
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from s3_agents.errors import DataFileError
 from s3_agents.llm.base import Message
 from s3_agents.locks import atomic_path
 from s3_agents.metrics import answer_in_context, normalize_answer
-from s3_agents.protocol import candidate_spans, prompt_question
+from s3_agents.protocol import candidate_spans, parse_information, prompt_question
 from s3_agents.retrievers.base import Retriever
 from s3_agents.training.agent_loop import S3AgentLoop
 from s3_agents.training.policy import turn_closing_ids
@@ -38,7 +37,6 @@ from s3_agents.types import Passage
 __all__ = ["Trajectory", "ChainTeacher", "seen_words", "is_observable", "ReplayServer", "replay", "chain_trajectories",
            "teacher_trajectories", "best_of_k_trajectories", "write_trajectories", "read_trajectories"]
 
-_DOC = re.compile(r'^Doc (\d+) \(Title: "(.*?)"\) (.*)$')
 # Words a searcher may write without having read them: question words, auxiliaries, prepositions, articles.
 _FREE_WORDS = frozenset("a an the of in on at to for by with from and or is are was were be been did does do has "
                         "have had there what who whom whose where when which why how many much".split())
@@ -70,13 +68,13 @@ class Trajectory:
         return dict(self.__dict__)
 
 
-def _blocks(messages: Sequence[Message]) -> list[str]:
-    """The document lines of the latest ``<information>`` block in ``messages``."""
+def _latest(messages: Sequence[Message]) -> list[tuple[int, str, str]]:
+    """``(number, title, text)`` of the documents of the latest ``<information>`` block in ``messages``."""
     for message in reversed(messages):
         text = message["content"]
         if message["role"] == "user" and "<information>" in text:
             body = text[text.rindex("<information>") + len("<information>"):]
-            return body.split("</information>")[0].strip().splitlines()
+            return parse_information(body.split("</information>")[0])
     return []
 
 
@@ -92,8 +90,8 @@ def _question(messages: Sequence[Message]) -> str:
 
 def _shown(messages: Sequence[Message]) -> list[tuple[str, str]]:
     """``(title, text)`` of every document shown so far, in the order shown."""
-    return [(doc.group(2), doc.group(3)) for message in messages if message["role"] == "user"
-            for line in message["content"].splitlines() if (doc := _DOC.match(line))]
+    return [(title, text) for message in messages if message["role"] == "user"
+            for _, title, text in parse_information(message["content"])]
 
 
 def seen_words(messages: Sequence[Message]) -> set[str]:
@@ -159,15 +157,12 @@ class ChainTeacher:
 
     def __call__(self, messages: Sequence[Message]) -> str:
         picked: list[int] = []
-        for line in _blocks(messages):
-            match = _DOC.match(line)
-            if not match:
-                continue
+        for number, _, shown in _latest(messages):
             for pid, text in self.texts.items():
-                if text == match.group(3) and pid not in self.found:
+                if text == shown and pid not in self.found:
                     self.found.add(pid)
                     if pid in self.keep and len(picked) < self.config.max_select:
-                        picked.append(int(match.group(1)))
+                        picked.append(number)
         select = f"<important_info>[{', '.join(map(str, picked))}]</important_info>\n" if picked else ""
         missing = [hop for hop in self.chain if hop["passage_id"] not in self.found]
         if missing and self.observable:

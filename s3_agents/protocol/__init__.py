@@ -22,6 +22,7 @@ from s3_agents.protocol.actions import (
     format_information,
     format_observation,
     parse_action,
+    parse_information,
     parse_selection,
     reference_output,
 )
@@ -29,6 +30,6 @@ from s3_agents.protocol.grammar import action_grammar
 from s3_agents.protocol.prompt import START_MARKER, prompt_question, searcher_prompt
 from s3_agents.protocol.spans import candidate_spans
 
-__all__ = ["Action", "parse_action", "parse_selection", "Selection", "format_information", "INVALID_ACTION_FEEDBACK",
-           "REFERENCE_FEEDBACK", "format_observation", "reference_output", "action_grammar", "START_MARKER",
-           "prompt_question", "searcher_prompt", "candidate_spans"]
+__all__ = ["Action", "parse_action", "parse_selection", "Selection", "format_information", "parse_information",
+           "INVALID_ACTION_FEEDBACK", "REFERENCE_FEEDBACK", "format_observation", "reference_output", "action_grammar",
+           "START_MARKER", "prompt_question", "searcher_prompt", "candidate_spans"]

@@ -30,6 +30,7 @@ __all__ = [
     "parse_selection",
     "Selection",
     "format_information",
+    "parse_information",
     "INVALID_ACTION_FEEDBACK",
     "REFERENCE_FEEDBACK",
     "format_observation",
@@ -40,6 +41,7 @@ _COMPLETE = re.compile(r"<search_complete>(.*?)</search_complete>", re.S | re.I)
 _QUERY = re.compile(r"<query>(.*?)</query>", re.S | re.I)
 _IMPORTANT = re.compile(r"<important_info>(.*?)</important_info>", re.S | re.I)
 _INT = re.compile(r"\d+")
+_DOC = re.compile(r'^Doc (\d+) \(Title: "(.*?)"\) (.*)$', re.M)
 _TRUE = {"true", "yes", "1", "y"}
 
 INVALID_ACTION_FEEDBACK = (
@@ -191,3 +193,14 @@ def format_information(passages: Sequence[Passage]) -> str:
     """The ``<information>`` block the searcher reads: ``Doc i (Title: "T") text`` per line."""
     lines = [f'Doc {i} (Title: "{p.title}") {p.text}' for i, p in enumerate(passages, 1)]
     return "<information>\n" + "\n".join(lines) + "\n</information>"
+
+
+def parse_information(text: str) -> list[tuple[int, str, str]]:
+    """The documents :func:`format_information` wrote into ``text``: ``(number, title, text)`` for each
+    ``Doc i (Title: "T") text`` line, in order; other lines are skipped.
+
+    Example:
+        >>> parse_information(format_information([Passage(id="p1", title="Gritia", text="Gritia is a city.")]))
+        [(1, 'Gritia', 'Gritia is a city.')]
+    """
+    return [(int(number), title, body) for number, title, body in _DOC.findall(text)]

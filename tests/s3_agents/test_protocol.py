@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s3_agents.protocol import Action, format_information, parse_action, parse_selection
+from s3_agents.protocol import Action, format_information, parse_action, parse_information, parse_selection
 from s3_agents.types import Passage
 
 
@@ -55,6 +55,16 @@ def test_parse_selection(text, n, limit, ids, out, over) -> None:
 def test_information_block_keeps_titles_intact() -> None:
     block = format_information([Passage("1", 'Foo (band)', "A band."), Passage("2", "Bar", "x")])
     assert block == '<information>\nDoc 1 (Title: "Foo (band)") A band.\nDoc 2 (Title: "Bar") x\n</information>'
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=15).filter(lambda t: '"' not in t and "\n" not in t and "\r" not in t),
+                          st.text(min_size=1, max_size=30).filter(lambda t: t.strip() == t and t and t.isprintable())),
+                max_size=5))
+def test_parse_information_reads_back_what_format_information_wrote(docs) -> None:
+    passages = [Passage(str(i), title, text) for i, (title, text) in enumerate(docs)]
+    block = "prompt line\n" + format_information(passages) + "\nDoc 9 is not a document line"
+    assert parse_information(block) == [(i, title, text) for i, (title, text) in enumerate(docs, 1)]
 
 
 # -- property-based: the parser never raises and its result is consistent with the text ----------
