@@ -169,22 +169,21 @@ class ChainTeacher:
             seen = seen_words(messages)
             missing = [hop for hop in missing if is_observable(hop["query"], seen)]
         if self.span_retriever is not None:
-            query = self._span(messages, missing)
+            query = self._span(self.span_retriever, messages, missing)
         else:
             query = missing[0]["query"].replace('"', "'") if missing else None
         if query is None:
             return select + "<search_complete>True</search_complete>"
         return select + f'<search_complete>False</search_complete>\n<query>{{"query": "{query}"}}</query>'
 
-    def _span(self, messages: Sequence[Message], missing: Sequence[dict[str, Any]]) -> str | None:
+    def _span(self, retriever: Retriever, messages: Sequence[Message], missing: Sequence[dict[str, Any]]) -> str | None:
         """The read name whose results rank a missing kept hop's passage highest (``None``: no name finds one)."""
         wanted = {hop["passage_id"] for hop in missing} & self.keep
         spans = candidate_spans(_question(messages), _shown(messages)) if wanted else []
         if not spans:
             return None
-        assert self.span_retriever is not None
         best: tuple[int, str] | None = None
-        for span, passages in zip(spans, self.span_retriever.search(spans, self.config.search_k)):
+        for span, passages in zip(spans, retriever.search(spans, self.config.search_k)):
             rank = next((r for r, p in enumerate(passages) if p.id in wanted), None)
             if rank is not None and (best is None or rank < best[0]):
                 best = (rank, span)
