@@ -10,7 +10,8 @@ On the real split (``runs/realqa`` from ``s3 data``), dense retrieval, a 3-docum
 * ``--rank-adapter A``: the same offline measure for the span the searcher ``A`` finds most likely (the sum of its
   tokens' log-probabilities after it keeps the first document, transformers), and how often one of its three most
   likely spans finds the answer: whether choosing by the whole span's likelihood, or among a few, would beat the
-  grammar's greedy choice;
+  grammar's greedy choice; and two ways of using those few without an oracle (of the three, the one whose new
+  document is closest to the question; two searches, its two most likely spans, beside the first initial document);
 * ``--adapter A``: the searcher ``A`` (llama.cpp, constrained, 5-3-3, budget filled) with its query restricted by
   the grammar to those spans of what it has read (``SearchConfig(query_spans=True)``), evaluated like
   ``train_real.py --stage dev`` (rows in ``docs/train-real/rows/eval-<split>-spans-<name>.jsonl``, method
@@ -82,12 +83,14 @@ _QUERY_PREFIX = '<important_info>[1]</important_info>\n<search_complete>False</s
 
 
 def likelihood_choice(questions: list[dict[str, Any]], dense: Any, adapter: Path) -> dict[str, float]:
-    """Answer-in-context (%) of top-2 plus the first new document of the span the searcher finds most likely, and
-    of the best of its three most likely spans."""
+    """Answer-in-context (%) of top-2 plus the first new document of the span the searcher finds most likely, of
+    the best of its three most likely spans, of the one of those three whose new document is closest to the question
+    (by the dense embedder), and of two searches (its two most likely spans) with the first initial document."""
     import torch
     from peft import PeftModel
 
     from s3_agents.config import SearchConfig
+    from s3_agents.metrics import answer_in_context
     from s3_agents.protocol import candidate_spans
     from s3_agents.searcher import S3Searcher
     from s3_agents.testing import ScriptedClient
@@ -96,7 +99,9 @@ def likelihood_choice(questions: list[dict[str, Any]], dense: Any, adapter: Path
     model, tokenizer = load_policy_model()
     model = PeftModel.from_pretrained(model, str(adapter)).eval()
     config = SearchConfig.from_name(SEARCH, max_new_tokens=TURN_TOKENS, max_context_docs=BUDGET)
-    hits = {"searcher's most likely span": 0.0, "best of its 3 most likely spans": 0.0}
+    hits = dict.fromkeys(("searcher's most likely span", "best of its 3 most likely spans",
+                          "of its 3 most likely, the one whose new document is closest",
+                          "its 2 most likely, each one's first new document, initial top 1"), 0.0)
     for q in questions:
         first = dense.search([q["question"]], 3)[0]
         spans = candidate_spans(q["question"], [(p.title or "", p.text) for p in first])
@@ -119,9 +124,20 @@ def likelihood_choice(questions: list[dict[str, Any]], dense: Any, adapter: Path
                 logp = torch.log_softmax(logits.float(), -1).gather(1, targets[:, None])[:, 0]
                 scores.append(float(logp[cut - len(prompt):].sum()))
         order = np.argsort(scores)[::-1][:3]
-        found = [_reaches(first, r, q["answers"]) for r in dense.search([spans[i] for i in order], 3)]
+        results = dense.search([spans[i] for i in order], 3)
+        found = [_reaches(first, r, q["answers"]) for r in results]
         hits["searcher's most likely span"] += found[0]
         hits["best of its 3 most likely spans"] += any(found)
+        news = [_first_new(r, first) for r in results]
+        texts = [f"{p.title} {p.text}" if p else "" for p in news]
+        question = dense.embedder.embed_queries([q["question"]])[0]
+        hits["of its 3 most likely, the one whose new document is closest"] += found[int(np.argmax(
+            dense.embedder.embed_passages(texts) @ question))]
+        if len(results) > 1:                 # two searches: the first initial document and each one's first new one
+            one = _first_new(results[0], first)
+            two = _first_new(results[1], first + ([one] if one else []))
+            hits["its 2 most likely, each one's first new document, initial top 1"] += answer_in_context(
+                first[:1] + [p for p in (one, two) if p], q["answers"]) > 0
     return {name: round(100 * n / len(questions), 1) for name, n in hits.items()}
 
 
