@@ -133,7 +133,9 @@ def likelihood_choice(questions: list[dict[str, Any]], dense: Any, adapter: Path
         question = dense.embedder.embed_queries([q["question"]])[0]
         hits["of its 3 most likely, the one whose new document is closest"] += found[int(np.argmax(
             dense.embedder.embed_passages(texts) @ question))]
-        if len(results) > 1:                 # two searches: the first initial document and each one's first new one
+        # two searches (its two most likely spans): the first initial document and each one's first new document;
+        # a question with a single candidate span counts as a miss
+        if len(results) > 1:
             one = _first_new(results[0], first)
             two = _first_new(results[1], first + ([one] if one else []))
             hits["its 2 most likely, each one's first new document, initial top 1"] += answer_in_context(
