@@ -49,6 +49,13 @@ def _reaches(first: list[Any], results: list[Any], answers: list[str]) -> bool:
     return answer_in_context(first[:2] + ([new] if new else []), answers) > 0
 
 
+def _closest_new(embed: Any, question: np.ndarray, first: list[Any], results: list[list[Any]]) -> int:
+    """Which of ``results`` (one query's each) brings the first new document closest to ``question``, the
+    question's vector from ``embed``."""
+    texts = [f"{p.title} {p.text}" if p else "" for p in (_first_new(r, first) for r in results)]
+    return int(np.argmax(embed.embed_passages(texts) @ question))
+
+
 def headroom(questions: list[dict[str, Any]], dense: Any) -> dict[str, float]:
     """Answer-in-context (%) of naive top-3 and of top-2 plus one query's first new document, per query choice."""
     from s3_agents.metrics import answer_in_context
@@ -72,9 +79,7 @@ def headroom(questions: list[dict[str, Any]], dense: Any) -> dict[str, float]:
         hits["random span"] += sum(each) / len(each)           # its expectation
         question = embed.embed_queries([q["question"]])[0]
         hits["span closest to the question"] += each[int(np.argmax(embed.embed_passages(spans) @ question))]
-        news = [_first_new(r, first) for r in results]
-        texts = [f"{p.title} {p.text}" if p else "" for p in news]
-        hits["span whose new document is closest"] += each[int(np.argmax(embed.embed_passages(texts) @ question))]
+        hits["span whose new document is closest"] += each[_closest_new(embed, question, first, results)]
     return {name: round(100 * n / len(questions), 1) for name, n in hits.items()}
 
 
@@ -128,11 +133,9 @@ def likelihood_choice(questions: list[dict[str, Any]], dense: Any, adapter: Path
         found = [_reaches(first, r, q["answers"]) for r in results]
         hits["searcher's most likely span"] += found[0]
         hits["best of its 3 most likely spans"] += any(found)
-        news = [_first_new(r, first) for r in results]
-        texts = [f"{p.title} {p.text}" if p else "" for p in news]
         question = dense.embedder.embed_queries([q["question"]])[0]
-        hits["of its 3 most likely, the one whose new document is closest"] += found[int(np.argmax(
-            dense.embedder.embed_passages(texts) @ question))]
+        hits["of its 3 most likely, the one whose new document is closest"] += found[
+            _closest_new(dense.embedder, question, first, results)]
         # two searches (its two most likely spans): the first initial document and each one's first new document;
         # a question with a single candidate span counts as a miss
         if len(results) > 1:
