@@ -135,6 +135,10 @@ def _args() -> argparse.Namespace:
                              "docs are written when all of untrained, world, warmstart and trained have rows.")
     parser.add_argument("--world-policies", default="world,trained",
                         help="Searchers of the world stage (names as --policies).")
+    parser.add_argument("--world-rules", default="fill",
+                        help="Budget rules of the world stage (as --dev-rules): fill-spans for a searcher served "
+                             "under the span grammar, as the shipped real one is. A later invocation's rules are "
+                             "added to docs/train-real/world-test.json, beside the earlier ones.")
     parser.add_argument("--world-limit", type=int, default=100,
                         help="World test questions (the world benchmark's sample: benchmarks/train_local.py).")
     parser.add_argument("--model", default=None, help="Base model folder (default: SmolLM2 from its wheel).")
@@ -372,19 +376,25 @@ def _table(summary: dict[str, Any]) -> list[str]:
 
 
 def world_stage(args: argparse.Namespace, generator_url: str) -> None:
-    """Searchers on the benchmark world's test split (its dense index built in ``<out>/world-index``), what each keeps
-    and budget filled; writes ``docs/train-real/world-test.json``."""
+    """Searchers on the benchmark world's test split (its dense index built in ``<out>/world-index``) under each of
+    ``--world-rules``; adds those rules' summaries to ``docs/train-real/world-test.json``."""
+    from s3_agents.locks import write_atomic
     from s3_agents.worlds import default_world_dir, load_world
 
+    rules = tuple(_names(args.world_rules))
+    if not rules or set(rules) - set(RULES):
+        raise SystemExit(f"--world-rules: some of {', '.join(RULES)}, got {args.world_rules!r}")
     toy = load_world(default_world_dir())
     by_rule = evaluate_split(args, toy, "test", args.world_limit, _policies(args, _names(args.world_policies)),
-                             generator_url, ("plain", "fill"), index=index_stage(args, toy), dataset="world-test")
+                             generator_url, rules, index=index_stage(args, toy), dataset="world-test")
     summary = {rule: summarize_rows(rows, "world-test") for rule, rows in by_rule.items()}
     for rule, entry in summary.items():
         print(f"## world test, {rule}", *_table(entry), sep="\n")
     if not args.no_write:
+        path = DOCS / "world-test.json"
         DOCS.mkdir(parents=True, exist_ok=True)
-        (DOCS / "world-test.json").write_text(json.dumps(summary, indent=1) + "\n")
+        earlier = json.loads(path.read_text()) if path.is_file() else {}
+        write_atomic(path, (json.dumps(earlier | summary, indent=1) + "\n").encode())
 
 
 def main() -> None:

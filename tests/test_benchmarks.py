@@ -133,3 +133,30 @@ def test_train_real_keeps_rows_without_passage_text_and_seeds_a_fresh_machine(tm
     assert seeded == tmp_path / "fresh" / "eval-test" / "fill" / "results.jsonl"
     assert seeded.read_text() == kept.read_text()
     assert not train_real._results(argparse.Namespace(out=tmp_path / "quick", quick=True), "eval-test/fill").exists()
+
+
+def test_train_real_world_stage_adds_its_rules_beside_the_earlier_ones(tmp_path, monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import train_real
+
+    seen = {}
+
+    def evaluate_split(args, world, split, limit, policies, url, rules, **kwargs):
+        seen.update(split=split, policies=policies, rules=rules, dataset=kwargs["dataset"])
+        return {rule: [rule] for rule in rules}
+
+    monkeypatch.setattr(train_real, "evaluate_split", evaluate_split)
+    monkeypatch.setattr(train_real, "index_stage", lambda args, world: None)
+    monkeypatch.setattr(train_real, "summarize_rows", lambda rows, dataset: {"methods": {}, "paired": {}, "of": rows})
+    monkeypatch.setattr(train_real, "DOCS", tmp_path)
+    (tmp_path / "world-test.json").write_text(json.dumps({"fill": {"earlier": True}, "fill-spans": {"stale": True}}))
+    shipped = REPO / "s3_agents" / "data" / "searchers" / "real"
+    args = argparse.Namespace(world_rules="fill-spans", world_policies="trained", world_limit=3, no_write=False,
+                              trained_adapter=shipped, warmstart_adapter=shipped)
+    train_real.world_stage(args, "http://127.0.0.1:1")
+    assert seen == {"split": "test", "policies": {"trained": shipped}, "rules": ("fill-spans",),
+                    "dataset": "world-test"}
+    assert json.loads((tmp_path / "world-test.json").read_text()) == {
+        "fill": {"earlier": True}, "fill-spans": {"methods": {}, "paired": {}, "of": ["fill-spans"]}}
+    with pytest.raises(SystemExit, match="--world-rules"):
+        train_real.world_stage(argparse.Namespace(**{**vars(args), "world_rules": "fill,bogus"}), "http://x")
