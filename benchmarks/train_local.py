@@ -113,8 +113,9 @@ def warmstart_stage(args: argparse.Namespace, world: Any, index: Path) -> Path:
         model = PeftModel.from_pretrained(model, str(args.warmstart_init), is_trainable=True)
     saved = out / "trajectories.jsonl"
     if not saved.is_file():
-        found = asyncio.run(tj.chain_trajectories(tokenizer, load_retriever(index),
-                                                  world.sample("train", args.warmstart_questions),
+        questions = [q for split in getattr(args, "warmstart_splits", ("train",))
+                     for q in world.sample(split, args.warmstart_questions)]
+        found = asyncio.run(tj.chain_trajectories(tokenizer, load_retriever(index), questions,
                                                   {p.id: p for p in world.passages}, config, budget=BUDGET,
                                                   observable=getattr(args, "observable_chain", False),
                                                   spans=getattr(args, "span_teacher", False)))

@@ -71,6 +71,9 @@ def _args() -> argparse.Namespace:
                              "test split, to see what a real-trained searcher kept of the world.")
     parser.add_argument("--warmstart-questions", type=int, default=400)
     parser.add_argument("--warmstart-steps", type=int, default=60, help="Optimiser steps (4 trajectories each).")
+    parser.add_argument("--warmstart-splits", default="train",
+                        help="Splits whose questions (--warmstart-questions of each) the warm start learns from: "
+                             "train,dev for a final searcher, once dev has chosen its recipe; never test.")
     parser.add_argument("--warmstart-dir", type=Path, default=None,
                         help="The warm start's folder (default <out>/warmstart): a second warm start (other "
                              "--warmstart-questions or --warmstart-epochs) goes in its own.")
@@ -147,6 +150,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--no-write", action="store_true", help="Do not write docs/.")
     args = parser.parse_args()
     args.out = args.out or REPO / "runs" / ("train-real-quick" if args.quick else "train-real")
+    args.warmstart_splits = tuple(_names(args.warmstart_splits))
+    if not args.warmstart_splits or set(args.warmstart_splits) - {"train", "dev"}:
+        parser.error(f"--warmstart-splits: train and/or dev, got {','.join(args.warmstart_splits)!r}")
     if args.quick:
         args.warmstart_questions, args.warmstart_steps, args.ppo_steps, args.batch_size = 2, 1, 1, 2
         args.dev_limit, args.test_limit, args.world_limit, args.rl_minutes, args.no_write = 2, 2, 2, 0.0, True

@@ -160,3 +160,14 @@ def test_train_real_world_stage_adds_its_rules_beside_the_earlier_ones(tmp_path,
         "fill": {"earlier": True}, "fill-spans": {"methods": {}, "paired": {}, "of": ["fill-spans"]}}
     with pytest.raises(SystemExit, match="--world-rules"):
         train_real.world_stage(argparse.Namespace(**{**vars(args), "world_rules": "fill,bogus"}), "http://x")
+
+
+def test_train_real_warm_start_never_learns_from_the_test_split(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import train_real
+
+    monkeypatch.setattr(sys, "argv", ["train_real.py", "--warmstart-splits", "train, dev"])
+    assert train_real._args().warmstart_splits == ("train", "dev")
+    monkeypatch.setattr(sys, "argv", ["train_real.py", "--warmstart-splits", "train,test"])
+    with pytest.raises(SystemExit):
+        train_real._args()
