@@ -159,6 +159,14 @@ def _args() -> argparse.Namespace:
     return args
 
 
+def _shown_path(path: Path | None) -> str | None:
+    """``path`` as a record shows it: relative to the repository where it lies inside it."""
+    if path is None:
+        return None
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
 def _names(text: str) -> list[str]:
     """The items of a comma-separated option, blanks dropped."""
     return [name.strip() for name in text.split(",") if name.strip()]
@@ -454,8 +462,8 @@ def main() -> None:
                if sum(row.method == m for row in rows) < args.test_limit]
     summary = summarize_rows(rows, "real-test") | {"generator_ceiling": ceiling}
     summary["settings"] = {"search": SEARCH, "turn_tokens": TURN_TOKENS, "budget": BUDGET, "constrained": True,
-                           "rule": rule, "fill_context": "fill" in rule.split("-"), "variant": args.variant,
-                           "algorithm": args.algorithm,
+                           "rule": rule, "fill_context": "fill" in rule.split("-"),
+                           **({} if args.trained_adapter else {"variant": args.variant, "algorithm": args.algorithm}),
                            "generator": "SmolLM2-135M-Instruct (llama.cpp)", "genacc": "span match",
                            "split": "test", "sample": "World.sample('test', --test-limit, seed=0)",
                            "data": json.loads((args.data / "world.json").read_text())["sources"]}
@@ -467,6 +475,8 @@ def main() -> None:
         return
     if args.no_write:
         return
+    summary["settings"]["adapters"] = {name: _shown_path(path)      # the searchers this record is of
+                                       for name, path in _policies(args, list(TEST_POLICIES)).items()}
     DOCS.mkdir(parents=True, exist_ok=True)
     (DOCS / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     from _report import write_section
