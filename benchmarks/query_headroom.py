@@ -17,8 +17,12 @@ On the real split (``runs/realqa`` from ``s3 data``), dense retrieval, a 3-docum
   ``train_real.py --stage dev`` (rows in ``docs/train-real/rows/eval-<split>-spans-<name>.jsonl``, method
   ``--name``).
 
+* ``--target-ties`` (only this): of the questions whose first search could bring a missing supporting passage, how
+  many have a single read name that ranks it highest: how many span targets a teacher could give per question.
+
 Run: ``python benchmarks/query_headroom.py [--adapter s3_agents/data/searchers/real --name ws-spans]
-[--rank-adapter s3_agents/data/searchers/real]``.
+[--rank-adapter s3_agents/data/searchers/real]``, ``python benchmarks/query_headroom.py --target-ties --split train
+--limit 677``.
 """
 
 from __future__ import annotations
@@ -81,6 +85,26 @@ def headroom(questions: list[dict[str, Any]], dense: Any) -> dict[str, float]:
         hits["span closest to the question"] += each[int(np.argmax(embed.embed_passages(spans) @ question))]
         hits["span whose new document is closest"] += each[_closest_new(embed, question, first, results)]
     return {name: round(100 * n / len(questions), 1) for name, n in hits.items()}
+
+
+def target_ties(questions: list[dict[str, Any]], dense: Any, k: int = 5) -> dict[str, int]:
+    """How many span targets a first search could have: of the questions whose initial top 3 lacks a passage of
+    the chain's last 3 hops (the ones the span teacher keeps), those where a read name retrieves one within its
+    ``k`` results, and those where a single name ranks it highest (the rest tie)."""
+    from s3_agents.protocol import candidate_spans
+
+    out = dict.fromkeys(("need a search", "some read name retrieves a missing passage", "a single best name"), 0)
+    for q in questions:
+        first = dense.search([q["question"]], 3)[0]
+        wanted = {hop["passage_id"] for hop in q["chain"][-BUDGET:]} - {p.id for p in first}
+        spans = candidate_spans(q["question"], [(p.title or "", p.text) for p in first]) if wanted else []
+        out["need a search"] += bool(wanted)
+        ranks = [next((r for r, p in enumerate(found) if p.id in wanted), None)
+                 for found in (dense.search(spans, k) if spans else [])]
+        ranks = [r for r in ranks if r is not None]
+        out["some read name retrieves a missing passage"] += bool(ranks)
+        out["a single best name"] += bool(ranks) and ranks.count(min(ranks)) == 1
+    return out
 
 
 # The searcher's first turn when it keeps the first document and searches, up to the query's text.
@@ -155,6 +179,8 @@ def main() -> None:
     parser.add_argument("--name", default="ws-spans", help="the searcher's method name in the rows")
     parser.add_argument("--rank-adapter", type=Path, help="also rank the spans by this searcher's likelihood")
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "train-real")
+    parser.add_argument("--target-ties", action="store_true",
+                        help="only count the questions whose first search has one best read name (target_ties)")
     args = parser.parse_args()
 
     from s3_agents.retrievers import load_retriever
@@ -162,6 +188,10 @@ def main() -> None:
 
     world, dense = load_world(args.data), load_retriever(args.data / "index-dense")
     questions = world.sample(args.split, args.limit)
+    if args.target_ties:
+        for name, count in target_ties(questions, dense).items():
+            print(f"{args.split}, {len(questions)} questions: {name}: {count}")
+        return
     print(f"| {args.split}, {len(questions)} questions | answer in context |\n|---|---:|")
     table = headroom(questions, dense)
     if args.rank_adapter is not None:

@@ -171,3 +171,34 @@ def test_train_real_warm_start_never_learns_from_the_test_split(monkeypatch) -> 
     monkeypatch.setattr(sys, "argv", ["train_real.py", "--warmstart-splits", "train,test"])
     with pytest.raises(SystemExit):
         train_real._args()
+
+
+def test_query_headroom_counts_questions_with_a_single_best_span_target(monkeypatch) -> None:
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import query_headroom
+
+    from s3_agents.types import Passage
+
+    docs = {i: Passage(id=i, title=t, text=x) for i, t, x in [
+        ("a", "Pramod Bhasin", "Pramod Bhasin founded Genpact with Jack Welch."), ("b", "Other", "Nothing here."),
+        ("c", "Third", "Filler."), ("g", "Genpact", "Genpact is in Gurgaon."), ("w", "Jack Welch", "Jack Welch.")]}
+    hits = {"Genpact": "gwbca", "Jack Welch": "wgbca", "Nothing": "bcawg"}    # each span's ranking, by id
+
+    class Dense:
+        def search(self, queries, k):
+            return [[docs[i] for i in hits.get(q, "abcgw")[:k]] for q in queries]
+
+    def question(chain_ids, text="Who founded the company Pramod Bhasin led?"):
+        return {"question": text, "chain": [{"passage_id": i} for i in chain_ids]}
+
+    counts = query_headroom.target_ties(
+        [question("ag"),                        # Genpact ranks the missing passage first, Jack Welch second: one best
+         question("ab"),                        # nothing missing from the initial top 3: no search needed
+         question("aw")],                       # Jack Welch first; Genpact second
+        Dense(), k=5)
+    assert counts == {"need a search": 2, "some read name retrieves a missing passage": 2, "a single best name": 2}
+    hits["Jack Welch"] = "gwbca"                # now both names rank it first: a tie
+    assert query_headroom.target_ties([question("ag")], Dense(), k=5)["a single best name"] == 0
+    assert query_headroom.target_ties([question("ag")], Dense(), k=1)["some read name retrieves a missing passage"] == 1
+    hits.update({"Genpact": "bcagw", "Jack Welch": "bcagw"})
+    assert query_headroom.target_ties([question("ag")], Dense(), k=3)["some read name retrieves a missing passage"] == 0
