@@ -484,7 +484,10 @@ def main() -> None:
     write_section("train-real", "\n".join([
         "## A searcher trained on real questions vs naive RAG (`benchmarks/train_real.py`)", "",
         f"{summary['methods']['naive-rag']['n']} questions of the real test split (HotpotQA dev questions kept out of "
-        "training and tuning), equal 3-document budget; details in [training.md](training.md).", "", body, "",
+        f"training and tuning), equal 3-document budget, budget rule `{rule}`; details in "
+        "[training.md](training.md). Searchers (SmolLM2-135M-Instruct and a LoRA adapter): "
+        + "; ".join(f"{name}: `{path}`" if path else f"{name}: no adapter"
+                    for name, path in summary["settings"]["adapters"].items()) + ".", "", body, "",
         f"Command: `python {' '.join(sys.argv)}`"]))
 
 
