@@ -135,7 +135,8 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--test-policies", default=",".join(TEST_POLICIES),
                         help="Searchers of this test-stage invocation (rows are kept, so the stage can run in parts: "
                              "the baselines first, the trained searcher once dev has chosen it); the summary and "
-                             "docs are written when all of untrained, world, warmstart and trained have rows.")
+                             "docs are written when all of untrained, world, warmstart and trained have rows. A "
+                             "NAME=ADAPTER_DIR here joins the record beside them.")
     parser.add_argument("--world-policies", default="world,trained",
                         help="Searchers of the world stage (names as --policies).")
     parser.add_argument("--world-rules", default="fill",
@@ -455,11 +456,12 @@ def main() -> None:
         ceiling = generator_ceiling(args, world, "test", args.test_limit, server.url)
     from s3_agents.evaluation.runner import ResultsFile
 
-    wanted = {"naive-rag", "naive-rag-bm25", *TEST_POLICIES}     # every part's rows, not only this invocation's
+    # every part's rows, not only this invocation's, and beside the four any NAME=ADAPTER_DIR this one names
+    extra = [name for name in _names(args.test_policies) if name.partition("=")[0] not in TEST_POLICIES]
+    wanted = ["naive-rag", "naive-rag-bm25", *TEST_POLICIES, *(name.partition("=")[0] for name in extra)]
     rows = [row for row in ResultsFile(_results(args, f"eval-test/{rule}")).finalize()
             if row.method in wanted]
-    missing = [m for m in sorted(wanted, key=ORDER.index)
-               if sum(row.method == m for row in rows) < args.test_limit]
+    missing = [m for m in wanted if sum(row.method == m for row in rows) < args.test_limit]
     summary = summarize_rows(rows, "real-test") | {"generator_ceiling": ceiling}
     summary["settings"] = {"search": SEARCH, "turn_tokens": TURN_TOKENS, "budget": BUDGET, "constrained": True,
                            "rule": rule, "fill_context": "fill" in rule.split("-"),
@@ -476,7 +478,7 @@ def main() -> None:
     if args.no_write:
         return
     summary["settings"]["adapters"] = {name: _shown_path(path)      # the searchers this record is of
-                                       for name, path in _policies(args, list(TEST_POLICIES)).items()}
+                                       for name, path in _policies(args, [*TEST_POLICIES, *extra]).items()}
     DOCS.mkdir(parents=True, exist_ok=True)
     (DOCS / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     from _report import write_section
