@@ -92,6 +92,7 @@ def target_ties(questions: list[dict[str, Any]], dense: Any, k: int = 5) -> dict
     the chain's last 3 hops (the ones the span teacher keeps), those where a read name retrieves one within its
     ``k`` results, and those where a single name ranks it highest (the rest tie)."""
     from s3_agents.protocol import candidate_spans
+    from s3_agents.training.trajectories import span_ranks
 
     out = dict.fromkeys(("need a search", "some read name retrieves a missing passage", "a single best name"), 0)
     for q in questions:
@@ -99,9 +100,7 @@ def target_ties(questions: list[dict[str, Any]], dense: Any, k: int = 5) -> dict
         wanted = {hop["passage_id"] for hop in q["chain"][-BUDGET:]} - {p.id for p in first}
         spans = candidate_spans(q["question"], [(p.title or "", p.text) for p in first]) if wanted else []
         out["need a search"] += bool(wanted)
-        ranks = [next((r for r, p in enumerate(found) if p.id in wanted), None)
-                 for found in (dense.search(spans, k) if spans else [])]
-        ranks = [r for r in ranks if r is not None]
+        ranks = [r for r in span_ranks(dense, spans, wanted, k) if r is not None]
         out["some read name retrieves a missing passage"] += bool(ranks)
         out["a single best name"] += bool(ranks) and ranks.count(min(ranks)) == 1
     return out

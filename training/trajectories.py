@@ -34,8 +34,9 @@ from s3_agents.training.agent_loop import S3AgentLoop
 from s3_agents.training.policy import turn_closing_ids
 from s3_agents.types import Passage
 
-__all__ = ["Trajectory", "ChainTeacher", "seen_words", "is_observable", "ReplayServer", "replay", "chain_trajectories",
-           "teacher_trajectories", "best_of_k_trajectories", "write_trajectories", "read_trajectories"]
+__all__ = ["Trajectory", "ChainTeacher", "seen_words", "is_observable", "span_ranks", "ReplayServer", "replay",
+           "chain_trajectories", "teacher_trajectories", "best_of_k_trajectories", "write_trajectories",
+           "read_trajectories"]
 
 # Words a searcher may write without having read them: question words, auxiliaries, prepositions, articles.
 _FREE_WORDS = frozenset("a an the of in on at to for by with from and or is are was were be been did does do has "
@@ -107,6 +108,14 @@ def is_observable(query: str, seen: set[str]) -> bool:
     is in ``seen``. An oracle query naming an entity the searcher has not yet seen (the answer of the hop it has not
     searched) is not."""
     return _words(query) - _FREE_WORDS <= seen
+
+
+def span_ranks(retriever: Retriever, spans: Sequence[str], wanted: set[str], k: int) -> list[int | None]:
+    """For each of ``spans`` searched as a query, the rank of its first result among ``wanted`` passage ids
+    (``None``: none in its ``k`` results): how well each read name serves :class:`ChainTeacher`'s span target."""
+    if not spans:
+        return []
+    return [next((r for r, p in enumerate(found) if p.id in wanted), None) for found in retriever.search(spans, k)]
 
 
 class ChainTeacher:
@@ -183,8 +192,7 @@ class ChainTeacher:
         if not spans:
             return None
         best: tuple[int, str] | None = None
-        for span, passages in zip(spans, retriever.search(spans, self.config.search_k)):
-            rank = next((r for r, p in enumerate(passages) if p.id in wanted), None)
+        for span, rank in zip(spans, span_ranks(retriever, spans, wanted, self.config.search_k)):
             if rank is not None and (best is None or rank < best[0]):
                 best = (rank, span)
         return best[1] if best else None
