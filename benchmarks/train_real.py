@@ -160,6 +160,14 @@ def _args() -> argparse.Namespace:
     return args
 
 
+def _rules(text: str, option: str) -> tuple[str, ...]:
+    """The budget rules of a comma-separated ``option`` (some of :data:`RULES`, at least one)."""
+    rules = tuple(_names(text))
+    if not rules or set(rules) - set(RULES):
+        raise SystemExit(f"{option}: some of {', '.join(RULES)}, got {text!r}")
+    return rules
+
+
 def _shown_path(path: Path | None) -> str | None:
     """``path`` as a record shows it: relative to the repository where it lies inside it."""
     if path is None:
@@ -396,9 +404,7 @@ def world_stage(args: argparse.Namespace, generator_url: str) -> None:
     from s3_agents.locks import write_atomic
     from s3_agents.worlds import default_world_dir, load_world
 
-    rules = tuple(_names(args.world_rules))
-    if not rules or set(rules) - set(RULES):
-        raise SystemExit(f"--world-rules: some of {', '.join(RULES)}, got {args.world_rules!r}")
+    rules = _rules(args.world_rules, "--world-rules")
     toy = load_world(default_world_dir())
     by_rule = evaluate_split(args, toy, "test", args.world_limit, _policies(args, _names(args.world_policies)),
                              generator_url, rules, index=index_stage(args, toy), dataset="world-test")
@@ -438,9 +444,7 @@ def main() -> None:
                       temperature=args.temperature, drop_uniform_groups=args.drop_uniform_groups,
                       initial_k=args.initial_k, query_spans=args.query_spans, actor_lr=args.actor_lr)
         if args.stage in ("dev", "all"):
-            names, rules = _names(args.policies), tuple(_names(args.dev_rules))
-            if not rules or set(rules) - set(RULES):
-                raise SystemExit(f"--dev-rules: some of {', '.join(RULES)}, got {args.dev_rules!r}")
+            names, rules = _names(args.policies), _rules(args.dev_rules, "--dev-rules")
             by_rule = evaluate_split(args, world, "dev", args.dev_limit, _policies(args, names), server.url, rules)
             ceiling = generator_ceiling(args, world, "dev", args.dev_limit, server.url)
             print(f"generator ceiling (the supporting passages alone), dev: {ceiling}")
